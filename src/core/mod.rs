@@ -1,0 +1,6 @@
+//! The pure core: no I/O, no clock. Time comes in as arguments.
+pub mod event;
+pub mod hook;
+pub mod template;
+pub mod var;
+pub mod wire;

@@ -1,0 +1,278 @@
+//! The socket wire format, version 1: one line per request, one line per reply.
+//!
+//! ```text
+//! request = "EN1" SP verb *(SP key "=" value) LF      ; at most MSG_CAP bytes with the LF
+//! verb    = transition verb | event key or alias | "status" | "ping" | "reload"
+//! value   = percent-encoded UTF-8 (%XX for space, %, &, =, non-ASCII, ...)
+//! reply   = "OK" [SP detail] LF | "ERR" SP code SP reason LF
+//! ```
+//! `status` answers with `OK`, then `key value` lines, then an empty line.
+
+use super::hook::{parse_kind, Kind, KindError, Msg};
+use super::var::{Var, VALUE_CAP};
+use heapless::String;
+
+/// Longest request line, including its LF.
+#[cfg(not(test))]
+pub const MSG_CAP: usize = 4096;
+#[cfg(test)]
+pub const MSG_CAP: usize = 512;
+
+/// The protocol version word that starts every request.
+pub const VERSION: &str = "EN1";
+
+/// A parsed request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    Msg(Msg),
+    Status,
+    Ping,
+    Reload,
+}
+
+/// Why a request was refused. Each has a stable code for the `ERR` reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("request longer than the {MSG_CAP}-byte limit")]
+    TooLong,
+    #[error("request is not valid UTF-8")]
+    NotUtf8,
+    #[error("request does not start with the version word EN1")]
+    BadVersion,
+    #[error("no verb")]
+    NoVerb,
+    #[error("unknown verb or event name")]
+    UnknownVerb,
+    #[error("this verb needs state=")]
+    MissingState,
+    #[error("bad state= value for this verb")]
+    BadState,
+    #[error("field without '='")]
+    NoEquals,
+    #[error("unknown field name")]
+    UnknownField,
+    #[error("bad percent-encoding in a value")]
+    BadEscape,
+    #[error("control character in the request")]
+    Control,
+}
+
+impl WireError {
+    /// Short stable code used in `ERR` replies and the refused counters.
+    pub const fn code(self) -> &'static str {
+        match self {
+            WireError::TooLong => "too-long",
+            WireError::NotUtf8 => "not-utf8",
+            WireError::BadVersion => "bad-version",
+            WireError::NoVerb => "no-verb",
+            WireError::UnknownVerb => "unknown-verb",
+            WireError::MissingState => "missing-state",
+            WireError::BadState => "bad-state",
+            WireError::NoEquals => "no-equals",
+            WireError::UnknownField => "unknown-field",
+            WireError::BadEscape => "bad-escape",
+            WireError::Control => "control-char",
+        }
+    }
+}
+
+impl From<KindError> for WireError {
+    fn from(e: KindError) -> Self {
+        match e {
+            KindError::UnknownVerb => WireError::UnknownVerb,
+            KindError::MissingState => WireError::MissingState,
+            KindError::BadState => WireError::BadState,
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes `src` into `dst` (cut at capacity on a UTF-8 boundary).
+fn decode_into(src: &str, dst: &mut String<VALUE_CAP>) -> Result<(), WireError> {
+    let mut buf = heapless::Vec::<u8, { VALUE_CAP + 4 }>::new();
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let byte = if b[i] == b'%' {
+            let hi = b
+                .get(i + 1)
+                .copied()
+                .and_then(hex)
+                .ok_or(WireError::BadEscape)?;
+            let lo = b
+                .get(i + 2)
+                .copied()
+                .and_then(hex)
+                .ok_or(WireError::BadEscape)?;
+            i += 3;
+            hi << 4 | lo
+        } else {
+            i += 1;
+            b[i - 1]
+        };
+        if buf.push(byte).is_err() {
+            break; // over capacity: the value is cut below
+        }
+    }
+    // Cut to a valid UTF-8 prefix no longer than the capacity.
+    let valid = match core::str::from_utf8(&buf) {
+        Ok(s) => s,
+        Err(e) if buf.len() > VALUE_CAP && e.valid_up_to() >= VALUE_CAP.saturating_sub(3) => {
+            core::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or("")
+        }
+        Err(_) => return Err(WireError::NotUtf8),
+    };
+    super::var::set_truncated(dst, valid);
+    Ok(())
+}
+
+/// Parses one request line (with or without its trailing LF / CRLF).
+///
+/// ```
+/// use event_notify::core::wire::{parse_request, Request};
+/// use event_notify::{Kind, Var};
+/// let r = parse_request(b"EN1 incoming_call call_id=a84b remote=1002 display_remote=Bob%20%26%20Alice\n").unwrap();
+/// let Request::Msg(m) = r else { panic!() };
+/// assert_eq!(m.vars.get(Var::DisplayRemote), "Bob & Alice");
+/// ```
+pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
+    if line.len() > MSG_CAP {
+        return Err(WireError::TooLong);
+    }
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = core::str::from_utf8(line).map_err(|_| WireError::NotUtf8)?;
+    if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(WireError::Control);
+    }
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    if words.next() != Some(VERSION) {
+        return Err(WireError::BadVersion);
+    }
+    let verb = words.next().ok_or(WireError::NoVerb)?;
+    match verb {
+        "status" => return Ok(Request::Status),
+        "ping" => return Ok(Request::Ping),
+        "reload" => return Ok(Request::Reload),
+        _ => {}
+    }
+    let mut state: Option<&str> = None;
+    let mut elsewhere = false;
+    let mut msg = Msg::new(Kind::Boot);
+    let mut value = String::<VALUE_CAP>::new();
+    for field in words {
+        let (key, raw) = field.split_once('=').ok_or(WireError::NoEquals)?;
+        match key {
+            "state" => state = Some(raw),
+            "elsewhere" => elsewhere = matches!(raw, "1" | "true" | "yes"),
+            "reason" => {
+                decode_into(raw, &mut value)?;
+                elsewhere |= reason_is_elsewhere(&value);
+            }
+            _ => {
+                let var = Var::from_name(key).ok_or(WireError::UnknownField)?;
+                decode_into(raw, &mut value)?;
+                msg.vars.set(var, &value);
+            }
+        }
+    }
+    msg.kind = parse_kind(verb, state)?;
+    msg.answered_elsewhere = elsewhere;
+    Ok(Request::Msg(msg))
+}
+
+/// Does a SIP `Reason` header value say the call was completed elsewhere (`cause=200`)?
+pub fn reason_is_elsewhere(reason: &str) -> bool {
+    let r = reason.as_bytes();
+    r.windows(9).any(|w| w.eq_ignore_ascii_case(b"cause=200"))
+        || r.windows(23)
+            .any(|w| w.eq_ignore_ascii_case(b"call completed elsewher"))
+}
+
+/// Writes `value` percent-encoded for the wire (every byte outside RFC 3986 unreserved).
+pub fn encode_value(value: &str, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+    super::template::percent_encode(value, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hook::{CallState, Kind};
+    use crate::Event;
+
+    #[test]
+    fn parses_transitions_and_direct_events() {
+        let Request::Msg(m) =
+            parse_request(b"EN1 call state=incoming call_id=x1 remote=1002\r\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(m.kind, Kind::Call(CallState::Incoming));
+        assert_eq!(m.vars.get(Var::CallId), "x1");
+        let Request::Msg(m) = parse_request(b"EN1 call_established call-id=x2").unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.kind, Kind::Direct(Event::EstablishCall));
+        assert_eq!(m.vars.get(Var::CallId), "x2");
+        assert_eq!(parse_request(b"EN1 status\n"), Ok(Request::Status));
+    }
+
+    #[test]
+    fn refuses_malformed_requests() {
+        let cases: &[(&[u8], WireError)] = &[
+            (b"", WireError::BadVersion),
+            (b"EN2 boot", WireError::BadVersion),
+            (b"EN1", WireError::NoVerb),
+            (b"EN1 ringing", WireError::UnknownVerb),
+            (b"EN1 call call_id=1", WireError::MissingState),
+            (b"EN1 call state=maybe", WireError::BadState),
+            (b"EN1 dnd_on remote", WireError::NoEquals),
+            (b"EN1 dnd_on colour=red", WireError::UnknownField),
+            (b"EN1 dnd_on remote=%zz", WireError::BadEscape),
+            (b"EN1 dnd_on remote=%", WireError::BadEscape),
+            (b"EN1 dnd_on remote=%ff", WireError::NotUtf8),
+            (b"EN1 dnd_on\x00", WireError::Control),
+            (b"EN1 \xff", WireError::NotUtf8),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_request(input),
+                Err(*want),
+                "{:?}",
+                String::<64>::try_from(core::str::from_utf8(input).unwrap_or("?"))
+            );
+        }
+        let long = [b'a'; MSG_CAP + 1];
+        assert_eq!(parse_request(&long), Err(WireError::TooLong));
+    }
+
+    #[test]
+    fn long_values_are_cut_not_refused() {
+        let mut line = std::string::String::from("EN1 dnd_on remote=");
+        for _ in 0..VALUE_CAP {
+            line.push_str("%C3%BC"); // ü
+        }
+        let Request::Msg(m) = parse_request(line.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.vars.get(Var::Remote).len(), VALUE_CAP);
+    }
+
+    #[test]
+    fn reason_cause_200_means_elsewhere() {
+        let Request::Msg(m) =
+            parse_request(b"EN1 call state=ended call_id=1 reason=SIP%3Bcause%3D200%3Btext%3D%22Call%20completed%20elsewhere%22").unwrap()
+        else {
+            panic!()
+        };
+        assert!(m.answered_elsewhere);
+    }
+}

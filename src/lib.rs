@@ -1,0 +1,15 @@
+//! event-notify: phone events to HTTP requests, for desk-phone firmware.
+//!
+//! Read it top-down:
+//! - [`core`]: the pure engine — events, variables, templates, config model, the state tracker
+//!   that derives the twenty events from SIP/UI transitions, the bounded outbox and the retry
+//!   schedule. No I/O, no clock: the caller passes `now` in.
+//! - the daemon layer: the Unix socket, signals, config reload, HTTP delivery (the only module
+//!   that knows ureq), the `listen` receiver.
+
+pub mod core;
+
+pub use crate::core::event::Event;
+pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};
+pub use crate::core::template::{Credentials, Encoding, Template};
+pub use crate::core::var::{Var, Vars};
