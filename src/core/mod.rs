@@ -1,4 +1,5 @@
 //! The pure core: no I/O, no clock. Time comes in as arguments.
+pub mod config;
 pub mod event;
 pub mod hook;
 pub mod template;

@@ -1,0 +1,636 @@
+//! The configuration model (what the Event Notify page saves) and its validation.
+//!
+//! Loading never stops at the first problem: every problem is collected with its place
+//! (`events.incoming_call.url: column 17: ...`) so `check` can report them all. This is the only
+//! module that knows serde.
+
+use super::event::Event;
+use super::template::{Credentials, Encoding, Template, CRED_CAP};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Largest config file accepted, in bytes.
+pub const CONFIG_FILE_CAP: usize = 64 * 1024;
+
+/// HTTP method of a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// What one event sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventConfig {
+    pub enabled: bool,
+    pub method: Method,
+    pub url: Template,
+    pub body: Option<Template>,
+    /// How values are encoded in the body.
+    pub body_encoding: Encoding,
+    pub content_type: &'static str,
+    /// From the URL's userinfo, or the per-event username/password (which win).
+    pub credentials: Option<Credentials>,
+}
+
+/// Delivery settings. Every one has a default, so a config with only `events` works.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub connect_timeout_ms: u32,
+    /// Whole request, connect included.
+    pub timeout_ms: u32,
+    /// Attempts per notification, the first included; 0 = until delivered (bounded by the outbox).
+    pub attempts: u32,
+    pub backoff_initial_ms: u32,
+    pub backoff_max_ms: u32,
+    /// How long SIGTERM waits for the outbox to drain.
+    pub shutdown_flush_ms: u32,
+    /// Extra CA certificates (PEM) trusted for https, beside the built-in roots.
+    pub ca_file: Option<String>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            connect_timeout_ms: 2_000,
+            timeout_ms: 5_000,
+            attempts: 8,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 30_000,
+            shutdown_flush_ms: 3_000,
+            ca_file: None,
+        }
+    }
+}
+
+/// Device settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Device {
+    /// Interface whose address and MAC give `$phone_ip` and `$mac` (else the board's).
+    pub interface: Option<String>,
+    /// `$language`.
+    pub language: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub events: [Option<EventConfig>; Event::COUNT],
+    pub delivery: Delivery,
+    pub device: Device,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            events: [const { None }; Event::COUNT],
+            delivery: Delivery::default(),
+            device: Device::default(),
+        }
+    }
+}
+
+/// One problem found in a config, with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// `events.incoming_call.url`, `delivery.attempts`, or `` for the whole file.
+    pub place: String,
+    pub message: String,
+    /// Warnings do not make the config invalid.
+    pub warning: bool,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = if self.warning { "warning" } else { "error" };
+        if self.place.is_empty() {
+            write!(f, "{level}: {}", self.message)
+        } else {
+            write!(f, "{level}: {}: {}", self.place, self.message)
+        }
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn error(&mut self, place: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            place: place.into(),
+            message: message.into(),
+            warning: false,
+        });
+    }
+    fn warn(&mut self, place: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            place: place.into(),
+            message: message.into(),
+            warning: true,
+        });
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Where a JSON syntax error is, as `line L column C`.
+fn syntax_place(e: &serde_json::Error) -> String {
+    format!("line {} column {}", e.line(), e.column())
+}
+
+impl Config {
+    /// Parses and validates a config. `Ok` carries the config and its warnings; `Err` every
+    /// problem (errors and warnings).
+    pub fn from_json(text: &str) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+        let mut p = Problems(Vec::new());
+        if text.len() > CONFIG_FILE_CAP {
+            p.error("", format!("file larger than {CONFIG_FILE_CAP} bytes"));
+            return Err(p.0);
+        }
+        let root: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                p.error(syntax_place(&e), format!("invalid JSON: {e}"));
+                return Err(p.0);
+            }
+        };
+        let Value::Object(root) = root else {
+            p.error(
+                "",
+                format!("the config must be a JSON object, not {}", type_name(&root)),
+            );
+            return Err(p.0);
+        };
+        let mut cfg = Config::default();
+        for (k, v) in &root {
+            match k.as_str() {
+                "events" => parse_events(v, &mut cfg, &mut p),
+                "delivery" => parse_delivery(v, &mut cfg.delivery, &mut p),
+                "device" => parse_device(v, &mut cfg.device, &mut p),
+                other => p.error(other, "unknown setting (expected events, delivery, device)"),
+            }
+        }
+        if !root.contains_key("events") {
+            p.warn("events", "no events configured: nothing will be sent");
+        }
+        if p.0.iter().any(|x| !x.warning) {
+            Err(p.0)
+        } else {
+            Ok((cfg, p.0))
+        }
+    }
+
+    pub fn event(&self, e: Event) -> Option<&EventConfig> {
+        self.events[e.index()].as_ref().filter(|c| c.enabled)
+    }
+}
+
+fn parse_events(v: &Value, cfg: &mut Config, p: &mut Problems) {
+    let Value::Object(map) = v else {
+        p.error(
+            "events",
+            format!("must be an object of event keys, not {}", type_name(v)),
+        );
+        return;
+    };
+    let mut seen: [Option<&str>; Event::COUNT] = [None; Event::COUNT];
+    for (key, val) in map {
+        let place = format!("events.{key}");
+        let Some(ev) = Event::from_name(key) else {
+            p.error(&place, "unknown event (see `event-notify events`)");
+            continue;
+        };
+        if let Some(first) = seen[ev.index()] {
+            p.error(
+                &place,
+                format!("{} is set twice (also as \"{first}\")", ev.key()),
+            );
+            continue;
+        }
+        seen[ev.index()] = Some(key);
+        cfg.events[ev.index()] = parse_event(&place, val, p);
+    }
+}
+
+fn parse_url(place: &str, url: &str, p: &mut Problems) -> Option<(Template, Option<Credentials>)> {
+    match Template::parse_url(url) {
+        Ok((t, c)) => {
+            for (col, word) in t.unknown_vars() {
+                p.warn(
+                    place,
+                    format!("column {col}: unknown variable {word} is sent as typed"),
+                );
+            }
+            Some((t, c))
+        }
+        Err(e) => {
+            p.error(place, e.to_string());
+            None
+        }
+    }
+}
+
+fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> {
+    let obj = match v {
+        Value::Null => return None,
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => {
+            let (url, credentials) = parse_url(&format!("{place}.url"), s, p)?;
+            return Some(EventConfig {
+                enabled: true,
+                method: Method::Get,
+                url,
+                body: None,
+                body_encoding: Encoding::Percent,
+                content_type: FORM,
+                credentials,
+            });
+        }
+        Value::Object(o) => o,
+        other => {
+            p.error(
+                place,
+                format!(
+                    "must be a URL string or an object, not {}",
+                    type_name(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let errors_before = p.0.iter().filter(|x| !x.warning).count();
+    let mut enabled = true;
+    let mut method = Method::Get;
+    let mut url = None;
+    let mut url_creds = None;
+    let mut body_text: Option<&str> = None;
+    let mut ct: Option<&str> = None;
+    let mut user: Option<&str> = None;
+    let mut password: Option<&str> = None;
+    for (k, val) in obj {
+        let fplace = format!("{place}.{k}");
+        let want_str = |p: &mut Problems| -> Option<&str> {
+            match val {
+                Value::String(s) => Some(s.as_str()),
+                other => {
+                    p.error(
+                        &fplace,
+                        format!("must be a string, not {}", type_name(other)),
+                    );
+                    None
+                }
+            }
+        };
+        match k.as_str() {
+            "url" => {
+                if let Some(s) = want_str(p) {
+                    if s.trim().is_empty() {
+                        url = None;
+                    } else if let Some((t, c)) = parse_url(&fplace, s, p) {
+                        url = Some(t);
+                        url_creds = c;
+                    }
+                }
+            }
+            "enabled" => match val {
+                Value::Bool(b) => enabled = *b,
+                other => p.error(&fplace, format!("must be true or false, not {}", type_name(other))),
+            },
+            "method" => {
+                if let Some(s) = want_str(p) {
+                    if s.eq_ignore_ascii_case("get") {
+                        method = Method::Get
+                    } else if s.eq_ignore_ascii_case("post") {
+                        method = Method::Post
+                    } else {
+                        p.error(&fplace, format!("\"{s}\" is not GET or POST"))
+                    }
+                }
+            }
+            "body" => body_text = want_str(p),
+            "content_type" => ct = want_str(p),
+            "username" => user = want_str(p),
+            "password" => password = want_str(p), // never echoed
+            _ => p.error(&fplace, "unknown field (expected url, enabled, method, body, content_type, username, password)"),
+        }
+    }
+    let (content_type, body_encoding) = match ct.map(|s| s.trim()) {
+        None | Some("") | Some("form") | Some("application/x-www-form-urlencoded") => {
+            (FORM, Encoding::Percent)
+        }
+        Some("json") | Some("application/json") => (JSON, Encoding::Json),
+        Some("text") | Some("text/plain") => (TEXT, Encoding::Percent),
+        Some(other) => {
+            p.error(
+                format!("{place}.content_type"),
+                format!("\"{other}\" is not form, json or text"),
+            );
+            (FORM, Encoding::Percent)
+        }
+    };
+    let mut body = None;
+    if let Some(b) = body_text.filter(|b| !b.is_empty()) {
+        if method == Method::Get {
+            p.error(format!("{place}.body"), "a body needs \"method\": \"POST\"");
+        }
+        match Template::parse_body(b) {
+            Ok(t) => {
+                for (col, word) in t.unknown_vars() {
+                    p.warn(
+                        format!("{place}.body"),
+                        format!("column {col}: unknown variable {word} is sent as typed"),
+                    );
+                }
+                body = Some(t)
+            }
+            Err(e) => p.error(format!("{place}.body"), e.to_string()),
+        }
+    }
+    let mut credentials = url_creds;
+    if user.is_some() || password.is_some() {
+        let mut c = Credentials::default();
+        let u = user.unwrap_or("");
+        let pw = password.unwrap_or("");
+        if c.user.push_str(u).is_err() || u.contains(':') {
+            p.error(
+                format!("{place}.username"),
+                format!("longer than {CRED_CAP} bytes or contains ':'"),
+            );
+        }
+        if c.password.push_str(pw).is_err() {
+            p.error(
+                format!("{place}.password"),
+                format!("longer than {CRED_CAP} bytes"),
+            );
+        }
+        if credentials.is_some() {
+            p.warn(
+                format!("{place}.username"),
+                "overrides the user name and password in the URL",
+            );
+        }
+        credentials = Some(c);
+    }
+    let url = url?;
+    if p.0.iter().filter(|x| !x.warning).count() > errors_before {
+        return None;
+    }
+    Some(EventConfig {
+        enabled,
+        method,
+        url,
+        body,
+        body_encoding,
+        content_type,
+        credentials,
+    })
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn number(place: &str, v: &Value, min: u64, max: u64, p: &mut Problems) -> Option<u32> {
+    match v.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Some(n as u32),
+        _ => {
+            p.error(
+                place,
+                format!("must be a whole number from {min} to {max}, not {v}"),
+            );
+            None
+        }
+    }
+}
+
+fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
+    let Value::Object(map) = v else {
+        p.error(
+            "delivery",
+            format!("must be an object, not {}", type_name(v)),
+        );
+        return;
+    };
+    for (k, val) in map {
+        let place = format!("delivery.{k}");
+        let slot = match k.as_str() {
+            "connect_timeout_ms" => {
+                number(&place, val, 1, 60_000, p).map(|n| d.connect_timeout_ms = n)
+            }
+            "timeout_ms" => number(&place, val, 1, 120_000, p).map(|n| d.timeout_ms = n),
+            "attempts" => number(&place, val, 0, 1_000, p).map(|n| d.attempts = n),
+            "backoff_initial_ms" => {
+                number(&place, val, 1, 3_600_000, p).map(|n| d.backoff_initial_ms = n)
+            }
+            "backoff_max_ms" => number(&place, val, 1, 3_600_000, p).map(|n| d.backoff_max_ms = n),
+            "shutdown_flush_ms" => {
+                number(&place, val, 0, 60_000, p).map(|n| d.shutdown_flush_ms = n)
+            }
+            "ca_file" => match val {
+                Value::String(s) if !s.is_empty() => {
+                    d.ca_file = Some(s.clone());
+                    Some(())
+                }
+                other => {
+                    p.error(
+                        &place,
+                        format!("must be a file path, not {}", type_name(other)),
+                    );
+                    None
+                }
+            },
+            _ => {
+                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
+                None
+            }
+        };
+        let _ = slot;
+    }
+    if d.backoff_max_ms < d.backoff_initial_ms {
+        p.error(
+            "delivery.backoff_max_ms",
+            "must not be less than backoff_initial_ms",
+        );
+    }
+    if d.connect_timeout_ms > d.timeout_ms {
+        p.warn(
+            "delivery.connect_timeout_ms",
+            "is longer than timeout_ms, which bounds the whole request",
+        );
+    }
+}
+
+fn parse_device(v: &Value, d: &mut Device, p: &mut Problems) {
+    let Value::Object(map): &Value = v else {
+        p.error("device", format!("must be an object, not {}", type_name(v)));
+        return;
+    };
+    let map: &Map<String, Value> = map;
+    for (k, val) in map {
+        let place = format!("device.{k}");
+        match (k.as_str(), val) {
+            ("interface", Value::String(s))
+                if !s.is_empty() && s.len() < 16 && !s.contains('/') =>
+            {
+                d.interface = Some(s.clone())
+            }
+            ("interface", _) => p.error(
+                &place,
+                "must be an interface name (1 to 15 characters, no '/')",
+            ),
+            ("language", Value::String(s)) if s.len() <= 32 => d.language = Some(s.clone()),
+            ("language", _) => p.error(&place, "must be a string of at most 32 bytes"),
+            _ => p.error(&place, "unknown setting (expected interface, language)"),
+        }
+    }
+}
+
+/// The handset's identity and paths: `board/<model>/board.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub product: String,
+    #[serde(default)]
+    pub hardware_version: String,
+    /// Literal `$program_version`, used when the file below cannot be read.
+    #[serde(default)]
+    pub program_version: String,
+    /// A file holding the firmware version (e.g. `/system/build.prop`).
+    #[serde(default)]
+    pub program_version_file: Option<String>,
+    /// The `key=value` line of that file to read; without it, the file's first line.
+    #[serde(default)]
+    pub program_version_key: Option<String>,
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Default config file for `run` when `--config` is not given.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Default socket path.
+    #[serde(default)]
+    pub socket: Option<String>,
+}
+
+impl Board {
+    pub fn from_json(text: &str) -> Result<Board, String> {
+        serde_json::from_str(text).map_err(|e| format!("{}: {e}", syntax_place(&e)))
+    }
+
+    /// `$program_version` from the contents of `program_version_file`, if it was readable.
+    pub fn program_version_from(&self, file_text: Option<&str>) -> String {
+        let found = file_text.and_then(|t| match &self.program_version_key {
+            Some(key) => t.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            }),
+            None => t.lines().next().map(|l| l.trim().to_string()),
+        });
+        found
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| self.program_version.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_uses_defaults() {
+        let (c, w) =
+            Config::from_json(r#"{"events": {"incoming_call": "10.0.0.1/in?r=$remote"}}"#).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.delivery, Delivery::default());
+        let e = c.event(Event::IncomingCall).unwrap();
+        assert_eq!(e.method, Method::Get);
+        assert!(c.event(Event::OutgoingCall).is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = r#"{"events": {"ringing": "h/x", "incoming_call": "ftp://h",
+            "call_established": "h/x?a=${nope}", "establish_call": "h/y",
+            "terminate_call": {"url": "h/x", "method": "PUT", "colour": 1}},
+            "delivery": {"attempts": -1, "backoff_initial_ms": 10, "backoff_max_ms": 5},
+            "device": {"interface": "this-name-is-too-long"}, "extra": 1}"#;
+        let errs = Config::from_json(text).unwrap_err();
+        let lines: Vec<String> = errs.iter().map(|p| p.to_string()).collect();
+        let want = [
+            "events.ringing: unknown event",
+            "events.incoming_call.url: column 1: scheme",
+            "events.call_established.url: column 7: unknown variable in",
+            "is set twice",
+            "events.terminate_call.method: \"PUT\" is not GET or POST",
+            "events.terminate_call.colour: unknown field",
+            "delivery.attempts: must be a whole number",
+            "delivery.backoff_max_ms: must not be less",
+            "device.interface:",
+            "error: extra: unknown setting",
+        ];
+        for w in want {
+            assert!(
+                lines.iter().any(|l| l.contains(w)),
+                "missing {w:?} in {lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let e = Config::from_json("{\n\"events\": {,}}").unwrap_err();
+        assert!(e[0].place.starts_with("line 2 column"), "{e:?}");
+    }
+
+    #[test]
+    fn per_event_credentials_and_json_body() {
+        let (c, _) = Config::from_json(
+            r#"{"events": {"terminate_call": {"url": "https://crm.example/end", "method": "post",
+                "body": "{\"id\":\"$call_id\"}", "content_type": "json", "username": "phone", "password": "s3cret"}}}"#,
+        )
+        .unwrap();
+        let e = c.event(Event::TerminateCall).unwrap();
+        assert_eq!(e.method, Method::Post);
+        assert_eq!(e.body_encoding, Encoding::Json);
+        assert_eq!(e.credentials.as_ref().unwrap().password.as_str(), "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn warnings_do_not_refuse() {
+        let (_, w) = Config::from_json(r#"{"events": {"dnd_on": "h/x?a=$foo"}}"#).unwrap();
+        assert!(w[0].warning && w[0].message.contains("$foo"), "{w:?}");
+    }
+
+    #[test]
+    fn board_program_version() {
+        let b = Board::from_json(r#"{"product": "GXV3370", "program_version": "1.0.1.28", "program_version_key": "ro.version"}"#).unwrap();
+        assert_eq!(
+            b.program_version_from(Some("a=b\nro.version = 1.0.3.5\n")),
+            "1.0.3.5"
+        );
+        assert_eq!(b.program_version_from(None), "1.0.1.28");
+        assert!(Board::from_json(r#"{"colour": 1}"#).is_err());
+    }
+}
