@@ -3,5 +3,6 @@ pub mod config;
 pub mod event;
 pub mod hook;
 pub mod template;
+pub mod tracker;
 pub mod var;
 pub mod wire;
