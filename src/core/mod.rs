@@ -2,6 +2,7 @@
 pub mod config;
 pub mod event;
 pub mod hook;
+pub mod outbox;
 pub mod template;
 pub mod tracker;
 pub mod var;

@@ -1,0 +1,426 @@
+//! The bounded outbox: notifications waiting to be sent, per-destination order, retry schedule.
+//!
+//! - Capacity [`OUTBOX_CAP`]. When full, the oldest notification that is not being sent right
+//!   now is dropped to make room (the newest state reaches the server); the caller counts it.
+//! - Per destination (scheme + host + port) only the oldest notification is eligible, and at most
+//!   one is in flight: notifications to one destination arrive in the order of their events.
+//!   Destinations never wait on each other.
+
+use super::config::Method;
+use super::event::Event;
+use super::template::{Credentials, BODY_CAP, URL_CAP};
+use heapless::{String, Vec};
+
+/// Notifications held at once (waiting, backing off, or in flight).
+#[cfg(not(test))]
+pub const OUTBOX_CAP: usize = 128;
+#[cfg(test)]
+pub const OUTBOX_CAP: usize = 4;
+
+/// One request to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub event: Event,
+    pub method: Method,
+    pub url: String<URL_CAP>,
+    pub body: String<BODY_CAP>,
+    pub content_type: &'static str,
+    pub credentials: Option<Credentials>,
+    /// Attempts allowed, the first included; 0 = until delivered.
+    pub max_attempts: u32,
+}
+
+impl Notification {
+    pub const fn empty() -> Notification {
+        Notification {
+            event: Event::IncomingCall,
+            method: Method::Get,
+            url: String::new(),
+            body: String::new(),
+            content_type: "",
+            credentials: None,
+            max_attempts: 1,
+        }
+    }
+
+    /// `scheme://host:port` of the URL, the unit of ordering and of keep-alive.
+    pub fn destination(&self) -> &str {
+        destination(&self.url)
+    }
+}
+
+/// The `scheme://authority` prefix of a URL.
+pub fn destination(url: &str) -> &str {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    &url[..end]
+}
+
+fn dest_hash(url: &str) -> u64 {
+    // FNV-1a over the lowercased destination.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in destination(url).bytes() {
+        h ^= b.to_ascii_lowercase() as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    n: Notification,
+    seq: u64,
+    dest: u64,
+    /// Attempts made so far.
+    attempts: u32,
+    due_ms: u64,
+    in_flight: bool,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    n: Notification::empty(),
+    seq: 0,
+    dest: 0,
+    attempts: 0,
+    due_ms: 0,
+    in_flight: false,
+};
+
+/// A notification handed out for sending. `id` comes back with [`Outbox::complete`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: u64,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+}
+
+/// What became of a notification after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Still in the outbox, due again at this time.
+    RetryAt(u64),
+    /// Removed: delivered, refused for good, or out of attempts.
+    Removed,
+}
+
+/// The outbox. Fixed storage: `OUTBOX_CAP` slots and an index array in arrival order.
+pub struct Outbox {
+    slots: [Slot; OUTBOX_CAP],
+    /// Slot indices in arrival (sequence) order.
+    order: Vec<u16, OUTBOX_CAP>,
+    free: Vec<u16, OUTBOX_CAP>,
+    next_seq: u64,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox::new()
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Outbox {
+        let mut free = Vec::new();
+        for i in (0..OUTBOX_CAP as u16).rev() {
+            let _ = free.push(i);
+        }
+        Outbox {
+            slots: [EMPTY_SLOT; OUTBOX_CAP],
+            order: Vec::new(),
+            free,
+            next_seq: 1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.order
+            .iter()
+            .filter(|&&i| self.slots[i as usize].in_flight)
+            .count()
+    }
+
+    /// Queues a notification, due at once. When full, drops the oldest notification that is not
+    /// in flight and returns its event; if every one is in flight, the new one is refused and its
+    /// own event returned.
+    pub fn push(&mut self, n: &Notification, now_ms: u64) -> Option<Event> {
+        let mut dropped = None;
+        if self.free.is_empty() {
+            let victim = self
+                .order
+                .iter()
+                .position(|&i| !self.slots[i as usize].in_flight);
+            match victim {
+                Some(pos) => {
+                    let idx = self.order.remove(pos);
+                    dropped = Some(self.slots[idx as usize].n.event);
+                    let _ = self.free.push(idx);
+                }
+                None => return Some(n.event),
+            }
+        }
+        let Some(idx) = self.free.pop() else {
+            return Some(n.event);
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.n.clone_from(n);
+        slot.seq = self.next_seq;
+        slot.dest = dest_hash(&n.url);
+        slot.attempts = 0;
+        slot.due_ms = now_ms;
+        slot.in_flight = false;
+        self.next_seq += 1;
+        let _ = self.order.push(idx);
+        dropped
+    }
+
+    /// Walks the destination heads in arrival order: `f(slot index)` for the oldest notification
+    /// of each destination that is not in flight and has no older one in flight.
+    fn heads(&self, mut f: impl FnMut(usize) -> bool) {
+        let mut seen = Vec::<u64, OUTBOX_CAP>::new();
+        for &i in &self.order {
+            let s = &self.slots[i as usize];
+            if seen.contains(&s.dest) {
+                continue;
+            }
+            let _ = seen.push(s.dest);
+            if !s.in_flight && f(i as usize) {
+                return;
+            }
+        }
+    }
+
+    /// The next notification to send now, marked in flight; `None` when nothing is due or
+    /// `max_in_flight` are already being sent.
+    pub fn next_due(
+        &mut self,
+        now_ms: u64,
+        max_in_flight: usize,
+    ) -> Option<(Ticket, &Notification)> {
+        if self.in_flight() >= max_in_flight {
+            return None;
+        }
+        let mut found = None;
+        self.heads(|i| {
+            if self.slots[i].due_ms <= now_ms {
+                found = Some(i);
+                true
+            } else {
+                false
+            }
+        });
+        let i = found?;
+        let s = &mut self.slots[i];
+        s.in_flight = true;
+        s.attempts += 1;
+        Some((
+            Ticket {
+                id: s.seq,
+                attempt: s.attempts,
+            },
+            &s.n,
+        ))
+    }
+
+    /// Milliseconds until a notification becomes due (0 = now), or `None` if none is waiting
+    /// (empty, or everything waits behind an attempt in flight).
+    pub fn poll_delay(&self, now_ms: u64, max_in_flight: usize) -> Option<u64> {
+        if self.in_flight() >= max_in_flight {
+            return None;
+        }
+        let mut best: Option<u64> = None;
+        self.heads(|i| {
+            let d = self.slots[i].due_ms.saturating_sub(now_ms);
+            best = Some(best.map_or(d, |b| b.min(d)));
+            d == 0
+        });
+        best
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        self.order
+            .iter()
+            .position(|&i| self.slots[i as usize].seq == id)
+    }
+
+    /// The notification behind a ticket, if it is still there.
+    pub fn get(&self, id: u64) -> Option<&Notification> {
+        self.position(id)
+            .map(|p| &self.slots[self.order[p] as usize].n)
+    }
+
+    /// Ends an attempt. `retry_at` = `Some(t)`: try again at `t` if attempts remain;
+    /// `None`: done (delivered or refused for good). Returns what happened.
+    pub fn complete(&mut self, id: u64, retry_at: Option<u64>) -> Option<(Event, Settled)> {
+        let pos = self.position(id)?;
+        let idx = self.order[pos] as usize;
+        let s = &mut self.slots[idx];
+        s.in_flight = false;
+        let event = s.n.event;
+        if let Some(t) = retry_at {
+            if s.n.max_attempts == 0 || s.attempts < s.n.max_attempts {
+                s.due_ms = t;
+                return Some((event, Settled::RetryAt(t)));
+            }
+        }
+        self.order.remove(pos);
+        let _ = self.free.push(idx as u16);
+        Some((event, Settled::Removed))
+    }
+
+    /// Attempts made for a notification so far.
+    pub fn attempts(&self, id: u64) -> Option<u32> {
+        self.position(id)
+            .map(|p| self.slots[self.order[p] as usize].attempts)
+    }
+}
+
+/// Capped exponential back-off with "equal jitter": after the `failures`-th failure the delay
+/// is `d = min(max, initial * 2^(failures-1))`, and the wait is uniform in `[d/2, d]`
+/// (`rand` supplies the randomness, so the schedule is a pure function).
+///
+/// ```
+/// use event_notify::core::outbox::backoff_ms;
+/// assert_eq!(backoff_ms(500, 30_000, 1, 0), 250);
+/// assert_eq!(backoff_ms(500, 30_000, 3, u32::MAX), 2_000);
+/// assert!(backoff_ms(500, 30_000, 40, 7) <= 30_000);
+/// ```
+pub fn backoff_ms(initial_ms: u32, max_ms: u32, failures: u32, rand: u32) -> u64 {
+    let exp = failures.saturating_sub(1).min(40);
+    let d = (initial_ms as u64)
+        .saturating_mul(1u64 << exp)
+        .min(max_ms as u64);
+    let half = d / 2;
+    let span = d - half + 1;
+    half + if rand == u32::MAX {
+        span - 1
+    } else {
+        rand as u64 % span
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(event: Event, url: &str) -> Notification {
+        let mut n = Notification::empty();
+        n.event = event;
+        n.url = String::try_from(url).unwrap();
+        n.max_attempts = 3;
+        n
+    }
+
+    #[test]
+    fn order_per_destination_and_no_head_of_line_blocking() {
+        let mut o = Outbox::new();
+        o.push(&n(Event::IncomingCall, "http://a:80/1"), 0);
+        o.push(&n(Event::EstablishCall, "http://a:80/2"), 0);
+        o.push(&n(Event::DndOn, "http://b/1"), 0);
+        let (t1, n1) = o.next_due(0, 8).unwrap();
+        assert_eq!(n1.event, Event::IncomingCall);
+        // a's second waits behind its first; b goes on.
+        let (t2, n2) = o.next_due(0, 8).unwrap();
+        assert_eq!(n2.event, Event::DndOn);
+        assert!(o.next_due(0, 8).is_none());
+        assert_eq!(o.poll_delay(0, 8), None);
+        // a fails: retried later, and a/2 still waits behind it.
+        assert_eq!(
+            o.complete(t1.id, Some(1_000)),
+            Some((Event::IncomingCall, Settled::RetryAt(1_000)))
+        );
+        assert!(o.next_due(500, 8).is_none());
+        assert_eq!(o.poll_delay(500, 8), Some(500));
+        let (t3, n3) = o.next_due(1_000, 8).unwrap();
+        assert_eq!((n3.event, t3.attempt), (Event::IncomingCall, 2));
+        o.complete(t3.id, None);
+        o.complete(t2.id, None);
+        let (_, n4) = o.next_due(1_000, 8).unwrap();
+        assert_eq!(n4.event, Event::EstablishCall);
+    }
+
+    #[test]
+    fn attempts_run_out() {
+        let mut o = Outbox::new();
+        o.push(&n(Event::DndOn, "http://a/"), 0);
+        for attempt in 1..=3 {
+            let (t, _) = o.next_due(u64::MAX, 8).unwrap();
+            assert_eq!(t.attempt, attempt);
+            let want = if attempt < 3 {
+                Settled::RetryAt(5)
+            } else {
+                Settled::Removed
+            };
+            assert_eq!(o.complete(t.id, Some(5)).unwrap().1, want);
+        }
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn full_drops_the_oldest_not_in_flight() {
+        let mut o = Outbox::new();
+        let events = [
+            Event::IncomingCall,
+            Event::EstablishCall,
+            Event::HoldCall,
+            Event::ResumeCall,
+        ];
+        for e in events {
+            assert_eq!(o.push(&n(e, "http://a/"), 0), None);
+        }
+        let (t, _) = o.next_due(0, 8).unwrap(); // IncomingCall in flight
+        assert_eq!(
+            o.push(&n(Event::TerminateCall, "http://a/"), 0),
+            Some(Event::EstablishCall)
+        );
+        assert_eq!(o.len(), OUTBOX_CAP);
+        o.complete(t.id, None);
+        let mut got = std::vec::Vec::new();
+        while let Some((t, n)) = o.next_due(0, 8) {
+            got.push(n.event);
+            o.complete(t.id, None);
+        }
+        assert_eq!(
+            got,
+            [Event::HoldCall, Event::ResumeCall, Event::TerminateCall]
+        );
+    }
+
+    #[test]
+    fn in_flight_limit() {
+        let mut o = Outbox::new();
+        o.push(&n(Event::DndOn, "http://a/"), 0);
+        o.push(&n(Event::DndOff, "http://b/"), 0);
+        assert!(o.next_due(0, 1).is_some());
+        assert!(o.next_due(0, 1).is_none());
+        assert_eq!(o.poll_delay(0, 1), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        for f in 1..50 {
+            for r in [0, 1, 12345, u32::MAX] {
+                let d = backoff_ms(200, 5_000, f, r);
+                let full = (200u64 << (f - 1).min(40)).min(5_000);
+                assert!(d >= full / 2 && d <= full, "f={f} r={r} d={d}");
+            }
+        }
+    }
+
+    #[test]
+    fn destinations() {
+        assert_eq!(destination("http://u@h:8080/x?y"), "http://u@h:8080");
+        assert_eq!(destination("https://h?x"), "https://h");
+        assert_eq!(dest_hash("http://H/x"), dest_hash("http://h/y"));
+    }
+}
