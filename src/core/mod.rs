@@ -1,5 +1,6 @@
 //! The pure core: no I/O, no clock. Time comes in as arguments.
 pub mod config;
+pub mod engine;
 pub mod event;
 pub mod hook;
 pub mod outbox;

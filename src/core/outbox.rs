@@ -97,6 +97,16 @@ pub struct Ticket {
     pub attempt: u32,
 }
 
+/// What [`Outbox::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Queued, after dropping the oldest waiting notification (of this event).
+    DroppedOldest(Event),
+    /// Not queued: full, and every notification is in flight.
+    Refused,
+}
+
 /// What became of a notification after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settled {
@@ -151,9 +161,8 @@ impl Outbox {
     }
 
     /// Queues a notification, due at once. When full, drops the oldest notification that is not
-    /// in flight and returns its event; if every one is in flight, the new one is refused and its
-    /// own event returned.
-    pub fn push(&mut self, n: &Notification, now_ms: u64) -> Option<Event> {
+    /// in flight; if every one is in flight, the new one is refused.
+    pub fn push(&mut self, n: &Notification, now_ms: u64) -> Pushed {
         let mut dropped = None;
         if self.free.is_empty() {
             let victim = self
@@ -166,11 +175,11 @@ impl Outbox {
                     dropped = Some(self.slots[idx as usize].n.event);
                     let _ = self.free.push(idx);
                 }
-                None => return Some(n.event),
+                None => return Pushed::Refused,
             }
         }
         let Some(idx) = self.free.pop() else {
-            return Some(n.event);
+            return Pushed::Refused;
         };
         let slot = &mut self.slots[idx as usize];
         slot.n.clone_from(n);
@@ -181,7 +190,10 @@ impl Outbox {
         slot.in_flight = false;
         self.next_seq += 1;
         let _ = self.order.push(idx);
-        dropped
+        match dropped {
+            Some(e) => Pushed::DroppedOldest(e),
+            None => Pushed::Queued,
+        }
     }
 
     /// Walks the destination heads in arrival order: `f(slot index)` for the oldest notification
@@ -376,12 +388,12 @@ mod tests {
             Event::ResumeCall,
         ];
         for e in events {
-            assert_eq!(o.push(&n(e, "http://a/"), 0), None);
+            assert_eq!(o.push(&n(e, "http://a/"), 0), Pushed::Queued);
         }
         let (t, _) = o.next_due(0, 8).unwrap(); // IncomingCall in flight
         assert_eq!(
             o.push(&n(Event::TerminateCall, "http://a/"), 0),
-            Some(Event::EstablishCall)
+            Pushed::DroppedOldest(Event::EstablishCall)
         );
         assert_eq!(o.len(), OUTBOX_CAP);
         o.complete(t.id, None);
