@@ -8,6 +8,7 @@
 //!   that knows ureq), the `listen` receiver.
 
 pub mod core;
+pub mod listen;
 
 pub use crate::core::event::Event;
 pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};
