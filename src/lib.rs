@@ -14,3 +14,7 @@ pub use crate::core::event::Event;
 pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};
 pub use crate::core::template::{Credentials, Encoding, Template};
 pub use crate::core::var::{Var, Vars};
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod logger;

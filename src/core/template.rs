@@ -424,7 +424,10 @@ pub fn percent_encode(value: &str, out: &mut impl Write) -> fmt::Result {
         if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
             continue;
         }
-        out.write_str(&value[run..i])?;
+        // Unreserved bytes are ASCII, so a run never starts inside a character.
+        if run < i {
+            out.write_str(&value[run..i])?;
+        }
         let esc = [b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]];
         // The three bytes are ASCII.
         out.write_str(core::str::from_utf8(&esc).unwrap_or("%3F"))?;

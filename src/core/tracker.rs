@@ -52,6 +52,18 @@ pub enum TrackError {
     AccountTableFull,
 }
 
+impl TrackError {
+    /// Short stable code for replies and logs.
+    pub const fn code(self) -> &'static str {
+        match self {
+            TrackError::NoCallId => "no-call-id",
+            TrackError::UnknownCall => "unknown-call",
+            TrackError::CallTableFull => "call-table-full",
+            TrackError::AccountTableFull => "account-table-full",
+        }
+    }
+}
+
 /// Counters of the tracker, for `status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackStats {

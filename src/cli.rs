@@ -1,0 +1,447 @@
+//! The `event-notify` command line: one binary, subcommands (like busybox).
+//!
+//! Exit codes: 0 success, 1 the input was refused (bad config, unknown event), 2 usage error,
+//! 3 the daemon could not be reached.
+
+use crate::client::{self, Client};
+use crate::core::config::{Board, Config, Method};
+use crate::core::event::Event;
+use crate::core::template::{Encoding, BODY_CAP, URL_CAP};
+use crate::core::var::{Var, Vars};
+use crate::core::wire;
+use crate::daemon::{self, DaemonError};
+use std::path::PathBuf;
+
+pub const OK: i32 = 0;
+pub const REFUSED: i32 = 1;
+pub const USAGE: i32 = 2;
+pub const UNREACHABLE: i32 = 3;
+
+const MAIN_HELP: &str = "\
+event-notify: phone events to HTTP requests (Maintenance > Event Notify)
+
+usage: event-notify COMMAND [ARGS]   (event-notify COMMAND --help for more)
+
+commands:
+  run       --config FILE [--socket PATH] [--board FILE] [--baresip HOST:PORT]   the daemon
+  emit      VERB [key=value ...] [--socket PATH]    hand one event or transition to the daemon
+  expand    --config FILE EVENT [key=value ...]     print the request EVENT would send
+  check     --config FILE                           validate a config
+  status    [--socket PATH]                         the daemon's counters and last results
+  listen    --bind ADDR:PORT                        a receiver that prints each request
+  events                                            the event keys and their aliases
+  variables                                         the $variables and their aliases
+
+exit codes: 0 success, 1 input refused, 2 usage error, 3 daemon unreachable
+";
+
+const RUN_HELP: &str = "\
+usage: event-notify run [--config FILE] [--socket PATH] [--board FILE] [--baresip HOST:PORT]
+
+Runs the daemon. --config defaults to the board's config path. The socket is --socket, else
+$EVENT_NOTIFY_SOCKET, else the board's, else /run/event-notify.sock (mode 0660).
+SIGHUP or a change of the config file reloads it (an invalid file is refused and the running
+config stays). SIGTERM/SIGINT stop after flushing the outbox for up to delivery.shutdown_flush_ms.
+Log level: EVENT_NOTIFY_LOG=error|warn|info|debug|trace (stderr).
+";
+
+const EMIT_HELP: &str = "\
+usage: event-notify emit VERB [key=value ...] [--socket PATH]
+
+VERB is an event key or alias (a direct event), or a transition:
+  call state=incoming|calling|ringing|confirmed|ended call_id=ID [remote= local= display_remote=
+       display_local= active_user= active_host= calldirection= reason= elsewhere=1]
+  register state=registering|ok|failed|off active_user= active_host=
+  media state=held|active call_id=ID     refer state=blind|attended call_id=ID
+  hook state=off|on   dnd state=on|off   forward state=on|off   syslog state=on|off   boot
+Keys are variable names without '$' (see `event-notify variables`). Values may hold any text.
+Exit 0 once the daemon accepted it, 1 refused, 2 usage, 3 daemon unreachable.
+example: event-notify emit incoming_call call_id=a84b4c76 remote=1002 \"display_remote=Bob & Alice\"
+";
+
+const EXPAND_HELP: &str = "\
+usage: event-notify expand --config FILE [--board FILE] EVENT [key=value ...]
+
+Prints the request EVENT would send: first line `METHOD URL`, then the headers and the body
+(passwords masked). key=value sets a variable (name without '$'); device variables come from
+--board and the configured interface. Nothing is sent.
+";
+
+const CHECK_HELP: &str = "\
+usage: event-notify check --config FILE
+
+Validates a config: exit 0 (warnings may be printed), or exit 1 with one line per problem
+and where it is (event key, column in the template).
+";
+
+const STATUS_HELP: &str = "\
+usage: event-notify status [--socket PATH]
+
+Prints the running daemon's counters and each event's last delivery result.
+";
+
+/// Parsed `--flag value` options and positional words.
+struct Args {
+    flags: Vec<(String, String)>,
+    words: Vec<String>,
+    help: bool,
+}
+
+fn parse(args: &[String], with_value: &[&str]) -> Result<Args, String> {
+    let mut a = Args {
+        flags: Vec::new(),
+        words: Vec::new(),
+        help: false,
+    };
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        if x == "--help" || x == "-h" {
+            a.help = true;
+        } else if let Some(name) = x.strip_prefix("--") {
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => {
+                    if !with_value.contains(&name) {
+                        return Err(format!("unknown option --{name}"));
+                    }
+                    let v = it.next().ok_or(format!("--{name} needs a value"))?;
+                    (name.to_string(), v.clone())
+                }
+            };
+            if !with_value.contains(&name.as_str()) {
+                return Err(format!("unknown option --{name}"));
+            }
+            a.flags.push((name, value));
+        } else {
+            a.words.push(x.clone());
+        }
+    }
+    Ok(a)
+}
+
+impl Args {
+    fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn usage(msg: &str, help: &str) -> i32 {
+    eprintln!("event-notify: {msg}\n\n{help}");
+    USAGE
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let Some(cmd) = args.first() else {
+        eprint!("{MAIN_HELP}");
+        return USAGE;
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "run" => run(rest),
+        "emit" => emit(rest),
+        "expand" => expand(rest),
+        "check" => check(rest),
+        "status" => status(rest),
+        "listen" => crate::listen::cli(rest),
+        "events" => list(rest, true),
+        "variables" => list(rest, false),
+        "help" | "--help" | "-h" => {
+            print!("{MAIN_HELP}");
+            OK
+        }
+        "--version" | "version" => {
+            println!("event-notify {}", env!("CARGO_PKG_VERSION"));
+            OK
+        }
+        other => usage(&format!("unknown command {other:?}"), MAIN_HELP),
+    }
+}
+
+fn read_board(path: Option<&str>) -> Result<Board, String> {
+    match path {
+        None => Ok(Board::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("board {p}: {e}"))?;
+            Board::from_json(&text).map_err(|e| format!("board {p}: {e}"))
+        }
+    }
+}
+
+fn run(args: &[String]) -> i32 {
+    let a = match parse(args, &["config", "socket", "board", "baresip"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, RUN_HELP),
+    };
+    if a.help {
+        print!("{RUN_HELP}");
+        return OK;
+    }
+    if let Some(w) = a.words.first() {
+        return usage(&format!("unexpected argument {w:?}"), RUN_HELP);
+    }
+    crate::logger::init();
+    let board = match read_board(a.flag("board")) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("{e}");
+            return REFUSED;
+        }
+    };
+    let Some(config) = a
+        .flag("config")
+        .map(str::to_string)
+        .or_else(|| board.config.clone())
+    else {
+        return usage("--config is needed (or a --board that names one)", RUN_HELP);
+    };
+    let opts = daemon::Options {
+        config: PathBuf::from(config),
+        socket: client::socket_path(a.flag("socket"), board.socket.as_deref()),
+        board,
+        baresip: a.flag("baresip").map(str::to_string),
+    };
+    match daemon::run(opts) {
+        Ok(()) => OK,
+        Err(e @ (DaemonError::ConfigInvalid { .. } | DaemonError::ConfigRead { .. })) => {
+            log::error!("{e}");
+            REFUSED
+        }
+        Err(e) => {
+            log::error!("{e}");
+            REFUSED
+        }
+    }
+}
+
+/// `key=value` words into fields; the first word is the verb.
+fn fields(words: &[String]) -> Result<Vec<(&str, &str)>, String> {
+    words
+        .iter()
+        .map(|w| {
+            w.split_once('=')
+                .ok_or_else(|| format!("{w:?} is not key=value"))
+        })
+        .collect()
+}
+
+fn emit(args: &[String]) -> i32 {
+    let a = match parse(args, &["socket"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, EMIT_HELP),
+    };
+    if a.help {
+        print!("{EMIT_HELP}");
+        return OK;
+    }
+    let Some(verb) = a.words.first() else {
+        return usage("emit needs a VERB", EMIT_HELP);
+    };
+    let f = match fields(&a.words[1..]) {
+        Ok(f) => f,
+        Err(e) => return usage(&e, EMIT_HELP),
+    };
+    let line = client::request_line(verb, f);
+    // Refuse here what the daemon would refuse, with the same words.
+    if let Err(e) = wire::parse_request(line.as_bytes()) {
+        eprintln!("event-notify: refused: {e}");
+        return REFUSED;
+    }
+    let path = client::socket_path(a.flag("socket"), None);
+    let reply = Client::connect(&path).and_then(|mut c| c.request(&line));
+    match reply {
+        Ok(r) if r.starts_with("OK") => {
+            println!("{r}");
+            OK
+        }
+        Ok(r) => {
+            eprintln!("event-notify: {r}");
+            REFUSED
+        }
+        Err(e) => {
+            eprintln!("event-notify: {e}");
+            UNREACHABLE
+        }
+    }
+}
+
+fn status(args: &[String]) -> i32 {
+    let a = match parse(args, &["socket"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, STATUS_HELP),
+    };
+    if a.help {
+        print!("{STATUS_HELP}");
+        return OK;
+    }
+    let path = client::socket_path(a.flag("socket"), None);
+    match Client::connect(&path).and_then(|mut c| c.status()) {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            OK
+        }
+        Err(e) => {
+            eprintln!("event-notify: {e}");
+            UNREACHABLE
+        }
+    }
+}
+
+fn load(
+    path: Option<&str>,
+    help: &str,
+) -> Result<(Config, Vec<crate::core::config::Problem>), i32> {
+    let Some(path) = path else {
+        return Err(usage("--config FILE is needed", help));
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{path}: cannot read: {e}");
+            return Err(REFUSED);
+        }
+    };
+    Config::from_json(&text).map_err(|problems| {
+        for p in problems {
+            println!("{path}: {p}");
+        }
+        REFUSED
+    })
+}
+
+fn check(args: &[String]) -> i32 {
+    let a = match parse(args, &["config"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, CHECK_HELP),
+    };
+    if a.help {
+        print!("{CHECK_HELP}");
+        return OK;
+    }
+    let path = a
+        .flag("config")
+        .map(str::to_string)
+        .or_else(|| a.words.first().cloned());
+    match load(path.as_deref(), CHECK_HELP) {
+        Ok((cfg, warnings)) => {
+            let path = path.unwrap_or_default();
+            for w in &warnings {
+                println!("{path}: {w}");
+            }
+            let on = Event::ALL
+                .iter()
+                .filter(|e| cfg.event(**e).is_some())
+                .count();
+            println!("{path}: ok: {on} of {} events on", Event::COUNT);
+            OK
+        }
+        Err(code) => code,
+    }
+}
+
+fn expand(args: &[String]) -> i32 {
+    let a = match parse(args, &["config", "board"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, EXPAND_HELP),
+    };
+    if a.help {
+        print!("{EXPAND_HELP}");
+        return OK;
+    }
+    let Some(name) = a.words.first() else {
+        return usage("expand needs an EVENT", EXPAND_HELP);
+    };
+    let f = match fields(&a.words[1..]) {
+        Ok(f) => f,
+        Err(e) => return usage(&e, EXPAND_HELP),
+    };
+    let (cfg, _) = match load(a.flag("config"), EXPAND_HELP) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(event) = Event::from_name(name) else {
+        eprintln!("event-notify: unknown event {name:?} (see `event-notify events`)");
+        return REFUSED;
+    };
+    let Some(ec) = cfg.event(event) else {
+        eprintln!("event-notify: {} is off in this config", event.key());
+        return REFUSED;
+    };
+    let board = match read_board(a.flag("board")) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("event-notify: {e}");
+            return REFUSED;
+        }
+    };
+    let mut vars: Vars = daemon::Device::new(&board, &cfg).vars();
+    vars.set(Var::Event, event.key());
+    vars.set_u64(Var::Timestamp, daemon::now().unix_s);
+    for (k, v) in f {
+        let Some(var) = Var::from_name(k) else {
+            eprintln!("event-notify: unknown variable {k:?} (see `event-notify variables`)");
+            return REFUSED;
+        };
+        vars.set(var, v);
+    }
+    let mut url = heapless::String::<URL_CAP>::new();
+    if ec.url.expand(&vars, Encoding::Percent, &mut url).is_err() {
+        eprintln!(
+            "event-notify: the expanded URL is longer than {URL_CAP} bytes: it would not be sent"
+        );
+        return REFUSED;
+    }
+    println!("{} {url}", ec.method.as_str());
+    if let Some(c) = &ec.credentials {
+        println!("Authorization: Basic {}:*** (password masked)", c.user);
+    }
+    if let (Method::Post, Some(body)) = (ec.method, &ec.body) {
+        let mut b = heapless::String::<BODY_CAP>::new();
+        if body.expand(&vars, ec.body_encoding, &mut b).is_err() {
+            eprintln!("event-notify: the expanded body is longer than {BODY_CAP} bytes: it would not be sent");
+            return REFUSED;
+        }
+        println!("Content-Type: {}\n\n{b}", ec.content_type);
+    }
+    OK
+}
+
+fn list(args: &[String], events: bool) -> i32 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: event-notify {}",
+            if events { "events" } else { "variables" }
+        );
+        return OK;
+    }
+    if let Some(a) = args.first() {
+        return usage(&format!("unexpected argument {a:?}"), MAIN_HELP);
+    }
+    if events {
+        for e in Event::ALL {
+            let aliases: Vec<_> = e.aliases().collect();
+            println!("{:<22} {:<22} {}", e.key(), e.label(), aliases.join(" "));
+        }
+    } else {
+        for v in Var::ALL {
+            let aliases: Vec<_> = v.aliases().map(|a| format!("${a}")).collect();
+            println!(
+                "${:<17} {}{}",
+                v.name(),
+                v.describe(),
+                if aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (aliases: {})", aliases.join(" "))
+                }
+            );
+        }
+    }
+    OK
+}

@@ -1,0 +1,209 @@
+//! HTTP delivery with ureq: the only module that knows ureq.
+//!
+//! One [`Sender`] per daemon: a ureq agent with small explicit timeouts and a keep-alive pool.
+//! [`Sender::send`] makes one attempt and classifies it as an [`Outcome`].
+
+use crate::core::config::{Delivery, Method};
+use crate::core::engine::{Failure, Outcome};
+use crate::core::outbox::Notification;
+use crate::core::template::Credentials;
+use std::io::{self, Read};
+use std::time::Duration;
+
+/// Most bytes of a response body read (and thrown away) so the connection can be reused.
+pub const RESPONSE_BODY_CAP: u64 = 16 * 1024;
+/// Most bytes of response headers accepted.
+pub const RESPONSE_HEADER_CAP: usize = 8 * 1024;
+/// Idle keep-alive connections kept, in all and per destination.
+pub const IDLE_CONNECTIONS: usize = 8;
+pub const IDLE_CONNECTIONS_PER_HOST: usize = 1;
+
+pub const USER_AGENT: &str = concat!("event-notify/", env!("CARGO_PKG_VERSION"));
+
+/// Why a sender could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("ca_file {0}: {1}")]
+    CaFile(String, String),
+    #[error("ca_file is set but this build has no TLS (feature \"tls\")")]
+    NoTls,
+}
+
+pub struct Sender {
+    agent: ureq::Agent,
+}
+
+impl Sender {
+    pub fn new(d: &Delivery) -> Result<Sender, SenderError> {
+        let b = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_millis(d.timeout_ms as u64)))
+            .timeout_connect(Some(Duration::from_millis(d.connect_timeout_ms as u64)))
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .max_idle_age(Duration::from_secs(30))
+            .max_response_header_size(RESPONSE_HEADER_CAP)
+            .input_buffer_size(RESPONSE_HEADER_CAP + 4096)
+            .output_buffer_size(4096)
+            .no_delay(true)
+            .user_agent(USER_AGENT)
+            .accept("*/*");
+        let b = Self::tls(b, d)?;
+        Ok(Sender {
+            agent: b.build().into(),
+        })
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls(
+        b: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+        d: &Delivery,
+    ) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>, SenderError> {
+        use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+        let Some(path) = &d.ca_file else { return Ok(b) };
+        let pem =
+            std::fs::read(path).map_err(|e| SenderError::CaFile(path.clone(), e.to_string()))?;
+        let certs: Vec<_> = parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(SenderError::CaFile(
+                path.clone(),
+                "no PEM certificate in it".into(),
+            ));
+        }
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&certs))
+            .build();
+        Ok(b.tls_config(tls))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls(
+        b: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+        d: &Delivery,
+    ) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>, SenderError> {
+        match d.ca_file {
+            Some(_) => Err(SenderError::NoTls),
+            None => Ok(b),
+        }
+    }
+
+    /// One attempt. Never panics; every error becomes a [`Failure`].
+    pub fn send(&self, n: &Notification) -> Outcome {
+        let auth = n.credentials.as_ref().map(basic_auth);
+        let result = match n.method {
+            Method::Get => {
+                let mut r = self.agent.get(n.url.as_str());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a.as_str());
+                }
+                r.call()
+            }
+            Method::Post => {
+                let mut r = self.agent.post(n.url.as_str());
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a.as_str());
+                }
+                if !n.content_type.is_empty() {
+                    r = r.header("Content-Type", n.content_type);
+                }
+                r.send(n.body.as_bytes())
+            }
+        };
+        match result {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| s.saturating_mul(1000));
+                // Read the (bounded) body so the connection goes back to the pool.
+                let mut reader = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(RESPONSE_BODY_CAP)
+                    .reader();
+                let _ = io::copy(
+                    &mut reader.by_ref().take(RESPONSE_BODY_CAP),
+                    &mut io::sink(),
+                );
+                Outcome::from_status(status, retry_after)
+            }
+            Err(e) => Outcome::Failed {
+                why: classify(&e),
+                retry_after_ms: None,
+            },
+        }
+    }
+}
+
+fn classify(e: &ureq::Error) -> Failure {
+    use ureq::Error as E;
+    match e {
+        E::Timeout(_) => Failure::Timeout,
+        E::HostNotFound | E::ConnectionFailed => Failure::Connect,
+        E::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable => Failure::Connect,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
+            _ => Failure::Io,
+        },
+        E::Tls(_) => Failure::Tls,
+        #[cfg(feature = "tls")]
+        E::Rustls(_) => Failure::Tls,
+        _ => Failure::Io,
+    }
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic_auth(c: &Credentials) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut raw = Vec::with_capacity(c.user.len() + c.password.len() + 1);
+    raw.extend_from_slice(c.user.as_bytes());
+    raw.push(b':');
+    raw.extend_from_slice(c.password.as_bytes());
+    let mut out = String::from("Basic ");
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_is_rfc7617() {
+        let mut c = Credentials::default();
+        c.user.push_str("Aladdin").unwrap();
+        c.password.push_str("open sesame").unwrap();
+        assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        c.password.clear();
+        assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjo=");
+    }
+}

@@ -1,0 +1,774 @@
+//! The daemon: the Unix socket, signals, config reload, the delivery workers, and the clock.
+//!
+//! One thread owns the [`Engine`] and sleeps in `poll(2)`: on the socket and its clients, a
+//! signalfd (SIGHUP, SIGTERM, SIGINT), an inotify watch on the config's folder, and a wake pipe
+//! that the delivery workers and in-process producers (the baresip adapter) write to. The poll
+//! timeout is the engine's [`Engine::poll_delay`]: with nothing pending the daemon sleeps until
+//! something happens — no periodic wake-ups.
+
+pub mod deliver;
+pub mod net;
+
+use crate::core::config::{Board, Config, Problem};
+use crate::core::engine::{Engine, Job, Note, Now, Outcome};
+use crate::core::hook::{Kind, Msg};
+use crate::core::outbox::Ticket;
+use crate::core::var::{Var, Vars};
+use crate::core::wire::{self, Request, WireError, MSG_CAP};
+use deliver::Sender;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+
+/// Socket clients served at once; one more is told `ERR busy` and closed.
+pub const MAX_CLIENTS: usize = 16;
+/// Messages from in-process producers (the baresip adapter) waiting for the engine.
+pub const INBOX_CAP: usize = 64;
+/// Longest wait for the interface to get an address before `booting_completed` is queued anyway.
+pub const BOOT_HOLD_MS: u64 = 120_000;
+/// How often the held `booting_completed` looks at the interface again.
+pub const BOOT_POLL_MS: u64 = 500;
+/// Stack of each delivery worker.
+pub const WORKER_STACK: usize = 256 * 1024;
+
+/// What `run` needs.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub board: Board,
+    pub baresip: Option<String>,
+}
+
+/// Why the daemon could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("config {path}: cannot read: {err}")]
+    ConfigRead { path: String, err: io::Error },
+    #[error("config {path} is invalid:\n{problems}")]
+    ConfigInvalid { path: String, problems: String },
+    #[error("{0}")]
+    Sender(#[from] deliver::SenderError),
+    #[error("socket {path}: {err}")]
+    Socket { path: String, err: io::Error },
+    #[error("{0}")]
+    Sys(#[from] nix::Error),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// The clock: CLOCK_BOOTTIME (time asleep counts) and the Unix time.
+pub fn now() -> Now {
+    let ms = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0);
+    let unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Now { ms, unix_s }
+}
+
+/// Reads and validates a config file.
+pub fn load_config(path: &Path) -> Result<(Config, Vec<Problem>), DaemonError> {
+    let text = std::fs::read_to_string(path).map_err(|err| DaemonError::ConfigRead {
+        path: path.display().to_string(),
+        err,
+    })?;
+    Config::from_json(&text).map_err(|problems| DaemonError::ConfigInvalid {
+        path: path.display().to_string(),
+        problems: problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// The device variables: board identity, config language, and the interface read now.
+pub struct Device {
+    board: Board,
+    program_version: String,
+    interface: String,
+    language: String,
+}
+
+impl Device {
+    pub fn new(board: &Board, config: &Config) -> Device {
+        let file = board
+            .program_version_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok());
+        Device {
+            board: board.clone(),
+            program_version: board.program_version_from(file.as_deref()),
+            interface: config
+                .device
+                .interface
+                .clone()
+                .or_else(|| board.interface.clone())
+                .unwrap_or_else(|| "eth0".into()),
+            language: config
+                .device
+                .language
+                .clone()
+                .or_else(|| board.language.clone())
+                .unwrap_or_else(|| "en".into()),
+        }
+    }
+
+    pub fn vars(&self) -> Vars {
+        let mut v = Vars::new();
+        if let Some(ip) = net::ipv4(&self.interface) {
+            let mut s = heapless::String::<16>::new();
+            let _ = write!(s, "{ip}");
+            v.set(Var::PhoneIp, &s);
+        }
+        if let Some(mac) = net::mac(&self.interface) {
+            v.set(Var::Mac, &mac);
+        }
+        v.set(Var::Product, &self.board.product);
+        v.set(Var::HardwareVersion, &self.board.hardware_version);
+        v.set(Var::ProgramVersion, &self.program_version);
+        v.set(Var::Language, &self.language);
+        v
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+}
+
+/// Hands messages from another thread of this process to the engine (bounded; blocks when full).
+#[derive(Clone)]
+pub struct Inbox {
+    tx: mpsc::SyncSender<Msg>,
+    wake: Arc<OwnedFd>,
+}
+
+impl Inbox {
+    /// Sends one message; `false` once the daemon has stopped.
+    pub fn send(&self, msg: Msg) -> bool {
+        let ok = self.tx.send(msg).is_ok();
+        wake(&self.wake);
+        ok
+    }
+}
+
+fn wake(fd: &OwnedFd) {
+    let _ = nix::unistd::write(fd, &[1u8]);
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: heapless::Vec<u8, MSG_CAP>,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+}
+
+/// Daemon-level counters, beside the engine's.
+#[derive(Default)]
+struct Counters {
+    refused: [u64; 11],
+    busy: u64,
+    reloads: u64,
+    reload_errors: u64,
+    boot_held: u64,
+}
+
+fn refused_index(e: WireError) -> usize {
+    e as usize
+}
+
+const WIRE_ERRORS: [WireError; 11] = [
+    WireError::TooLong,
+    WireError::NotUtf8,
+    WireError::BadVersion,
+    WireError::NoVerb,
+    WireError::UnknownVerb,
+    WireError::MissingState,
+    WireError::BadState,
+    WireError::NoEquals,
+    WireError::UnknownField,
+    WireError::BadEscape,
+    WireError::Control,
+];
+
+struct Daemon {
+    opts: Options,
+    engine: Box<Engine>,
+    device: Device,
+    sender: Arc<RwLock<Arc<Sender>>>,
+    jobs: mpsc::SyncSender<Job>,
+    done: mpsc::Receiver<(Ticket, Outcome)>,
+    inbox_rx: mpsc::Receiver<Msg>,
+    listener: Option<UnixListener>,
+    clients: Vec<Client>,
+    counters: Counters,
+    config_text: String,
+    held_boot: Option<(Msg, u64)>,
+    started: Now,
+    stopping: Option<u64>,
+}
+
+fn log_note(n: Note) {
+    match n {
+        Note::Dropped(e) => log::warn!("outbox full: dropped a {e} notification"),
+        Note::TooLong(e) => {
+            log::warn!("{e}: expanded URL or body longer than its buffer: not sent")
+        }
+        Note::GaveUp(e, why, attempts) => {
+            log::warn!("{e}: gave up after {attempts} attempt(s): {why}")
+        }
+        Note::Retry(e, why, attempt, wait) => {
+            log::info!("{e}: attempt {attempt} failed ({why}), retry in {wait} ms")
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. `ready` is called once the socket listens.
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    let (config, warnings) = load_config(&opts.config)?;
+    for w in &warnings {
+        log::warn!("config {}: {w}", opts.config.display());
+    }
+    let config_text = std::fs::read_to_string(&opts.config).unwrap_or_default();
+    let sender = Arc::new(RwLock::new(Arc::new(Sender::new(&config.delivery)?)));
+
+    // Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away).
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block()?;
+    unsafe {
+        // SAFETY: setting SIG_IGN installs no handler code.
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    }
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+    let dir = opts
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Err(e) = inotify.add_watch(
+        dir,
+        AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
+    ) {
+        log::warn!(
+            "cannot watch {} for changes ({e}); reload with SIGHUP",
+            dir.display()
+        );
+    }
+
+    let (wake_r, wake_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+    let wake_w = Arc::new(wake_w);
+
+    // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
+    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
+    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+    let (done_tx, done_rx) = mpsc::channel::<(Ticket, Outcome)>();
+    for i in 0..crate::core::engine::MAX_IN_FLIGHT {
+        let rx = Arc::clone(&jobs_rx);
+        let tx = done_tx.clone();
+        let sender = Arc::clone(&sender);
+        let wake_w = Arc::clone(&wake_w);
+        thread::Builder::new()
+            .name(format!("deliver-{i}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(rx) => match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    },
+                    Err(_) => return,
+                };
+                let s = sender.read().map(|s| Arc::clone(&s));
+                let outcome = match s {
+                    Ok(s) => s.send(&job.n),
+                    Err(_) => return,
+                };
+                if tx.send((job.ticket, outcome)).is_err() {
+                    return;
+                }
+                wake(&wake_w);
+            })?;
+    }
+    drop(done_tx);
+
+    let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Msg>(INBOX_CAP);
+    if let Some(addr) = opts.baresip.clone() {
+        let inbox = Inbox {
+            tx: inbox_tx.clone(),
+            wake: Arc::clone(&wake_w),
+        };
+        spawn_baresip(addr, inbox)?;
+    }
+    drop(inbox_tx);
+
+    let listener = bind_socket(&opts.socket)?;
+    let device = Device::new(&opts.board, &config);
+    let seed = now().ms ^ (std::process::id() as u64) << 32;
+    let mut d = Daemon {
+        engine: Engine::new(config, seed),
+        device,
+        sender,
+        jobs: jobs_tx,
+        done: done_rx,
+        inbox_rx,
+        listener: Some(listener),
+        clients: Vec::with_capacity(MAX_CLIENTS),
+        counters: Counters::default(),
+        config_text,
+        held_boot: None,
+        started: now(),
+        stopping: None,
+        opts,
+    };
+    log::info!(
+        "ready: socket {} config {} interface {}",
+        d.opts.socket.display(),
+        d.opts.config.display(),
+        d.device.interface()
+    );
+    let r = d.main_loop(&sigfd, &inotify, &wake_r);
+    let _ = std::fs::remove_file(&d.opts.socket);
+    r
+}
+
+/// Follows a baresip over its ctrl_tcp module in a thread of its own.
+fn spawn_baresip(addr: String, inbox: Inbox) -> io::Result<()> {
+    let _ = (addr, inbox);
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--baresip: the adapter is not linked in this build",
+    ))
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    let err = |err| DaemonError::Socket {
+        path: path.display().to_string(),
+        err,
+    };
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another daemon is listening on it",
+            )));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let l = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    Ok(l)
+}
+
+impl Daemon {
+    fn main_loop(
+        &mut self,
+        sigfd: &SignalFd,
+        inotify: &Inotify,
+        wake_r: &OwnedFd,
+    ) -> Result<(), DaemonError> {
+        loop {
+            let t = now();
+            self.dispatch(t);
+            if let Some(deadline) = self.stopping {
+                if self.engine.pending() == 0 || t.ms >= deadline {
+                    let left = self.engine.pending();
+                    if left > 0 {
+                        log::warn!("stopping with {left} notification(s) not delivered");
+                    } else {
+                        log::info!("stopped: outbox empty");
+                    }
+                    return Ok(());
+                }
+            }
+            let mut timeout = self.engine.poll_delay(t);
+            if let Some((_, since)) = &self.held_boot {
+                let until_give_up = (since + BOOT_HOLD_MS).saturating_sub(t.ms);
+                timeout = Some(
+                    timeout
+                        .unwrap_or(u64::MAX)
+                        .min(BOOT_POLL_MS)
+                        .min(until_give_up),
+                );
+            }
+            if let Some(deadline) = self.stopping {
+                timeout = Some(
+                    timeout
+                        .unwrap_or(u64::MAX)
+                        .min(deadline.saturating_sub(t.ms)),
+                );
+            }
+            let timeout = match timeout {
+                None => PollTimeout::NONE,
+                Some(ms) => {
+                    PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+                }
+            };
+
+            let mut fds = Vec::with_capacity(4 + self.clients.len());
+            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(inotify.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(wake_r.as_fd(), PollFlags::POLLIN));
+            if let Some(l) = &self.listener {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            for c in &self.clients {
+                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+            }
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |i: usize| {
+                fds.get(i)
+                    .and_then(|f| f.revents())
+                    .map_or(false, |r| !r.is_empty())
+            };
+            let sig_ready = ready(0);
+            let ino_ready = ready(1);
+            let wake_ready = ready(2);
+            let listen_ready = self.listener.is_some() && ready(3);
+            let first_client = if self.listener.is_some() { 4 } else { 3 };
+            let client_ready: Vec<bool> = (0..self.clients.len())
+                .map(|i| ready(first_client + i))
+                .collect();
+            drop(fds);
+
+            if sig_ready {
+                self.on_signals(sigfd);
+            }
+            if ino_ready {
+                self.on_inotify(inotify);
+            }
+            if wake_ready {
+                let mut buf = [0u8; 64];
+                while matches!(nix::unistd::read(wake_r.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+            }
+            self.collect_results();
+            self.drain_inbox();
+            self.check_held_boot();
+            // Clients before accepting new ones, so indices stay valid.
+            for i in (0..client_ready.len()).rev() {
+                if client_ready[i] && !self.serve_client(i) {
+                    self.clients.swap_remove(i);
+                }
+            }
+            if listen_ready {
+                self.accept();
+            }
+        }
+    }
+
+    fn dispatch(&mut self, t: Now) {
+        while let Some(job) = self.engine.next_job(t) {
+            log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
+            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+                // Workers gone: cannot happen while the daemon runs; keep the notification.
+                self.engine.complete(
+                    job.ticket,
+                    Outcome::Failed {
+                        why: crate::core::engine::Failure::Io,
+                        retry_after_ms: None,
+                    },
+                    t,
+                    &mut log_note,
+                );
+                return;
+            }
+        }
+    }
+
+    fn collect_results(&mut self) {
+        while let Ok((ticket, outcome)) = self.done.try_recv() {
+            let t = now();
+            if let Outcome::Delivered(code) = outcome {
+                log::debug!("delivered ({code}), attempt {}", ticket.attempt);
+            }
+            self.engine.complete(ticket, outcome, t, &mut log_note);
+        }
+    }
+
+    fn drain_inbox(&mut self) {
+        while let Ok(msg) = self.inbox_rx.try_recv() {
+            let _ = self.handle_msg(&msg);
+        }
+    }
+
+    /// Handles one message; the reply detail for the socket.
+    fn handle_msg(&mut self, msg: &Msg) -> Result<String, String> {
+        let device = self.device.vars();
+        if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
+        {
+            log::info!(
+                "boot: {} has no address yet; booting_completed held until it has",
+                self.device.interface()
+            );
+            self.counters.boot_held += 1;
+            self.held_boot = Some((msg.clone(), now().ms));
+            return Ok("held until the network is up".into());
+        }
+        match self.engine.handle(msg, &device, now(), &mut log_note) {
+            Ok(h) => Ok(format!("derived={} queued={}", h.derived, h.queued)),
+            Err(e) => {
+                log::info!("message ignored: {e}");
+                Ok(format!("derived=0 queued=0 ignored={}", e.code()))
+            }
+        }
+    }
+
+    fn check_held_boot(&mut self) {
+        let Some((msg, since)) = &self.held_boot else {
+            return;
+        };
+        let device = self.device.vars();
+        let t = now();
+        if device.get(Var::PhoneIp).is_empty() && t.ms < since + BOOT_HOLD_MS {
+            return;
+        }
+        let msg = msg.clone();
+        self.held_boot = None;
+        let _ = self.engine.handle(&msg, &device, t, &mut log_note);
+    }
+
+    fn on_signals(&mut self, sigfd: &SignalFd) {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGHUP) => {
+                    log::info!("SIGHUP: reloading {}", self.opts.config.display());
+                    self.reload(true);
+                }
+                Ok(sig) if self.stopping.is_none() => {
+                    let flush = self.engine.config().delivery.shutdown_flush_ms as u64;
+                    log::info!(
+                        "{sig}: stopping; flushing {} notification(s) for up to {flush} ms",
+                        self.engine.pending()
+                    );
+                    self.stopping = Some(now().ms + flush);
+                    self.listener = None;
+                    let _ = std::fs::remove_file(&self.opts.socket);
+                    self.clients.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_inotify(&mut self, inotify: &Inotify) {
+        let name = self.opts.config.file_name().map(|n| n.to_owned());
+        let mut hit = false;
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            hit |= events.iter().any(|e| e.name.as_deref() == name.as_deref());
+        }
+        if hit {
+            self.reload(false);
+        }
+    }
+
+    /// Re-reads the config; an invalid one is refused and the running one stays.
+    fn reload(&mut self, forced: bool) {
+        let text = match std::fs::read_to_string(&self.opts.config) {
+            Ok(t) => t,
+            Err(e) => {
+                self.counters.reload_errors += 1;
+                log::error!(
+                    "reload: cannot read {}: {e}; keeping the running config",
+                    self.opts.config.display()
+                );
+                return;
+            }
+        };
+        if !forced && text == self.config_text {
+            return;
+        }
+        match Config::from_json(&text) {
+            Ok((cfg, warnings)) => {
+                for w in warnings {
+                    log::warn!("config: {w}");
+                }
+                if cfg.delivery != self.engine.config().delivery {
+                    match Sender::new(&cfg.delivery) {
+                        Ok(s) => {
+                            if let Ok(mut cur) = self.sender.write() {
+                                *cur = Arc::new(s);
+                            }
+                        }
+                        Err(e) => {
+                            self.counters.reload_errors += 1;
+                            log::error!("reload refused: {e}; keeping the running config");
+                            return;
+                        }
+                    }
+                }
+                self.device = Device::new(&self.opts.board, &cfg);
+                self.engine.set_config(cfg);
+                self.config_text = text;
+                self.counters.reloads += 1;
+                log::info!("config reloaded");
+            }
+            Err(problems) => {
+                self.counters.reload_errors += 1;
+                self.config_text = text;
+                log::error!(
+                    "reload refused: {} is invalid; keeping the running config:",
+                    self.opts.config.display()
+                );
+                for p in problems {
+                    log::error!("  {p}");
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = &self.listener else { return };
+        loop {
+            match l.accept() {
+                Ok((mut stream, _)) => {
+                    if self.clients.len() >= MAX_CLIENTS {
+                        self.counters.busy += 1;
+                        let _ = stream.write_all(b"ERR busy too many clients\n");
+                        continue;
+                    }
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.clients.push(Client {
+                        stream,
+                        buf: heapless::Vec::new(),
+                        discarding: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what a client sent and answers each complete line. `false`: drop the client.
+    fn serve_client(&mut self, i: usize) -> bool {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = match self.clients[i].stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            };
+            for &b in &chunk[..n] {
+                let c = &mut self.clients[i];
+                if c.discarding {
+                    if b == b'\n' {
+                        c.discarding = false;
+                    }
+                    continue;
+                }
+                if b == b'\n' {
+                    let line = core::mem::take(&mut c.buf);
+                    let reply = self.answer(&line);
+                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
+                        return false;
+                    }
+                    if self.stopping.is_some() {
+                        return false;
+                    }
+                    continue;
+                }
+                if c.buf.push(b).is_err() {
+                    c.buf.clear();
+                    c.discarding = true;
+                    let e = WireError::TooLong;
+                    self.counters.refused[refused_index(e)] += 1;
+                    log::warn!("refused a socket message: {e}");
+                    let reply = format!("ERR {} {e}\n", e.code());
+                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, line: &[u8]) -> String {
+        match wire::parse_request(line) {
+            Ok(Request::Msg(m)) => match self.handle_msg(&m) {
+                Ok(detail) => format!("OK {detail}\n"),
+                Err(detail) => format!("ERR refused {detail}\n"),
+            },
+            Ok(Request::Ping) => "OK pong\n".into(),
+            Ok(Request::Reload) => {
+                let before = self.counters.reload_errors;
+                self.reload(true);
+                if self.counters.reload_errors > before {
+                    "ERR invalid-config the new config is invalid; the running one stays (see the log)\n".into()
+                } else {
+                    "OK reloaded\n".into()
+                }
+            }
+            Ok(Request::Status) => {
+                let mut s = String::from("OK\n");
+                self.write_status(&mut s);
+                s.push('\n');
+                s
+            }
+            Err(e) => {
+                self.counters.refused[refused_index(e)] += 1;
+                log::warn!("refused a socket message: {e}");
+                format!("ERR {} {e}\n", e.code())
+            }
+        }
+    }
+
+    fn write_status(&self, s: &mut String) {
+        let t = now();
+        let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(s, "wire EN1");
+        let _ = writeln!(
+            s,
+            "uptime_s {}",
+            t.ms.saturating_sub(self.started.ms) / 1000
+        );
+        let _ = writeln!(s, "config {}", self.opts.config.display());
+        let _ = writeln!(s, "interface {}", self.device.interface());
+        let refused: u64 = self.counters.refused.iter().sum();
+        let _ = writeln!(s, "refused {refused}");
+        for e in WIRE_ERRORS {
+            let n = self.counters.refused[refused_index(e)];
+            if n > 0 {
+                let _ = writeln!(s, "refused_{} {n}", e.code().replace('-', "_"));
+            }
+        }
+        let _ = writeln!(s, "busy {}", self.counters.busy);
+        let _ = writeln!(s, "reloads {}", self.counters.reloads);
+        let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
+        let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
+        let _ = writeln!(s, "clients {}", self.clients.len());
+        let _ = self.engine.write_status(s);
+    }
+}
