@@ -1,0 +1,390 @@
+//! The test helpers of `tests/common` proven with plain std clients, before other tests rely on
+//! them.
+
+mod common;
+
+use common::*;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SHORT: Duration = Duration::from_secs(5);
+
+fn connect(r: &Receiver) -> TcpStream {
+    let s = TcpStream::connect(r.addr()).expect("connect");
+    s.set_read_timeout(Some(SHORT)).expect("timeout");
+    s
+}
+
+fn get(s: &mut TcpStream, target: &str) -> String {
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .expect("send");
+    read_answer_head(s)
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[test]
+fn records_requests_and_reuses_connections() {
+    let r = Receiver::start();
+    let mut s = connect(&r);
+    // "phone:s3cret"
+    s.write_all(
+        b"GET /in?from=1002&name=Bob%20%26%20Alice%20%232&x=a+b HTTP/1.1\r\nHost: t\r\n\
+Authorization: Basic cGhvbmU6czNjcmV0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        read_answer_head(&mut s),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(
+        b"POST /end HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+Content-Length: 19\r\n\r\nid=a84b&name=B+%26A",
+    )
+    .unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut s)), 200);
+
+    let got = r.wait_for(2, SHORT);
+    assert_eq!(got.len(), 2);
+    let first = &got[0];
+    assert_eq!(first.method, "GET");
+    assert_eq!(
+        first.target,
+        "/in?from=1002&name=Bob%20%26%20Alice%20%232&x=a+b"
+    );
+    assert_eq!(first.path, "/in");
+    assert_eq!(first.query("from"), Some("1002"));
+    assert_eq!(first.query("name"), Some("Bob & Alice #2"));
+    assert_eq!(first.query("x"), Some("a b"));
+    assert_eq!(first.header("HOST"), Some("t"));
+    assert_eq!(
+        first.basic_auth(),
+        Some(("phone".to_string(), "s3cret".to_string()))
+    );
+    assert!(!first.tls);
+    let second = &got[1];
+    assert_eq!(second.method, "POST");
+    assert_eq!(
+        second.form(),
+        vec![
+            ("id".to_string(), "a84b".to_string()),
+            ("name".to_string(), "B &A".to_string())
+        ]
+    );
+    assert_eq!(second.body_text(), "id=a84b&name=B+%26A");
+    assert!(second.at >= first.at);
+    // Both on one kept-alive connection.
+    assert_eq!((first.connection, second.connection), (1, 1));
+    assert_eq!(r.connections(), 1);
+
+    let mut other = connect(&r);
+    assert_eq!(status_of(&get(&mut other, "/again")), 200);
+    assert_eq!(r.wait_for(3, SHORT)[2].connection, 2);
+    assert_eq!(r.connections(), 2);
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let r = Receiver::start();
+    let answer = http_exchange(r.addr(), b"GET /once HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        answer,
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    // HTTP/1.0 without keep-alive closes too.
+    let answer = http_exchange(r.addr(), b"GET /old HTTP/1.0\r\n\r\n");
+    assert!(answer.ends_with("Connection: close\r\n\r\n"), "{answer:?}");
+}
+
+#[test]
+fn scripted_statuses_then_default() {
+    let r = Receiver::with_statuses([503, 429]);
+    let mut s = connect(&r);
+    let mut seen = Vec::new();
+    for i in 0..4 {
+        seen.push(status_of(&get(&mut s, &format!("/n{i}"))));
+    }
+    assert_eq!(seen, [503, 429, 200, 200]);
+    r.set_default(Reply::Status(204));
+    r.script([Reply::Status(500)]);
+    assert_eq!(status_of(&get(&mut s, "/a")), 500);
+    assert_eq!(status_of(&get(&mut s, "/b")), 204);
+    // Error statuses do not close a kept-alive connection.
+    assert_eq!(r.connections(), 1);
+    assert_eq!(r.count(), 6);
+}
+
+#[test]
+fn handler_decides_per_request() {
+    let r = Receiver::start();
+    r.set_handler(|req| {
+        if req.query("fail") == Some("1") {
+            Reply::Status(404)
+        } else {
+            Reply::Status(201)
+        }
+    });
+    let mut s = connect(&r);
+    assert_eq!(status_of(&get(&mut s, "/x?fail=1")), 404);
+    assert_eq!(status_of(&get(&mut s, "/x?fail=0")), 201);
+}
+
+#[test]
+fn hang_does_not_block_other_connections() {
+    let r = Receiver::builder().replies([Reply::Hang]).start();
+    let mut hung = connect(&r);
+    hung.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    hung.write_all(b"GET /hang HTTP/1.1\r\n\r\n").unwrap();
+    r.wait_for(1, SHORT);
+    let mut buf = [0u8; 16];
+    let err = hung
+        .read(&mut buf)
+        .expect_err("a hanging request gets no answer");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err:?}"
+    );
+
+    let started = Instant::now();
+    let mut other = connect(&r);
+    assert_eq!(status_of(&get(&mut other, "/other")), 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Released: the hanging connection is closed without an answer.
+    hung.set_read_timeout(Some(SHORT)).unwrap();
+    r.release();
+    assert_eq!(read_answer_head(&mut hung), "");
+    let paths: Vec<String> = r.requests().into_iter().map(|q| q.path).collect();
+    assert_eq!(paths, ["/hang", "/other"]);
+}
+
+#[test]
+fn dropping_the_receiver_ends_a_hang() {
+    let r = Receiver::builder().default_reply(Reply::Hang).start();
+    let mut hung = connect(&r);
+    hung.write_all(b"GET /hang HTTP/1.1\r\n\r\n").unwrap();
+    r.wait_for(1, SHORT);
+    let started = Instant::now();
+    drop(r);
+    assert_eq!(read_answer_head(&mut hung), "");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn down_then_come_up_on_the_same_port() {
+    let r = Receiver::down();
+    let addr = r.addr();
+    let refused = TcpStream::connect(addr).expect_err("nothing listens yet");
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+
+    r.come_up();
+    assert_eq!(r.addr(), addr);
+    let mut s = connect(&r);
+    assert_eq!(status_of(&get(&mut s, "/up")), 200);
+
+    // Going down refuses new connections and cuts the open one.
+    r.go_down();
+    assert_eq!(
+        TcpStream::connect(addr).expect_err("down again").kind(),
+        ErrorKind::ConnectionRefused
+    );
+    assert_eq!(get(&mut s, "/cut"), "");
+
+    r.come_up();
+    let mut s = connect(&r);
+    assert_eq!(status_of(&get(&mut s, "/back")), 200);
+    let paths: Vec<String> = r.requests().into_iter().map(|q| q.path).collect();
+    assert_eq!(paths, ["/up", "/back"]);
+    assert_eq!(r.connections(), 2);
+}
+
+#[test]
+fn delayed_reply_waits_without_blocking_others() {
+    let delay = Duration::from_millis(400);
+    let r = Receiver::builder()
+        .replies([Reply::Delayed(202, delay)])
+        .start();
+    let mut slow = connect(&r);
+    let started = Instant::now();
+    slow.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
+    r.wait_for(1, SHORT);
+    let mut fast = connect(&r);
+    assert_eq!(status_of(&get(&mut fast, "/fast")), 200);
+    assert!(
+        started.elapsed() < delay,
+        "the fast one waited for the slow one"
+    );
+    assert_eq!(status_of(&read_answer_head(&mut slow)), 202);
+    assert!(started.elapsed() >= delay);
+}
+
+#[test]
+fn close_and_raw_replies() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+    let r = Receiver::builder()
+        .replies([Reply::Close, Reply::Raw(raw.clone())])
+        .start();
+    assert_eq!(http_exchange(r.addr(), b"GET /close HTTP/1.1\r\n\r\n"), "");
+    assert_eq!(
+        http_exchange(r.addr(), b"GET /raw HTTP/1.1\r\n\r\n").as_bytes(),
+        &raw[..]
+    );
+    assert_eq!(r.count(), 2);
+}
+
+#[test]
+fn malformed_requests_get_400_and_are_not_recorded() {
+    let r = Receiver::start();
+    let answer = http_exchange(r.addr(), b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer:?}"
+    );
+    assert_eq!(r.count(), 0);
+}
+
+#[test]
+fn chunked_and_continue_bodies_are_recorded() {
+    let r = Receiver::start();
+    let mut s = connect(&r);
+    s.write_all(
+        b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut s)), 200);
+    s.write_all(b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer_head(&mut s), "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"{}").unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut s)), 200);
+    let got = r.wait_for(2, SHORT);
+    assert_eq!(got[0].body, b"abcde");
+    assert_eq!(got[1].body, b"{}");
+}
+
+#[test]
+#[should_panic(expected = "expected 2 requests")]
+fn wait_for_panics_with_what_arrived() {
+    let r = Receiver::start();
+    let mut s = connect(&r);
+    get(&mut s, "/only-one");
+    r.wait_for(2, Duration::from_millis(200));
+}
+
+#[test]
+fn assert_no_more_than_sees_extra_requests() {
+    let r = Receiver::start();
+    let mut s = connect(&r);
+    get(&mut s, "/one");
+    r.assert_no_more_than(1, Duration::from_millis(100));
+    get(&mut s, "/two");
+    let extra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        r.assert_no_more_than(1, Duration::from_millis(100))
+    }));
+    assert!(extra.is_err(), "a second request must fail the assertion");
+}
+
+fn tls_client(
+    r: &Receiver,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).expect("name");
+    let conn = rustls::ClientConnection::new(config, server_name).expect("client connection");
+    rustls::StreamOwned::new(conn, connect(r))
+}
+
+#[test]
+fn tls_handshake_succeeds_against_the_generated_ca() {
+    let r = Receiver::start_tls();
+    assert!(r.url("/x").starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read_to_string(r.ca_file()).expect("CA file");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+
+    for name in ["127.0.0.1", "localhost"] {
+        let mut tls = tls_client(&r, r.ca().client_config(), name);
+        tls.write_all(b"GET /secure?who=me HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("TLS write");
+        assert_eq!(status_of(&read_answer_head(&mut tls)), 200);
+        // Keep-alive over TLS as well.
+        tls.write_all(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(status_of(&read_answer_head(&mut tls)), 200);
+    }
+    let got = r.wait_for(4, SHORT);
+    assert!(got.iter().all(|q| q.tls));
+    assert_eq!(got[0].query("who"), Some("me"));
+    assert_eq!(r.connections(), 2);
+}
+
+#[test]
+fn tls_client_with_another_ca_is_refused() {
+    let r = Receiver::start_tls();
+    let stranger = TestCa::new();
+    let mut tls = tls_client(&r, stranger.client_config(), "127.0.0.1");
+    let sent = tls
+        .write_all(b"GET /nope HTTP/1.1\r\n\r\n")
+        .and_then(|()| tls.flush());
+    let mut buf = [0u8; 64];
+    let read = tls.read(&mut buf);
+    assert!(
+        sent.is_err() || read.is_err(),
+        "handshake with an untrusted CA must fail"
+    );
+    assert_eq!(r.count(), 0);
+}
+
+#[test]
+fn tls_receiver_can_be_down_then_come_up() {
+    let r = Receiver::builder().tls().down().statuses([503]).start();
+    assert_eq!(
+        TcpStream::connect(r.addr()).expect_err("down").kind(),
+        ErrorKind::ConnectionRefused
+    );
+    r.come_up();
+    let mut tls = tls_client(&r, r.ca().client_config(), "localhost");
+    tls.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut tls)), 503);
+    tls.write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut tls)), 200);
+}
+
+#[test]
+fn temp_dirs_are_unique_and_removed() {
+    let a = TempDir::new("selftest");
+    let b = TempDir::new("selftest");
+    assert_ne!(a.path(), b.path());
+    let file = a.write("x.json", "{}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}");
+    let path = a.path().to_path_buf();
+    drop(a);
+    assert!(!path.exists());
+    assert!(b.path().exists());
+}
+
+#[test]
+fn output_within_reports_exit_code_and_output() {
+    let (code, out, err) = output_within(
+        std::process::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+        SHORT,
+    );
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+}
+
+#[test]
+#[should_panic(expected = "did not finish within")]
+fn output_within_kills_a_command_that_hangs() {
+    output_within(
+        std::process::Command::new("sleep").arg("30"),
+        Duration::from_millis(200),
+    );
+}
