@@ -388,3 +388,57 @@ fn output_within_kills_a_command_that_hangs() {
         Duration::from_millis(200),
     );
 }
+
+#[test]
+fn daemon_helper_starts_emits_signals_and_stops() {
+    let r = Receiver::start();
+    let config = format!(
+        r#"{{"events": {{"dnd_on": "{}"}}}}"#,
+        r.bare_url("/dnd?e=$event")
+    );
+    let mut d = Daemon::start(&config);
+    assert!(d.socket_path().exists());
+    let (code, out, err) = d.emit(&["dnd_on"]);
+    assert_eq!(code, 0, "emit: {out}{err}\nlog:\n{}", d.log());
+    let got = r.wait_for(1, SHORT);
+    assert_eq!(got[0].path, "/dnd");
+    assert_eq!(got[0].query("e"), Some("dnd_on"));
+    assert!(!d.status().trim().is_empty());
+
+    d.sighup();
+    assert!(d.wait_log("reload", SHORT), "log:\n{}", d.log());
+    assert_eq!(d.try_exit(), None, "SIGHUP must not stop the daemon");
+
+    d.sigterm();
+    let status = d.wait_exit(SHORT).expect("the daemon exits on SIGTERM");
+    assert!(status.success(), "{status}; log:\n{}", d.log());
+}
+
+#[test]
+fn daemon_is_killed_on_drop() {
+    let d = Daemon::start(r#"{"events": {}}"#);
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", d.pid()));
+    let dir = d.dir().path().to_path_buf();
+    assert!(proc_dir.exists());
+    drop(d);
+    assert!(!proc_dir.exists(), "the daemon outlived its helper");
+    assert!(!dir.exists(), "the daemon's temp dir was left behind");
+}
+
+#[test]
+fn daemon_delivers_over_https_with_the_test_ca() {
+    let r = Receiver::start_tls();
+    let config = format!(
+        r#"{{"events": {{"dnd_on": "{}"}}, "delivery": {{"ca_file": "{}"}}}}"#,
+        r.url("/secure?e=$event"),
+        r.ca_file().display()
+    );
+    let d = Daemon::start(&config);
+    let (code, out, err) = d.emit(&["dnd_on"]);
+    assert_eq!(code, 0, "emit: {out}{err}");
+    let got = r
+        .try_wait_for(1, SHORT)
+        .unwrap_or_else(|_| panic!("nothing arrived over HTTPS; log:\n{}", d.log()));
+    assert!(got[0].tls);
+    assert_eq!(got[0].query("e"), Some("dnd_on"));
+}

@@ -909,6 +909,12 @@ impl Daemon {
 
     /// Starts the daemon without waiting for it to be ready (e.g. to see it refuse a config).
     pub fn spawn(config_json: &str, extra_args: &[&str]) -> Daemon {
+        Daemon::spawn_env(config_json, extra_args, &[])
+    }
+
+    /// Like `spawn`, with environment variables for the daemon (e.g. `EVENT_NOTIFY_LOG=debug`;
+    /// the level is `info` unless given here, whatever the test's own environment says).
+    pub fn spawn_env(config_json: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new("daemon");
         let config = dir.write("config.json", config_json);
         let socket = dir.join("s.sock");
@@ -923,6 +929,8 @@ impl Daemon {
             .arg(&socket)
             .args(extra_args)
             .env_remove("EVENT_NOTIFY_SOCKET")
+            .env("EVENT_NOTIFY_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
