@@ -201,7 +201,10 @@ fn run(args: &[String]) -> i32 {
     };
     let opts = daemon::Options {
         config: PathBuf::from(config),
-        socket: client::socket_path(a.flag("socket"), board.socket.as_deref()),
+        socket: Some(client::socket_path(
+            a.flag("socket"),
+            board.socket.as_deref(),
+        )),
         board,
         baresip: a.flag("baresip").map(str::to_string),
     };

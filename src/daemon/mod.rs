@@ -45,9 +45,19 @@ pub const WORKER_STACK: usize = 256 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub config: PathBuf,
-    pub socket: PathBuf,
+    /// The Unix socket to serve; `None` for an engine embedded in another program.
+    pub socket: Option<PathBuf>,
     pub board: Board,
     pub baresip: Option<String>,
+}
+
+/// What reaches the engine's thread from other threads of this process.
+pub enum Input {
+    Msg(Msg),
+    Reload(mpsc::Sender<Result<(), String>>),
+    Status(mpsc::Sender<String>),
+    /// Stop after flushing for up to this many milliseconds.
+    Stop(u64),
 }
 
 /// Why the daemon could not start (or stopped).
@@ -149,19 +159,76 @@ impl Device {
     }
 }
 
-/// Hands messages from another thread of this process to the engine (bounded; blocks when full).
+/// Hands messages from another thread of this process to the engine (bounded: [`INBOX_CAP`];
+/// blocks while full).
 #[derive(Clone)]
 pub struct Inbox {
-    tx: mpsc::SyncSender<Msg>,
+    tx: mpsc::SyncSender<Input>,
     wake: Arc<OwnedFd>,
 }
 
 impl Inbox {
-    /// Sends one message; `false` once the daemon has stopped.
+    /// Sends one message; `false` once the engine has stopped.
     pub fn send(&self, msg: Msg) -> bool {
-        let ok = self.tx.send(msg).is_ok();
+        self.input(Input::Msg(msg))
+    }
+
+    fn input(&self, i: Input) -> bool {
+        let ok = self.tx.send(i).is_ok();
         wake(&self.wake);
         ok
+    }
+
+    /// Re-reads the config file; `Err` with the problems if it is invalid (the running config stays).
+    pub fn reload(&self) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Reload(tx)) {
+            return Err("the engine has stopped".into());
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err("the engine has stopped".into()))
+    }
+
+    /// The status lines, as `event-notify status` prints them.
+    pub fn status(&self) -> Option<String> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Status(tx)) {
+            return None;
+        }
+        rx.recv().ok()
+    }
+}
+
+/// An engine running in a thread of the calling program (the C API uses it).
+pub struct Handle {
+    inbox: Inbox,
+    thread: Option<thread::JoinHandle<Result<(), DaemonError>>>,
+}
+
+impl Handle {
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Stops the engine: flushes for up to `flush_ms`, then joins its thread.
+    pub fn stop(mut self, flush_ms: u64) -> Result<(), DaemonError> {
+        self.inbox.input(Input::Stop(flush_ms));
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(DaemonError::Io(io::Error::other(
+                "the engine thread panicked",
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.inbox.input(Input::Stop(0));
+            let _ = t.join();
+        }
     }
 }
 
@@ -211,7 +278,12 @@ struct Daemon {
     sender: Arc<RwLock<Arc<Sender>>>,
     jobs: mpsc::SyncSender<Job>,
     done: mpsc::Receiver<(Ticket, Outcome)>,
-    inbox_rx: mpsc::Receiver<Msg>,
+    inbox_rx: mpsc::Receiver<Input>,
+    sigfd: Option<SignalFd>,
+    inotify: Option<Inotify>,
+    wake_r: OwnedFd,
+    /// Keeps the inbox's channel open while the engine runs.
+    inbox: Inbox,
     listener: Option<UnixListener>,
     clients: Vec<Client>,
     counters: Counters,
@@ -236,118 +308,165 @@ fn log_note(n: Note) {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. `ready` is called once the socket listens.
+/// Runs the daemon (socket, signals) until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
-    let (config, warnings) = load_config(&opts.config)?;
-    for w in &warnings {
-        log::warn!("config {}: {w}", opts.config.display());
+    let mut d = Daemon::new(opts, true)?;
+    let r = d.main_loop();
+    if let Some(p) = &d.opts.socket {
+        let _ = std::fs::remove_file(p);
     }
-    let config_text = std::fs::read_to_string(&opts.config).unwrap_or_default();
-    let sender = Arc::new(RwLock::new(Arc::new(Sender::new(&config.delivery)?)));
+    r
+}
 
-    // Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away).
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
-        mask.add(s);
-    }
-    mask.thread_block()?;
-    unsafe {
-        // SAFETY: setting SIG_IGN installs no handler code.
-        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
-    }
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+/// Starts an engine in a thread of this program: no signal handling, no socket unless
+/// `opts.socket` names one. Config errors are returned here, before the thread starts.
+pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
+    let mut d = Daemon::new(opts, false)?;
+    let inbox = d.inbox.clone();
+    let thread = thread::Builder::new()
+        .name("event-notify".into())
+        .spawn(move || {
+            let r = d.main_loop();
+            if let Some(p) = &d.opts.socket {
+                let _ = std::fs::remove_file(p);
+            }
+            r
+        })?;
+    Ok(Handle {
+        inbox,
+        thread: Some(thread),
+    })
+}
 
-    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-    let dir = opts
-        .config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let Err(e) = inotify.add_watch(
-        dir,
-        AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
-    ) {
-        log::warn!(
-            "cannot watch {} for changes ({e}); reload with SIGHUP",
-            dir.display()
-        );
-    }
+impl Daemon {
+    fn new(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
+        let (config, warnings) = load_config(&opts.config)?;
+        for w in &warnings {
+            log::warn!("config {}: {w}", opts.config.display());
+        }
+        let config_text = std::fs::read_to_string(&opts.config).unwrap_or_default();
+        let sender = Arc::new(RwLock::new(Arc::new(Sender::new(&config.delivery)?)));
 
-    let (wake_r, wake_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-    let wake_w = Arc::new(wake_w);
+        // Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away).
+        // An embedded engine leaves the program's signals alone.
+        let sigfd = if signals {
+            let mut mask = SigSet::empty();
+            for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+                mask.add(s);
+            }
+            mask.thread_block()?;
+            unsafe {
+                // SAFETY: SIG_IGN installs no handler code.
+                let _ =
+                    nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+            }
+            Some(SignalFd::with_flags(
+                &mask,
+                SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+            )?)
+        } else {
+            None
+        };
 
-    // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
-    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    let (done_tx, done_rx) = mpsc::channel::<(Ticket, Outcome)>();
-    for i in 0..crate::core::engine::MAX_IN_FLIGHT {
-        let rx = Arc::clone(&jobs_rx);
-        let tx = done_tx.clone();
-        let sender = Arc::clone(&sender);
-        let wake_w = Arc::clone(&wake_w);
-        thread::Builder::new()
-            .name(format!("deliver-{i}"))
-            .stack_size(WORKER_STACK)
-            .spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(rx) => match rx.recv() {
-                        Ok(j) => j,
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        let dir = opts
+            .config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Err(e) = inotify.add_watch(
+            dir,
+            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
+        ) {
+            log::warn!(
+                "cannot watch {} for changes ({e}); reload with SIGHUP",
+                dir.display()
+            );
+        }
+
+        let (wake_r, wake_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        let wake_w = Arc::new(wake_w);
+
+        // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(Ticket, Outcome)>();
+        for i in 0..crate::core::engine::MAX_IN_FLIGHT {
+            let rx = Arc::clone(&jobs_rx);
+            let tx = done_tx.clone();
+            let sender = Arc::clone(&sender);
+            let wake_w = Arc::clone(&wake_w);
+            thread::Builder::new()
+                .name(format!("deliver-{i}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        },
                         Err(_) => return,
-                    },
-                    Err(_) => return,
-                };
-                let s = sender.read().map(|s| Arc::clone(&s));
-                let outcome = match s {
-                    Ok(s) => s.send(&job.n),
-                    Err(_) => return,
-                };
-                if tx.send((job.ticket, outcome)).is_err() {
-                    return;
-                }
-                wake(&wake_w);
-            })?;
-    }
-    drop(done_tx);
+                    };
+                    let s = sender.read().map(|s| Arc::clone(&s));
+                    let outcome = match s {
+                        Ok(s) => s.send(&job.n),
+                        Err(_) => return,
+                    };
+                    if tx.send((job.ticket, outcome)).is_err() {
+                        return;
+                    }
+                    wake(&wake_w);
+                })?;
+        }
+        drop(done_tx);
 
-    let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Msg>(INBOX_CAP);
-    if let Some(addr) = opts.baresip.clone() {
+        let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Input>(INBOX_CAP);
         let inbox = Inbox {
-            tx: inbox_tx.clone(),
+            tx: inbox_tx,
             wake: Arc::clone(&wake_w),
         };
-        spawn_baresip(addr, inbox)?;
-    }
-    drop(inbox_tx);
+        if let Some(addr) = opts.baresip.clone() {
+            spawn_baresip(addr, inbox.clone())?;
+        }
 
-    let listener = bind_socket(&opts.socket)?;
-    let device = Device::new(&opts.board, &config);
-    let seed = now().ms ^ (std::process::id() as u64) << 32;
-    let mut d = Daemon {
-        engine: Engine::new(config, seed),
-        device,
-        sender,
-        jobs: jobs_tx,
-        done: done_rx,
-        inbox_rx,
-        listener: Some(listener),
-        clients: Vec::with_capacity(MAX_CLIENTS),
-        counters: Counters::default(),
-        config_text,
-        held_boot: None,
-        started: now(),
-        stopping: None,
-        opts,
-    };
-    log::info!(
-        "ready: socket {} config {} interface {}",
-        d.opts.socket.display(),
-        d.opts.config.display(),
-        d.device.interface()
-    );
-    let r = d.main_loop(&sigfd, &inotify, &wake_r);
-    let _ = std::fs::remove_file(&d.opts.socket);
-    r
+        let listener = match &opts.socket {
+            Some(p) => Some(bind_socket(p)?),
+            None => None,
+        };
+        let device = Device::new(&opts.board, &config);
+        let seed = now().ms ^ (std::process::id() as u64) << 32;
+        let d = Daemon {
+            engine: Engine::new(config, seed),
+            device,
+            sender,
+            jobs: jobs_tx,
+            done: done_rx,
+            inbox_rx,
+            sigfd,
+            inotify: Some(inotify),
+            wake_r,
+            inbox,
+            listener,
+            clients: Vec::with_capacity(MAX_CLIENTS),
+            counters: Counters::default(),
+            config_text,
+            held_boot: None,
+            started: now(),
+            stopping: None,
+            opts,
+        };
+        log::info!(
+            "ready: socket {} config {} interface {}",
+            d.opts
+                .socket
+                .as_deref()
+                .map_or("(none)".into(), |p| p.display().to_string()),
+            d.opts.config.display(),
+            d.device.interface()
+        );
+        Ok(d)
+    }
 }
 
 /// Follows a baresip over its ctrl_tcp module in a thread of its own.
@@ -357,6 +476,17 @@ fn spawn_baresip(addr: String, inbox: Inbox) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         "--baresip: the adapter is not linked in this build",
     ))
+}
+
+/// A poll slot for `fd`, or an inert slot (no events asked) when there is none.
+fn pollfd<'a>(
+    fd: Option<std::os::fd::BorrowedFd<'a>>,
+    inert: std::os::fd::BorrowedFd<'a>,
+) -> PollFd<'a> {
+    match fd {
+        Some(fd) => PollFd::new(fd, PollFlags::POLLIN),
+        None => PollFd::new(inert, PollFlags::empty()),
+    }
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
@@ -380,12 +510,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 }
 
 impl Daemon {
-    fn main_loop(
-        &mut self,
-        sigfd: &SignalFd,
-        inotify: &Inotify,
-        wake_r: &OwnedFd,
-    ) -> Result<(), DaemonError> {
+    fn main_loop(&mut self) -> Result<(), DaemonError> {
         loop {
             let t = now();
             self.dispatch(t);
@@ -424,13 +549,15 @@ impl Daemon {
                 }
             };
 
-            let mut fds = Vec::with_capacity(4 + self.clients.len());
-            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(inotify.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(wake_r.as_fd(), PollFlags::POLLIN));
-            if let Some(l) = &self.listener {
-                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-            }
+            // Fixed order: wake pipe, signals, inotify, listener, then the clients. A missing
+            // source polls the wake pipe for nothing.
+            let mut fds = Vec::with_capacity(4 + MAX_CLIENTS);
+            let wake_fd = self.wake_r.as_fd();
+            let slot = |fd| pollfd(fd, wake_fd);
+            fds.push(slot(Some(self.wake_r.as_fd())));
+            fds.push(slot(self.sigfd.as_ref().map(|s| s.as_fd())));
+            fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
+            fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
             for c in &self.clients {
                 fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
             }
@@ -442,27 +569,25 @@ impl Daemon {
             let ready = |i: usize| {
                 fds.get(i)
                     .and_then(|f| f.revents())
-                    .map_or(false, |r| !r.is_empty())
+                    .is_some_and(|r| !r.is_empty())
             };
-            let sig_ready = ready(0);
-            let ino_ready = ready(1);
-            let wake_ready = ready(2);
+            let (wake_ready, sig_ready, ino_ready) = (ready(0), ready(1), ready(2));
             let listen_ready = self.listener.is_some() && ready(3);
-            let first_client = if self.listener.is_some() { 4 } else { 3 };
-            let client_ready: Vec<bool> = (0..self.clients.len())
-                .map(|i| ready(first_client + i))
-                .collect();
+            let client_ready: heapless::Vec<bool, MAX_CLIENTS> =
+                (0..self.clients.len()).map(|i| ready(4 + i)).collect();
             drop(fds);
 
             if sig_ready {
-                self.on_signals(sigfd);
+                self.on_signals();
             }
             if ino_ready {
-                self.on_inotify(inotify);
+                self.on_inotify();
             }
             if wake_ready {
                 let mut buf = [0u8; 64];
-                while matches!(nix::unistd::read(wake_r.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+                while matches!(nix::unistd::read(self.wake_r.as_raw_fd(), &mut buf), Ok(n) if n > 0)
+                {
+                }
             }
             self.collect_results();
             self.drain_inbox();
@@ -509,9 +634,38 @@ impl Daemon {
     }
 
     fn drain_inbox(&mut self) {
-        while let Ok(msg) = self.inbox_rx.try_recv() {
-            let _ = self.handle_msg(&msg);
+        while let Ok(input) = self.inbox_rx.try_recv() {
+            match input {
+                Input::Msg(msg) => {
+                    let _ = self.handle_msg(&msg);
+                }
+                Input::Reload(reply) => {
+                    let _ = reply.send(self.reload(true));
+                }
+                Input::Status(reply) => {
+                    let mut s = String::new();
+                    self.write_status(&mut s);
+                    let _ = reply.send(s);
+                }
+                Input::Stop(flush_ms) => self.stop(flush_ms),
+            }
         }
+    }
+
+    fn stop(&mut self, flush_ms: u64) {
+        if self.stopping.is_some() {
+            return;
+        }
+        log::info!(
+            "stopping; flushing {} notification(s) for up to {flush_ms} ms",
+            self.engine.pending()
+        );
+        self.stopping = Some(now().ms + flush_ms);
+        self.listener = None;
+        if let Some(p) = &self.opts.socket {
+            let _ = std::fs::remove_file(p);
+        }
+        self.clients.clear();
     }
 
     /// Handles one message; the reply detail for the socket.
@@ -550,32 +704,30 @@ impl Daemon {
         let _ = self.engine.handle(&msg, &device, t, &mut log_note);
     }
 
-    fn on_signals(&mut self, sigfd: &SignalFd) {
-        while let Ok(Some(info)) = sigfd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGHUP) => {
-                    log::info!("SIGHUP: reloading {}", self.opts.config.display());
-                    self.reload(true);
+    fn on_signals(&mut self) {
+        let mut sigs = heapless::Vec::<Signal, 8>::new();
+        if let Some(fd) = &self.sigfd {
+            while let Ok(Some(info)) = fd.read_signal() {
+                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                    let _ = sigs.push(sig);
                 }
-                Ok(sig) if self.stopping.is_none() => {
-                    let flush = self.engine.config().delivery.shutdown_flush_ms as u64;
-                    log::info!(
-                        "{sig}: stopping; flushing {} notification(s) for up to {flush} ms",
-                        self.engine.pending()
-                    );
-                    self.stopping = Some(now().ms + flush);
-                    self.listener = None;
-                    let _ = std::fs::remove_file(&self.opts.socket);
-                    self.clients.clear();
-                }
-                _ => {}
+            }
+        }
+        for sig in sigs {
+            if sig == Signal::SIGHUP {
+                log::info!("SIGHUP: reloading {}", self.opts.config.display());
+                let _ = self.reload(true);
+            } else {
+                log::info!("{sig}");
+                self.stop(self.engine.config().delivery.shutdown_flush_ms as u64);
             }
         }
     }
 
-    fn on_inotify(&mut self, inotify: &Inotify) {
+    fn on_inotify(&mut self) {
         let name = self.opts.config.file_name().map(|n| n.to_owned());
         let mut hit = false;
+        let Some(inotify) = &self.inotify else { return };
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
@@ -583,63 +735,64 @@ impl Daemon {
             hit |= events.iter().any(|e| e.name.as_deref() == name.as_deref());
         }
         if hit {
-            self.reload(false);
+            let _ = self.reload(false);
         }
     }
 
     /// Re-reads the config; an invalid one is refused and the running one stays.
-    fn reload(&mut self, forced: bool) {
+    fn reload(&mut self, forced: bool) -> Result<(), String> {
+        let path = self.opts.config.display().to_string();
         let text = match std::fs::read_to_string(&self.opts.config) {
             Ok(t) => t,
             Err(e) => {
                 self.counters.reload_errors += 1;
-                log::error!(
-                    "reload: cannot read {}: {e}; keeping the running config",
-                    self.opts.config.display()
-                );
-                return;
+                log::error!("reload: cannot read {path}: {e}; keeping the running config");
+                return Err(format!("cannot read {path}: {e}"));
             }
         };
         if !forced && text == self.config_text {
-            return;
+            return Ok(());
         }
-        match Config::from_json(&text) {
-            Ok((cfg, warnings)) => {
-                for w in warnings {
-                    log::warn!("config: {w}");
-                }
-                if cfg.delivery != self.engine.config().delivery {
-                    match Sender::new(&cfg.delivery) {
-                        Ok(s) => {
-                            if let Ok(mut cur) = self.sender.write() {
-                                *cur = Arc::new(s);
-                            }
-                        }
-                        Err(e) => {
-                            self.counters.reload_errors += 1;
-                            log::error!("reload refused: {e}; keeping the running config");
-                            return;
-                        }
-                    }
-                }
-                self.device = Device::new(&self.opts.board, &cfg);
-                self.engine.set_config(cfg);
-                self.config_text = text;
-                self.counters.reloads += 1;
-                log::info!("config reloaded");
-            }
+        let (cfg, warnings) = match Config::from_json(&text) {
+            Ok(c) => c,
             Err(problems) => {
                 self.counters.reload_errors += 1;
                 self.config_text = text;
-                log::error!(
-                    "reload refused: {} is invalid; keeping the running config:",
-                    self.opts.config.display()
-                );
-                for p in problems {
+                log::error!("reload refused: {path} is invalid; keeping the running config:");
+                for p in &problems {
                     log::error!("  {p}");
+                }
+                return Err(problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"));
+            }
+        };
+        for w in warnings {
+            log::warn!("config: {w}");
+        }
+        if cfg.delivery != self.engine.config().delivery {
+            match Sender::new(&cfg.delivery) {
+                Ok(s) => {
+                    if let Ok(mut cur) = self.sender.write() {
+                        *cur = Arc::new(s);
+                    }
+                }
+                Err(e) => {
+                    self.counters.reload_errors += 1;
+                    self.config_text = text;
+                    log::error!("reload refused: {e}; keeping the running config");
+                    return Err(e.to_string());
                 }
             }
         }
+        self.device = Device::new(&self.opts.board, &cfg);
+        self.engine.set_config(cfg);
+        self.config_text = text;
+        self.counters.reloads += 1;
+        log::info!("config reloaded");
+        Ok(())
     }
 
     fn accept(&mut self) {
@@ -722,15 +875,10 @@ impl Daemon {
                 Err(detail) => format!("ERR refused {detail}\n"),
             },
             Ok(Request::Ping) => "OK pong\n".into(),
-            Ok(Request::Reload) => {
-                let before = self.counters.reload_errors;
-                self.reload(true);
-                if self.counters.reload_errors > before {
-                    "ERR invalid-config the new config is invalid; the running one stays (see the log)\n".into()
-                } else {
-                    "OK reloaded\n".into()
-                }
-            }
+            Ok(Request::Reload) => match self.reload(true) {
+                Ok(()) => "OK reloaded\n".into(),
+                Err(_) => "ERR invalid-config the new config is invalid; the running one stays (see the log)\n".into(),
+            },
             Ok(Request::Status) => {
                 let mut s = String::from("OK\n");
                 self.write_status(&mut s);
@@ -755,6 +903,7 @@ impl Daemon {
             t.ms.saturating_sub(self.started.ms) / 1000
         );
         let _ = writeln!(s, "config {}", self.opts.config.display());
+        let _ = writeln!(s, "pid {}", std::process::id());
         let _ = writeln!(s, "interface {}", self.device.interface());
         let refused: u64 = self.counters.refused.iter().sum();
         let _ = writeln!(s, "refused {refused}");
