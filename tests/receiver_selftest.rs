@@ -442,3 +442,120 @@ fn daemon_delivers_over_https_with_the_test_ca() {
     assert!(got[0].tls);
     assert_eq!(got[0].query("e"), Some("dnd_on"));
 }
+
+/// `event-notify listen`, the receiver for people and scripts, run as the real binary.
+#[test]
+fn listen_command_prints_each_request_at_once_and_stops_after_count() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--count",
+            "3",
+            "--status",
+            "202",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start listen");
+    // Killed even if an assertion fails below.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = Reap(child);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address");
+    assert_ne!(addr.port(), 0);
+
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(SHORT)).unwrap();
+    s.write_all(b"GET /in?from=1002&name=Bob%20%26%20Alice HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut s)), 202);
+    // Printed before the next request is even sent.
+    let mut block = String::new();
+    for _ in 0..3 {
+        stdout.read_line(&mut block).unwrap();
+    }
+    assert_eq!(
+        block,
+        "GET /in?from=1002&name=Bob%20%26%20Alice\n  from=1002\n  name=Bob & Alice\n"
+    );
+
+    // "phone:s3cret"
+    s.write_all(
+        b"POST /end HTTP/1.1\r\nAuthorization: Basic cGhvbmU6czNjcmV0\r\n\
+Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\r\nid=a84b&t=12",
+    )
+    .unwrap();
+    assert_eq!(status_of(&read_answer_head(&mut s)), 202);
+    let mut other = TcpStream::connect(addr).unwrap();
+    other.set_read_timeout(Some(SHORT)).unwrap();
+    other
+        .write_all(b"POST /j HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n")
+        .unwrap();
+    let last = read_answer_head(&mut other);
+    assert!(last.starts_with("HTTP/1.1 202 Accepted\r\n"), "{last:?}");
+    assert!(last.contains("Connection: close"), "{last:?}");
+
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "POST /end\n  auth: basic user=phone\n  id=a84b\n  t=12\nPOST /j\n  body: {\"id\":\"x\"}\\n\n"
+    );
+    assert!(!rest.contains("s3cret"));
+    let deadline = Instant::now() + SHORT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listen did not exit after --count 3"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn listen_command_usage_errors() {
+    for args in [
+        &["listen"][..],
+        &["listen", "--bind"],
+        &["listen", "--bind", "127.0.0.1:0", "--status", "42"],
+        &["listen", "--bind", "127.0.0.1:0", "--count", "none"],
+        &["listen", "--bind", "127.0.0.1:0", "stray"],
+    ] {
+        let (code, out, err) = run_cli(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("usage: event-notify listen"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, out, _) = run_cli(&["listen", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--bind ADDR:PORT"));
+    // A port that cannot be had is an error, not a usage mistake.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run_cli(&["listen", "--bind", &bind]);
+    assert_eq!(code, 1, "{err}");
+}
