@@ -137,14 +137,21 @@ impl Sender {
                 Outcome::from_status(status, retry_after)
             }
             Err(e) => Outcome::Failed {
-                why: classify(&e),
+                why: classify(
+                    &e,
+                    n.url
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("https")),
+                ),
                 retry_after_ms: None,
             },
         }
     }
 }
 
-fn classify(e: &ureq::Error) -> Failure {
+/// Maps a ureq error to a failure. Over https, rustls reports a refused certificate or a broken
+/// handshake as `InvalidData` I/O: that is a TLS failure, which retrying does not mend.
+fn classify(e: &ureq::Error, https: bool) -> Failure {
     use ureq::Error as E;
     match e {
         E::Timeout(_) => Failure::Timeout,
@@ -158,6 +165,7 @@ fn classify(e: &ureq::Error) -> Failure {
             | io::ErrorKind::NetworkUnreachable
             | io::ErrorKind::HostUnreachable => Failure::Connect,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Timeout,
+            io::ErrorKind::InvalidData if https => Failure::Tls,
             _ => Failure::Io,
         },
         E::Tls(_) => Failure::Tls,
