@@ -13,9 +13,11 @@
 #![allow(dead_code)]
 
 use event_notify::listen::{self, Connection, HttpError, ReadError, Version};
+use nix::sys::socket::SockaddrIn;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -338,10 +340,14 @@ struct State {
 
 struct Inner {
     addr: SocketAddr,
+    /// Holds the port for the receiver's whole life, bound but never listening, so that while
+    /// the receiver is down connections are refused and no other socket can take the number.
+    _reservation: OwnedFd,
     ca: Option<TestCa>,
     state: Mutex<State>,
     changed: Condvar,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
+    /// The accept thread and a second handle on its listening socket, to stop it.
+    acceptor: Mutex<Option<(JoinHandle<()>, TcpListener)>>,
 }
 
 impl Inner {
@@ -390,10 +396,10 @@ impl ReceiverBuilder {
     }
 
     pub fn start(self) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
+        let (reservation, addr) = reserve_port();
         let inner = Arc::new(Inner {
             addr,
+            _reservation: reservation,
             ca: self.tls.then(TestCa::new),
             state: Mutex::new(State {
                 requests: Vec::new(),
@@ -414,13 +420,42 @@ impl ReceiverBuilder {
         });
         let receiver = Receiver { inner };
         if self.up {
-            receiver.spawn_acceptor(listener);
-        } else {
-            // Closing the listener frees the port; `come_up` binds the same number again.
-            drop(listener);
+            receiver.come_up();
         }
         receiver
     }
+}
+
+/// A TCP socket on `127.0.0.1`, with `SO_REUSEADDR` and `SO_REUSEPORT` so that a listener can
+/// share the port of a reservation (sockets without `SO_REUSEPORT`, i.e. everyone else's,
+/// cannot), bound to `port` (0: any).
+fn bound_socket(port: u16) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port))?;
+    Ok(fd)
+}
+
+/// Reserves a free port on 127.0.0.1: bound, not listening (a connection to it is refused).
+fn reserve_port() -> (OwnedFd, SocketAddr) {
+    let fd = bound_socket(0).expect("reserve a port on 127.0.0.1");
+    let name: SockaddrIn =
+        nix::sys::socket::getsockname(fd.as_raw_fd()).expect("reserved port number");
+    (fd, SocketAddr::new(IpAddr::from(name.ip()), name.port()))
+}
+
+/// A listener on a reserved port.
+fn listen_on(port: u16) -> nix::Result<TcpListener> {
+    let fd = bound_socket(port)?;
+    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128)?)?;
+    Ok(TcpListener::from(fd))
 }
 
 /// A recording HTTP(S) receiver on `127.0.0.1`; see the module documentation.
@@ -578,52 +613,47 @@ impl Receiver {
         self.inner.changed.notify_all();
     }
 
-    /// Starts listening again on the same port (after `down()` or `go_down()`). Panics if it is
-    /// already up or the port cannot be had back within [`PATIENCE`].
+    /// Starts listening on its port (after `down()` or `go_down()`: the same number, which was
+    /// kept reserved meanwhile). Panics if it is already up.
     pub fn come_up(&self) {
         assert!(
             !self.inner.lock().up,
             "receiver {} is already up",
             self.inner.addr
         );
-        let deadline = Instant::now() + PATIENCE;
-        let listener = loop {
-            match TcpListener::bind(self.inner.addr) {
-                Ok(l) => break l,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("cannot bind {} again: {e}", self.inner.addr),
-            }
-        };
+        let listener = listen_on(self.inner.addr.port())
+            .unwrap_or_else(|e| panic!("cannot listen on {}: {e}", self.inner.addr));
         self.spawn_acceptor(listener);
     }
 
     /// Stops listening (new connections are refused) and cuts every open connection.
     /// Returns once the port is closed.
     pub fn go_down(&self) {
-        let was_up = {
+        {
             let mut state = self.inner.lock();
-            let was_up = state.up;
             state.up = false;
             state.up_gen += 1;
             for (_, s) in state.open.drain(..) {
                 let _ = s.shutdown(Shutdown::Both);
             }
-            was_up
-        };
-        self.inner.changed.notify_all();
-        if was_up {
-            // Wake the blocking accept so it sees `up == false` and drops the listener.
-            let _ = TcpStream::connect_timeout(&self.inner.addr, Duration::from_secs(1));
         }
+        self.inner.changed.notify_all();
         let acceptor = self
             .inner
             .acceptor
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(handle) = acceptor {
+        if let Some((handle, control)) = acceptor {
+            // Shutting the listening socket down stops it listening at once, even while a child
+            // process forked by another test still holds a copy of the descriptor (closing ours
+            // alone would not), and wakes the blocking accept with an error.
+            let stopped =
+                nix::sys::socket::shutdown(control.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+            if stopped.is_err() {
+                let _ = TcpStream::connect_timeout(&self.inner.addr, Duration::from_secs(1));
+            }
+            drop(control);
             let _ = handle.join();
         }
     }
@@ -634,6 +664,7 @@ impl Receiver {
             state.up = true;
             state.up_gen
         };
+        let control = listener.try_clone().expect("second handle on the listener");
         let inner = Arc::clone(&self.inner);
         let handle = std::thread::Builder::new()
             .name(format!("receiver-{}", self.inner.addr.port()))
@@ -643,7 +674,7 @@ impl Receiver {
             .inner
             .acceptor
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            .unwrap_or_else(|e| e.into_inner()) = Some((handle, control));
     }
 }
 
