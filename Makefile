@@ -1,0 +1,43 @@
+# event-notify — the two commands a new user runs on a fresh Debian 12 machine:
+#   make demo   the daemon, a receiver and a sample call on loopback: what the phone sends
+#   make test   every test: host, ARM under qemu-user, the QEMU ARM images, C API, SIP, bench smoke
+# Both install what they need first (apt packages, rustup targets, guest kernels).
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build demo test test-host setup setup-host bench bench-smoke cross qemu-test clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux
+setup-host:
+	@sh scripts/ensure-apt.sh $(HOST_PKGS)
+
+# Cross linkers, qemu, rustup targets, guest kernels and busybox (see cross/setup.sh).
+setup: setup-host
+	@sh cross/setup.sh
+
+demo:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+	$(CARGO) build --release --quiet
+	@sh demo/demo.sh target/release/event-notify
+
+# Host tests: unit, doc and integration tests (real daemon processes on loopback).
+test-host: setup-host
+	$(CARGO) test
+	$(CARGO) build --release --no-default-features --quiet
+
+-include cross/cross.mk
+-include tests/c/c.mk
+-include bench/bench.mk
+
+test: setup test-host $(EXTRA_TESTS)
+	@echo "make test: all passed"
+
+clean:
+	$(CARGO) clean
