@@ -242,7 +242,8 @@ pub fn serve(listener: TcpListener, opts: &ListenOpts, sink: Sink) -> io::Result
         if shared.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             shared.active.fetch_sub(1, Ordering::SeqCst);
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            reject(stream, 503, "too many connections");
+            // Answered from the accept loop: no lingering here, the loop must go on at once.
+            reject(stream, 503, "too many connections", false);
             continue;
         }
         let conn_shared = Arc::clone(&shared);
@@ -275,12 +276,16 @@ fn handle(stream: TcpStream, shared: &Shared) {
         let head = match conn.read_head() {
             Ok(Some(head)) => head,
             Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(ReadError::Http(e)) => return reject(conn.into_inner(), e.status(), e.what()),
+            Err(ReadError::Http(e)) => {
+                return reject(conn.into_inner(), e.status(), e.what(), true)
+            }
         };
         let body = match read_body_answering_continue(&mut conn, &head) {
             Ok(body) => body,
             Err(ReadError::Io(_)) => return,
-            Err(ReadError::Http(e)) => return reject(conn.into_inner(), e.status(), e.what()),
+            Err(ReadError::Http(e)) => {
+                return reject(conn.into_inner(), e.status(), e.what(), true)
+            }
         };
         let n = shared.admitted.fetch_add(1, Ordering::SeqCst) + 1;
         if shared.count.is_some_and(|c| n > c) || shared.stop.load(Ordering::SeqCst) {
@@ -322,8 +327,9 @@ pub fn read_body_answering_continue<S: Read + Write>(
     conn.read_body(kind)
 }
 
-/// Answers `status` with `Connection: close`, logs why on stderr, and closes gently.
-fn reject(mut stream: TcpStream, status: u16, why: &str) {
+/// Answers `status` with `Connection: close`, logs why on stderr, and closes (gently when
+/// `linger`: after draining what the peer still sends, for a bounded time).
+fn reject(mut stream: TcpStream, status: u16, why: &str, linger: bool) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -335,6 +341,9 @@ fn reject(mut stream: TcpStream, status: u16, why: &str) {
     // Closing with unread input would reset the connection and could destroy our answer before
     // the peer reads it: stop sending, then drain a bounded amount for a bounded time.
     let _ = stream.shutdown(Shutdown::Write);
+    if !linger {
+        return;
+    }
     let _ = stream.set_read_timeout(Some(LINGER));
     let started = Instant::now();
     let mut drained = 0;
