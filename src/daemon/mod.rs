@@ -376,7 +376,8 @@ impl Daemon {
             .unwrap_or(Path::new("."));
         if let Err(e) = inotify.add_watch(
             dir,
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
+            // A finished write, or a file renamed into place (how editors save).
+            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
         ) {
             log::warn!(
                 "cannot watch {} for changes ({e}); reload with SIGHUP",
