@@ -18,4 +18,5 @@ pub use crate::core::var::{Var, Vars};
 pub mod cli;
 pub mod client;
 pub mod daemon;
+pub mod ffi;
 pub mod logger;

@@ -1,0 +1,1067 @@
+//! The C API: the engine linked into the handset firmware (the SIP stack, the UI).
+//!
+//! `include/event_notify.h` is its header; `doc/README-ffi.md` shows how to link it. Every
+//! function here:
+//! - takes and returns plain C types only;
+//! - refuses a NULL pointer or a string that is not UTF-8 with an error code (never a crash);
+//! - catches any Rust panic and returns [`EN_E_PANIC`] instead (the library must be built with
+//!   `panic = "unwind"`, e.g. `cargo build --lib --profile ffi`; with the release profile's
+//!   `panic = "abort"` a bug aborts the process);
+//! - borrows its string arguments for the duration of the call only (the caller keeps ownership).
+//!
+//! An `en_engine` is [`daemon::spawn`] without a socket: the engine loop and its delivery workers
+//! run in threads of the calling program. Its inbox is a bounded channel that any thread may send
+//! to, so every call except [`en_destroy`] may come from any thread at any time.
+//!
+//! `tests/ffi_header.rs` checks the header against this file (functions, the counters struct, the
+//! constants) and against the symbols the built library exports.
+
+// The C names are the API: `en_engine`, `en_counters`, `en_log_fn`.
+#![allow(non_camel_case_types)]
+
+use crate::core::config::Board;
+use crate::core::event::Event;
+use crate::core::hook::{parse_kind, Kind, KindError, Msg, VERBS};
+use crate::core::var::Var;
+use crate::core::wire::reason_is_elsewhere;
+use crate::daemon::{self, DaemonError, Handle, Options};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// Version of this API; bumped on any incompatible change (`EN_ABI_VERSION` in the header).
+pub const EN_ABI_VERSION: c_uint = 1;
+
+// Result codes: 0 or a negative `en_error`.
+pub const EN_OK: c_int = 0;
+pub const EN_E_NULL: c_int = -1;
+pub const EN_E_UTF8: c_int = -2;
+pub const EN_E_UNKNOWN_VERB: c_int = -3;
+pub const EN_E_UNKNOWN_EVENT: c_int = -4;
+pub const EN_E_MISSING_STATE: c_int = -5;
+pub const EN_E_BAD_STATE: c_int = -6;
+pub const EN_E_UNKNOWN_FIELD: c_int = -7;
+pub const EN_E_RANGE: c_int = -8;
+pub const EN_E_CONFIG_READ: c_int = -9;
+pub const EN_E_CONFIG_INVALID: c_int = -10;
+pub const EN_E_BOARD: c_int = -11;
+pub const EN_E_SYSTEM: c_int = -12;
+pub const EN_E_STOPPED: c_int = -13;
+pub const EN_E_LOGGER: c_int = -14;
+pub const EN_E_PANIC: c_int = -15;
+
+/// Every result code: (value, name in the header, what [`en_strerror`] says).
+pub const CODES: &[(c_int, &str, &CStr)] = &[
+    (EN_OK, "EN_OK", c"success"),
+    (EN_E_NULL, "EN_E_NULL", c"a required pointer argument is NULL"),
+    (EN_E_UTF8, "EN_E_UTF8", c"a string argument is not valid UTF-8"),
+    (
+        EN_E_UNKNOWN_VERB,
+        "EN_E_UNKNOWN_VERB",
+        c"unknown verb: neither a transition verb nor an event key or alias",
+    ),
+    (
+        EN_E_UNKNOWN_EVENT,
+        "EN_E_UNKNOWN_EVENT",
+        c"unknown event: not one of the twenty event keys or an alias",
+    ),
+    (
+        EN_E_MISSING_STATE,
+        "EN_E_MISSING_STATE",
+        c"this transition verb needs a state field",
+    ),
+    (
+        EN_E_BAD_STATE,
+        "EN_E_BAD_STATE",
+        c"bad state value for this transition verb",
+    ),
+    (
+        EN_E_UNKNOWN_FIELD,
+        "EN_E_UNKNOWN_FIELD",
+        c"unknown field name (not a variable name, state, reason or elsewhere)",
+    ),
+    (EN_E_RANGE, "EN_E_RANGE", c"an argument is out of range"),
+    (
+        EN_E_CONFIG_READ,
+        "EN_E_CONFIG_READ",
+        c"the config file cannot be read",
+    ),
+    (
+        EN_E_CONFIG_INVALID,
+        "EN_E_CONFIG_INVALID",
+        c"the config file is invalid (the problems are logged)",
+    ),
+    (
+        EN_E_BOARD,
+        "EN_E_BOARD",
+        c"the board file cannot be read or is invalid",
+    ),
+    (
+        EN_E_SYSTEM,
+        "EN_E_SYSTEM",
+        c"a system resource failed (threads, file descriptors, TLS setup)",
+    ),
+    (
+        EN_E_STOPPED,
+        "EN_E_STOPPED",
+        c"the engine has stopped; destroy it and create a new one",
+    ),
+    (
+        EN_E_LOGGER,
+        "EN_E_LOGGER",
+        c"another logger is already installed in this process",
+    ),
+    (
+        EN_E_PANIC,
+        "EN_E_PANIC",
+        c"internal error caught at the API boundary (a bug: please report it)",
+    ),
+];
+
+// Log levels of `en_set_log` and the log callback (`en_log_level` in the header).
+pub const EN_LOG_OFF: c_int = 0;
+pub const EN_LOG_ERROR: c_int = 1;
+pub const EN_LOG_WARN: c_int = 2;
+pub const EN_LOG_INFO: c_int = 3;
+pub const EN_LOG_DEBUG: c_int = 4;
+pub const EN_LOG_TRACE: c_int = 5;
+
+/// Every named constant of the header with its value: the result codes, the log levels and
+/// `EN_ABI_VERSION`. `tests/ffi_header.rs` compares the header with this list.
+pub fn constants() -> Vec<(&'static str, i64)> {
+    let mut v: Vec<(&'static str, i64)> = CODES
+        .iter()
+        .map(|&(code, name, _)| (name, code as i64))
+        .collect();
+    v.extend([
+        ("EN_LOG_OFF", EN_LOG_OFF as i64),
+        ("EN_LOG_ERROR", EN_LOG_ERROR as i64),
+        ("EN_LOG_WARN", EN_LOG_WARN as i64),
+        ("EN_LOG_INFO", EN_LOG_INFO as i64),
+        ("EN_LOG_DEBUG", EN_LOG_DEBUG as i64),
+        ("EN_LOG_TRACE", EN_LOG_TRACE as i64),
+        ("EN_ABI_VERSION", EN_ABI_VERSION as i64),
+    ]);
+    v
+}
+
+/// An engine running in threads of the calling program. Opaque to C.
+pub struct en_engine {
+    handle: Handle,
+    /// Calls refused by this API (bad arguments, unknown verb or field).
+    refused: AtomicU64,
+}
+
+/// The engine's counters (`en_counters` in the header). Fields are only ever appended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct en_counters {
+    pub messages: u64,
+    pub events: u64,
+    pub queued: u64,
+    pub delivered: u64,
+    pub retried: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub not_configured: u64,
+    pub too_long: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub refused: u64,
+    pub reloads: u64,
+    pub reload_errors: u64,
+}
+
+/// The log callback: `(user, level, message)`; `message` is borrowed for the call.
+pub type en_log_fn = Option<unsafe extern "C" fn(*mut c_void, c_int, *const c_char)>;
+
+// ---------------------------------------------------------------------------------------------
+// The boundary: panics, NULL, UTF-8, signals
+
+/// Runs `f`, turning a panic into [`EN_E_PANIC`]: no unwinding ever reaches C.
+pub fn guard(f: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(EN_E_PANIC)
+}
+
+/// A borrowed C string as UTF-8.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string valid for `'a`.
+unsafe fn arg_str<'a>(p: *const c_char) -> Result<&'a str, c_int> {
+    if p.is_null() {
+        return Err(EN_E_NULL);
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| EN_E_UTF8)
+}
+
+/// Like [`arg_str`] for an optional argument: NULL is `None`.
+///
+/// # Safety
+/// As [`arg_str`].
+unsafe fn opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>, c_int> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: as the caller's.
+        unsafe { arg_str(p) }.map(Some)
+    }
+}
+
+/// The signals that threads of this library never take: all asynchronous ones. The synchronous
+/// ones (a fault in the thread itself) stay deliverable.
+fn async_signals() -> SigSet {
+    let mut set = SigSet::all();
+    for s in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGILL,
+        Signal::SIGTRAP,
+        Signal::SIGABRT,
+        Signal::SIGSYS,
+    ] {
+        set.remove(s);
+    }
+    set
+}
+
+/// Runs `f` with the asynchronous signals blocked in this thread, then restores the mask. The
+/// threads `f` starts inherit the blocked mask, so the firmware's signals (SIGTERM, SIGCHLD,
+/// SIGALRM, ...) keep going to the firmware's own threads, and a write to a closed pipe in an
+/// engine thread (SIGPIPE, deadly by default in a C program) only fails with EPIPE.
+fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    let old = async_signals().thread_swap_mask(SigmaskHow::SIG_BLOCK);
+    let r = f();
+    if let Ok(old) = old {
+        let _ = old.thread_set_mask();
+    }
+    r
+}
+
+/// Runs `f` so that a SIGPIPE it raises in this (the caller's) thread does not kill the
+/// program: the engine wakes its thread through a pipe, and once that thread has stopped the
+/// pipe has no reader. The signal is blocked around `f`, and one it left pending is taken.
+#[doc(hidden)]
+pub fn no_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    let mut pipe = SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    let Ok(old) = pipe.thread_swap_mask(SigmaskHow::SIG_BLOCK) else {
+        return f();
+    };
+    let r = f();
+    if !old.contains(Signal::SIGPIPE) {
+        // SAFETY: plain libc calls on a local sigset_t; a zero timeout never blocks.
+        unsafe {
+            let mut pending: nix::libc::sigset_t = std::mem::zeroed();
+            if nix::libc::sigpending(&mut pending) == 0
+                && nix::libc::sigismember(&pending, nix::libc::SIGPIPE) == 1
+            {
+                let zero = nix::libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                nix::libc::sigtimedwait(pipe.as_ref(), std::ptr::null_mut(), &zero);
+            }
+        }
+        let _ = old.thread_set_mask();
+    }
+    r
+}
+
+fn set_err(err: *mut c_int, code: c_int) {
+    if !err.is_null() {
+        // SAFETY: the caller passes NULL or a pointer to an int it owns.
+        unsafe { *err = code };
+    }
+}
+
+/// The engine behind a handle, or [`EN_E_NULL`].
+///
+/// # Safety
+/// `e` is NULL or a pointer returned by [`en_create`] and not yet destroyed.
+unsafe fn engine<'a>(e: *mut en_engine) -> Result<&'a en_engine, c_int> {
+    // SAFETY: by the caller's contract; only shared references are made while it lives.
+    unsafe { e.cast_const().as_ref() }.ok_or(EN_E_NULL)
+}
+
+fn daemon_code(e: &DaemonError) -> c_int {
+    match e {
+        DaemonError::ConfigRead { .. } => EN_E_CONFIG_READ,
+        DaemonError::ConfigInvalid { .. } => EN_E_CONFIG_INVALID,
+        _ => EN_E_SYSTEM,
+    }
+}
+
+fn kind_code(e: KindError) -> c_int {
+    match e {
+        KindError::UnknownVerb => EN_E_UNKNOWN_VERB,
+        KindError::MissingState => EN_E_MISSING_STATE,
+        KindError::BadState => EN_E_BAD_STATE,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+/// The version of this API the library implements; compare with `EN_ABI_VERSION`.
+#[no_mangle]
+pub extern "C" fn en_abi_version() -> c_uint {
+    EN_ABI_VERSION
+}
+
+/// The library's version, e.g. `"0.1.0"`: a static string, never to be freed.
+#[no_mangle]
+pub extern "C" fn en_version() -> *const c_char {
+    static VERSION: &CStr = match CStr::from_bytes_with_nul(
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+    ) {
+        Ok(s) => s,
+        Err(_) => c"",
+    };
+    VERSION.as_ptr()
+}
+
+/// A static description of a result code; never NULL, never to be freed.
+#[no_mangle]
+pub extern "C" fn en_strerror(code: c_int) -> *const c_char {
+    // Static C string literals: no allocation, nothing to free.
+    CODES
+        .iter()
+        .find(|&&(c, _, _)| c == code)
+        .map_or(c"unknown result code", |&(_, _, text)| text)
+        .as_ptr()
+}
+
+/// Starts an engine: reads and validates the config file, reads the board file if one is given,
+/// and starts the engine's threads (one engine loop, a few delivery workers). No socket.
+///
+/// `config_path`: required. `board_path`: NULL for none. Both are borrowed for the call.
+/// `err`: NULL, or where the result code is written (`EN_OK` on success).
+/// Returns the engine, owned by the caller until [`en_destroy`], or NULL on failure.
+///
+/// # Safety
+/// The strings are NULL or NUL-terminated; `err` is NULL or points to an `int`.
+#[no_mangle]
+pub unsafe extern "C" fn en_create(
+    config_path: *const c_char,
+    board_path: *const c_char,
+    err: *mut c_int,
+) -> *mut en_engine {
+    let mut out: *mut en_engine = std::ptr::null_mut();
+    let code = guard(|| {
+        // SAFETY: the caller's contract.
+        let config = match unsafe { arg_str(config_path) } {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        // SAFETY: the caller's contract.
+        let board = match unsafe { opt_str(board_path) } {
+            Ok(None) => Board::default(),
+            Ok(Some(p)) => match std::fs::read_to_string(p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| Board::from_json(&t))
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    log::error!("en_create: board {p}: {e}");
+                    return EN_E_BOARD;
+                }
+            },
+            Err(e) => return e,
+        };
+        let opts = Options {
+            config: PathBuf::from(config),
+            socket: None,
+            board,
+            baresip: None,
+        };
+        match with_signals_blocked(|| daemon::spawn(opts)) {
+            Ok(handle) => {
+                out = Box::into_raw(Box::new(en_engine {
+                    handle,
+                    refused: AtomicU64::new(0),
+                }));
+                EN_OK
+            }
+            Err(e) => {
+                log::error!("en_create: {e}");
+                daemon_code(&e)
+            }
+        }
+    });
+    set_err(err, code);
+    out
+}
+
+/// What the verb of a report may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verbs {
+    /// A transition verb or an event key/alias (as the socket and `emit` take).
+    Any,
+    /// Only an event key or alias.
+    EventsOnly,
+}
+
+/// Builds the message of a report.
+///
+/// # Safety
+/// `verb` as [`arg_str`]; `keys` and `values` NULL or arrays of `n` such strings.
+unsafe fn build(
+    verbs: Verbs,
+    verb: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+) -> Result<Msg, c_int> {
+    // SAFETY: the caller's contract.
+    let verb = unsafe { arg_str(verb) }?;
+    let event = Event::from_name(verb);
+    let is_verb = VERBS.iter().any(|(v, _)| *v == verb);
+    match verbs {
+        Verbs::EventsOnly if event.is_none() => return Err(EN_E_UNKNOWN_EVENT),
+        Verbs::Any if event.is_none() && !is_verb => return Err(EN_E_UNKNOWN_VERB),
+        _ => {}
+    }
+    if n > 0 && (keys.is_null() || values.is_null()) {
+        return Err(EN_E_NULL);
+    }
+    let mut msg = Msg::new(Kind::Boot);
+    let mut state: Option<&str> = None;
+    for i in 0..n {
+        // SAFETY: both arrays hold `n` pointers (checked non-NULL above).
+        let (k, v) = unsafe { (*keys.add(i), *values.add(i)) };
+        // SAFETY: the caller's contract for each element.
+        let (key, value) = unsafe { (arg_str(k)?, arg_str(v)?) };
+        match key {
+            "state" if verbs == Verbs::Any => state = Some(value),
+            "reason" if verbs == Verbs::Any => {
+                msg.answered_elsewhere |= reason_is_elsewhere(value)
+            }
+            "elsewhere" if verbs == Verbs::Any => {
+                msg.answered_elsewhere |= matches!(value, "1" | "true" | "yes")
+            }
+            _ => {
+                let var = Var::from_name(key).ok_or(EN_E_UNKNOWN_FIELD)?;
+                msg.vars.set(var, value);
+            }
+        }
+    }
+    msg.kind = match (verbs, event) {
+        (Verbs::EventsOnly, Some(e)) => Kind::Direct(e),
+        _ => parse_kind(verb, state).map_err(kind_code)?,
+    };
+    Ok(msg)
+}
+
+/// Builds and sends one report; counts a refusal.
+///
+/// # Safety
+/// As [`build`], and `e` as [`engine`].
+unsafe fn report(
+    verbs: Verbs,
+    e: *mut en_engine,
+    verb: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let engine = match unsafe { engine(e) } {
+            Ok(en) => en,
+            Err(code) => return code,
+        };
+        // SAFETY: the caller's contract.
+        match unsafe { build(verbs, verb, keys, values, n) } {
+            Ok(msg) => {
+                if no_sigpipe(|| engine.handle.inbox().send(msg)) {
+                    EN_OK
+                } else {
+                    EN_E_STOPPED
+                }
+            }
+            Err(code) => {
+                engine.refused.fetch_add(1, Ordering::Relaxed);
+                let what = if verbs == Verbs::Any {
+                    "en_transition"
+                } else {
+                    "en_event"
+                };
+                // SAFETY: `en_strerror` returns a static C string.
+                let why = unsafe { CStr::from_ptr(en_strerror(code)) };
+                log::warn!("{what} refused: {}", why.to_string_lossy());
+                code
+            }
+        }
+    })
+}
+
+/// Reports a transition (`verb` = `call`, `register`, `media`, `refer`, `hook`, `dnd`, `forward`,
+/// `syslog`, `boot`) or a direct event (`verb` = an event key or alias), with `n` fields:
+/// `keys[i]` = `values[i]`. Keys are variable names without `$` (or their aliases), plus `state`,
+/// `reason` (a SIP Reason header value) and `elsewhere` (`1` = answered on another device).
+/// Values are plain UTF-8 (not percent-encoded), cut at 128 bytes.
+///
+/// Returns `EN_OK` once the engine has the report (it derives and sends the events in its own
+/// threads), or a negative code; a refused report is counted in `refused`. Everything passed is
+/// borrowed for the call. May block briefly while 64 reports are waiting for the engine.
+///
+/// # Safety
+/// `e` is NULL or a live engine; `verb` is NULL or NUL-terminated; `keys` and `values` are NULL
+/// (only with `n == 0`) or arrays of `n` pointers to NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn en_transition(
+    e: *mut en_engine,
+    verb: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { report(Verbs::Any, e, verb, keys, values, n) }
+}
+
+/// Reports a direct event: `event` is one of the twenty event keys or an alias (a transition
+/// verb is refused with `EN_E_UNKNOWN_EVENT`); the fields are variable names without `$` (device
+/// variables given here override the engine's, for this event only). Otherwise as
+/// [`en_transition`].
+///
+/// # Safety
+/// As [`en_transition`].
+#[no_mangle]
+pub unsafe extern "C" fn en_event(
+    e: *mut en_engine,
+    event: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { report(Verbs::EventsOnly, e, event, keys, values, n) }
+}
+
+/// Re-reads the config file given to [`en_create`]. An invalid file is refused
+/// (`EN_E_CONFIG_INVALID` or `EN_E_CONFIG_READ`, the problems are logged) and the running config
+/// stays. The engine also reloads by itself when the file changes. Waits for the engine.
+///
+/// # Safety
+/// `e` is NULL or a live engine.
+#[no_mangle]
+pub unsafe extern "C" fn en_reload(e: *mut en_engine) -> c_int {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let engine = match unsafe { engine(e) } {
+            Ok(en) => en,
+            Err(code) => return code,
+        };
+        match no_sigpipe(|| engine.handle.inbox().reload()) {
+            Ok(()) => EN_OK,
+            Err(why) if why == "the engine has stopped" => EN_E_STOPPED,
+            Err(why) if why.starts_with("cannot read") => EN_E_CONFIG_READ,
+            Err(_) => EN_E_CONFIG_INVALID,
+        }
+    })
+}
+
+/// Fills `out` with the counters (after every report this thread made before). Waits for the
+/// engine. `out` is owned by the caller.
+///
+/// # Safety
+/// `e` is NULL or a live engine; `out` is NULL or points to an `en_counters`.
+#[no_mangle]
+pub unsafe extern "C" fn en_counters(e: *mut en_engine, out: *mut en_counters) -> c_int {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let engine = match unsafe { engine(e) } {
+            Ok(en) => en,
+            Err(code) => return code,
+        };
+        if out.is_null() {
+            return EN_E_NULL;
+        }
+        let Some(status) = no_sigpipe(|| engine.handle.inbox().status()) else {
+            return EN_E_STOPPED;
+        };
+        let mut c = counters_from_status(&status);
+        c.refused += engine.refused.load(Ordering::Relaxed);
+        // SAFETY: non-NULL, and points to an en_counters by the caller's contract.
+        unsafe { out.write(c) };
+        EN_OK
+    })
+}
+
+/// The counters from the `key value` lines of the engine's status.
+fn counters_from_status(status: &str) -> en_counters {
+    let mut c = en_counters::default();
+    for line in status.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<u64>() else {
+            continue;
+        };
+        let slot = match key {
+            "messages" => &mut c.messages,
+            "events" => &mut c.events,
+            "queued" => &mut c.queued,
+            "delivered" => &mut c.delivered,
+            "retried" => &mut c.retried,
+            "failed" => &mut c.failed,
+            "dropped" => &mut c.dropped,
+            "not_configured" => &mut c.not_configured,
+            "too_long" => &mut c.too_long,
+            "pending" => &mut c.pending,
+            "in_flight" => &mut c.in_flight,
+            "refused" => &mut c.refused,
+            "reloads" => &mut c.reloads,
+            "reload_errors" => &mut c.reload_errors,
+            _ => continue,
+        };
+        *slot = v;
+    }
+    c
+}
+
+/// Stops the engine and frees it: waits up to `flush_ms` milliseconds for the notifications
+/// still queued to be delivered, then returns (what is left is logged and lost). `e` must not be
+/// used again, by any thread; call it once, after the other threads' calls on `e` have returned.
+/// A delivery attempt still running at the deadline finishes in the background within the
+/// configured `delivery.timeout_ms` (do not unload the shared library before that).
+/// `e` NULL: nothing is done and `EN_E_NULL` is returned.
+///
+/// # Safety
+/// `e` is NULL or a live engine that no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn en_destroy(e: *mut en_engine, flush_ms: c_uint) -> c_int {
+    if e.is_null() {
+        return EN_E_NULL;
+    }
+    // SAFETY: `e` came from Box::into_raw in en_create and is given back exactly once.
+    let engine = unsafe { Box::from_raw(e) };
+    guard(move || {
+        let en_engine { handle, .. } = *engine;
+        match no_sigpipe(|| handle.stop(flush_ms as u64)) {
+            Ok(()) => EN_OK,
+            Err(err) => {
+                log::error!("en_destroy: {err}");
+                EN_E_SYSTEM
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging through a C callback
+
+struct Sink {
+    f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
+    /// The caller's pointer, only handed back.
+    user: usize,
+}
+
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+static LOGGER_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+struct CallbackLogger;
+
+impl log::Log for CallbackLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &log::Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let Ok(sink) = SINK.read() else { return };
+        let Some(sink) = sink.as_ref() else { return };
+        let mut text = r.args().to_string();
+        text.retain(|c| c != '\0');
+        let Ok(text) = CString::new(text) else { return };
+        let level = match r.level() {
+            log::Level::Error => EN_LOG_ERROR,
+            log::Level::Warn => EN_LOG_WARN,
+            log::Level::Info => EN_LOG_INFO,
+            log::Level::Debug => EN_LOG_DEBUG,
+            log::Level::Trace => EN_LOG_TRACE,
+        };
+        // SAFETY: the callback was given by the firmware for exactly this; the text lives
+        // until it returns.
+        unsafe { (sink.f)(sink.user as *mut c_void, level, text.as_ptr()) };
+    }
+
+    fn flush(&self) {}
+}
+
+static CALLBACK_LOGGER: CallbackLogger = CallbackLogger;
+
+/// Sends the library's log lines up to `max_level` (`EN_LOG_ERROR` .. `EN_LOG_TRACE`) to `f`,
+/// with `user` passed back unchanged; `f` NULL or `EN_LOG_OFF` turns logging off (the default).
+/// `f` is called from the engine's threads, possibly from several at once; it must return
+/// quickly and must not call any `en_*` function. The message is borrowed for the call.
+/// Returns `EN_E_RANGE` for a bad level, `EN_E_LOGGER` if the program already installed another
+/// Rust `log` logger. May be called at any time, from any thread.
+///
+/// # Safety
+/// `f` is NULL or a function safe to call from any thread with `user` until logging is turned
+/// off or replaced.
+#[no_mangle]
+pub unsafe extern "C" fn en_set_log(f: en_log_fn, user: *mut c_void, max_level: c_int) -> c_int {
+    guard(|| {
+        let level = match max_level {
+            EN_LOG_OFF => log::LevelFilter::Off,
+            EN_LOG_ERROR => log::LevelFilter::Error,
+            EN_LOG_WARN => log::LevelFilter::Warn,
+            EN_LOG_INFO => log::LevelFilter::Info,
+            EN_LOG_DEBUG => log::LevelFilter::Debug,
+            EN_LOG_TRACE => log::LevelFilter::Trace,
+            _ => return EN_E_RANGE,
+        };
+        if !LOGGER_INSTALLED.load(Ordering::Acquire) {
+            if log::set_logger(&CALLBACK_LOGGER).is_err() {
+                return EN_E_LOGGER;
+            }
+            LOGGER_INSTALLED.store(true, Ordering::Release);
+        }
+        let Ok(mut sink) = SINK.write() else {
+            return EN_E_SYSTEM;
+        };
+        *sink = f.map(|f| Sink {
+            f,
+            user: user as usize,
+        });
+        log::set_max_level(if sink.is_some() {
+            level
+        } else {
+            log::LevelFilter::Off
+        });
+        EN_OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::null;
+    use std::ptr::null_mut;
+
+    fn tmp(label: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "en-ffi-{label}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn cstr(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    /// An engine whose config sends nothing anywhere (only `not_configured` counts).
+    fn engine_with(config: &str) -> (*mut en_engine, PathBuf) {
+        let dir = tmp("engine");
+        let path = dir.join("config.json");
+        std::fs::write(&path, config).unwrap();
+        let p = cstr(path.to_str().unwrap());
+        let mut err = 1;
+        let e = unsafe { en_create(p.as_ptr(), null(), &mut err) };
+        assert_eq!(err, EN_OK, "{}", describe(err));
+        assert!(!e.is_null());
+        (e, dir)
+    }
+
+    fn describe(code: c_int) -> String {
+        unsafe { CStr::from_ptr(en_strerror(code)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn counters(e: *mut en_engine) -> en_counters {
+        let mut c = en_counters::default();
+        assert_eq!(unsafe { en_counters(e, &mut c) }, EN_OK);
+        c
+    }
+
+    /// `en_transition` with Rust strings.
+    fn send(e: *mut en_engine, verb: &str, fields: &[(&str, &str)]) -> c_int {
+        let verb = cstr(verb);
+        let keys: Vec<CString> = fields.iter().map(|(k, _)| cstr(k)).collect();
+        let values: Vec<CString> = fields.iter().map(|(_, v)| cstr(v)).collect();
+        let kp: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr()).collect();
+        let vp: Vec<*const c_char> = values.iter().map(|v| v.as_ptr()).collect();
+        unsafe { en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), fields.len()) }
+    }
+
+    #[test]
+    fn codes_are_consecutive_and_described() {
+        for (i, &(code, name, text)) in CODES.iter().enumerate() {
+            assert_eq!(code, -(i as c_int), "{name}");
+            assert_eq!(describe(code), text.to_str().unwrap(), "{name}");
+            assert!(name.starts_with("EN_"));
+        }
+        assert_eq!(describe(1), "unknown result code");
+        assert_eq!(describe(-(CODES.len() as c_int)), "unknown result code");
+        assert_eq!(describe(c_int::MIN), "unknown result code");
+        let v = unsafe { CStr::from_ptr(en_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(en_abi_version(), EN_ABI_VERSION);
+    }
+
+    #[test]
+    fn null_arguments_are_refused() {
+        let mut err = 0;
+        let e = unsafe { en_create(null(), null(), &mut err) };
+        assert!(e.is_null());
+        assert_eq!(err, EN_E_NULL);
+        // `err` itself may be NULL.
+        assert!(unsafe { en_create(null(), null(), null_mut()) }.is_null());
+
+        let verb = cstr("call");
+        let k = [cstr("state")];
+        let kp = [k[0].as_ptr()];
+        unsafe {
+            assert_eq!(en_transition(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
+            assert_eq!(en_event(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
+            assert_eq!(en_reload(null_mut()), EN_E_NULL);
+            assert_eq!(en_counters(null_mut(), null_mut()), EN_E_NULL);
+            assert_eq!(en_destroy(null_mut(), 0), EN_E_NULL);
+        }
+
+        let (e, dir) = engine_with(r#"{"events": {}}"#);
+        unsafe {
+            assert_eq!(en_transition(e, null(), null(), null(), 0), EN_E_NULL);
+            // n > 0 with NULL arrays, and a NULL element.
+            assert_eq!(en_transition(e, verb.as_ptr(), null(), null(), 1), EN_E_NULL);
+            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), null(), 1), EN_E_NULL);
+            let vp = [null()];
+            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_NULL);
+            assert_eq!(en_counters(e, null_mut()), EN_E_NULL);
+        }
+        assert_eq!(counters(e).refused, 4);
+        assert_eq!(counters(e).messages, 0);
+        assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        let bad = CString::new(vec![b'c', 0xff, b'l']).unwrap();
+        let mut err = 0;
+        assert!(unsafe { en_create(bad.as_ptr(), null(), &mut err) }.is_null());
+        assert_eq!(err, EN_E_UTF8);
+
+        let (e, dir) = engine_with(r#"{"events": {}}"#);
+        let verb = cstr("call");
+        let state = cstr("state");
+        let incoming = cstr("incoming");
+        unsafe {
+            assert_eq!(en_transition(e, bad.as_ptr(), null(), null(), 0), EN_E_UTF8);
+            let (kp, vp) = ([bad.as_ptr()], [incoming.as_ptr()]);
+            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_UTF8);
+            let (kp, vp) = ([state.as_ptr()], [bad.as_ptr()]);
+            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_UTF8);
+        }
+        assert_eq!(counters(e).refused, 3);
+        assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn verbs_states_and_fields_are_checked() {
+        let (e, dir) = engine_with(r#"{"events": {}}"#);
+        assert_eq!(send(e, "calll", &[("state", "incoming")]), EN_E_UNKNOWN_VERB);
+        assert_eq!(send(e, "status", &[]), EN_E_UNKNOWN_VERB);
+        assert_eq!(send(e, "call", &[]), EN_E_MISSING_STATE);
+        assert_eq!(send(e, "call", &[("state", "dialing")]), EN_E_BAD_STATE);
+        assert_eq!(
+            send(e, "call", &[("state", "incoming"), ("colour", "red")]),
+            EN_E_UNKNOWN_FIELD
+        );
+        let ev = cstr("call");
+        assert_eq!(
+            unsafe { en_event(e, ev.as_ptr(), null(), null(), 0) },
+            EN_E_UNKNOWN_EVENT
+        );
+        assert_eq!(counters(e).refused, 6);
+        assert_eq!(counters(e).messages, 0);
+
+        // Accepted: a transition, an event key, an alias, variable aliases.
+        assert_eq!(
+            send(e, "call", &[("state", "incoming"), ("call_id", "a"), ("callerID", "1002")]),
+            EN_OK
+        );
+        assert_eq!(send(e, "dnd_on", &[]), EN_OK);
+        assert_eq!(send(e, "call_established", &[("call-id", "a")]), EN_OK);
+        let ev = cstr("DND Off");
+        assert_eq!(unsafe { en_event(e, ev.as_ptr(), null(), null(), 0) }, EN_OK);
+        // `state` is not a field of a direct event.
+        let (k, v) = (cstr("state"), cstr("on"));
+        let (kp, vp) = ([k.as_ptr()], [v.as_ptr()]);
+        assert_eq!(
+            unsafe { en_event(e, ev.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1) },
+            EN_E_UNKNOWN_FIELD
+        );
+        let c = counters(e);
+        assert_eq!((c.messages, c.refused), (4, 7));
+        // Nothing is configured: every derived event counts as not configured.
+        assert_eq!(c.events, c.not_configured);
+        assert!(c.events >= 4, "{c:?}");
+        assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn create_reports_config_and_board_problems() {
+        let dir = tmp("create");
+        let mut err = 0;
+        let missing = cstr(dir.join("nope.json").to_str().unwrap());
+        assert!(unsafe { en_create(missing.as_ptr(), null(), &mut err) }.is_null());
+        assert_eq!(err, EN_E_CONFIG_READ);
+
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"events": {"no_such_event": "127.0.0.1:1/x"}}"#).unwrap();
+        let bad = cstr(bad.to_str().unwrap());
+        assert!(unsafe { en_create(bad.as_ptr(), null(), &mut err) }.is_null());
+        assert_eq!(err, EN_E_CONFIG_INVALID);
+
+        let good = dir.join("good.json");
+        std::fs::write(&good, r#"{"events": {}}"#).unwrap();
+        let good = cstr(good.to_str().unwrap());
+        let board = dir.join("board.json");
+        std::fs::write(&board, "{not json").unwrap();
+        let board = cstr(board.to_str().unwrap());
+        assert!(unsafe { en_create(good.as_ptr(), board.as_ptr(), &mut err) }.is_null());
+        assert_eq!(err, EN_E_BOARD);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reload_keeps_the_running_config_when_the_new_one_is_invalid() {
+        let (e, dir) = engine_with(r#"{"events": {}}"#);
+        let path = dir.join("config.json");
+        std::fs::write(&path, r#"{"events": {"dnd_on": ""}}"#).unwrap();
+        assert_eq!(unsafe { en_reload(e) }, EN_OK);
+        std::fs::write(&path, r#"{"events": "#).unwrap();
+        assert_eq!(unsafe { en_reload(e) }, EN_E_CONFIG_INVALID);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(unsafe { en_reload(e) }, EN_E_CONFIG_READ);
+        let c = counters(e);
+        assert!(c.reloads >= 1, "{c:?}");
+        assert!(c.reload_errors >= 2, "{c:?}");
+        assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_code() {
+        if cfg!(panic = "unwind") {
+            assert_eq!(guard(|| panic!("boom")), EN_E_PANIC);
+        }
+        assert_eq!(guard(|| EN_OK), EN_OK);
+    }
+
+    #[test]
+    fn counters_are_read_from_the_status_lines() {
+        let c = counters_from_status(
+            "version 0.1.0\nrefused 2\nreloads 3\nmessages 4\nevents 5\nqueued 6\ndelivered 7\n\
+             retried 8\nfailed 9\ndropped 10\nnot_configured 11\ntoo_long 12\npending 13\n\
+             in_flight 14\nreload_errors 15\nevent dnd_on on derived=1\n",
+        );
+        assert_eq!(
+            c,
+            en_counters {
+                messages: 4,
+                events: 5,
+                queued: 6,
+                delivered: 7,
+                retried: 8,
+                failed: 9,
+                dropped: 10,
+                not_configured: 11,
+                too_long: 12,
+                pending: 13,
+                in_flight: 14,
+                refused: 2,
+                reloads: 3,
+                reload_errors: 15,
+            }
+        );
+    }
+
+    #[test]
+    fn a_sigpipe_in_the_callers_thread_is_absorbed() {
+        // In a child process with SIGPIPE at its default action (deadly, as in a C program):
+        // a write to a pipe without a reader must only fail with EPIPE inside `no_sigpipe`,
+        // and kill the child without it (the control). Only async-signal-safe calls after fork.
+        use nix::sys::signal::{signal, SigHandler};
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult};
+        for guarded in [true, false] {
+            // SAFETY: the child makes only async-signal-safe calls and leaves with _exit.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => unsafe {
+                    signal(Signal::SIGPIPE, SigHandler::SigDfl).ok();
+                    let mut fds = [0; 2];
+                    nix::libc::pipe(fds.as_mut_ptr());
+                    nix::libc::close(fds[0]);
+                    let write = || nix::libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                    let n = if guarded { no_sigpipe(write) } else { write() };
+                    let mut mask: nix::libc::sigset_t = std::mem::zeroed();
+                    nix::libc::pthread_sigmask(nix::libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+                    let restored = nix::libc::sigismember(&mask, nix::libc::SIGPIPE) == 0;
+                    nix::libc::_exit(if n == -1 && restored { 0 } else { 1 });
+                },
+                ForkResult::Parent { child } => {
+                    let status = waitpid(child, None).unwrap();
+                    if guarded {
+                        assert_eq!(status, WaitStatus::Exited(child, 0));
+                    } else {
+                        assert_eq!(
+                            status,
+                            WaitStatus::Signaled(child, Signal::SIGPIPE, false)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_lines_reach_the_callback() {
+        use std::sync::Mutex;
+        static LINES: Mutex<Vec<(c_int, String, usize)>> = Mutex::new(Vec::new());
+        unsafe extern "C" fn collect(user: *mut c_void, level: c_int, msg: *const c_char) {
+            let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
+            if let Ok(mut l) = LINES.lock() {
+                l.push((level, text, user as usize));
+            }
+        }
+        assert_eq!(unsafe { en_set_log(Some(collect), null_mut(), 9) }, EN_E_RANGE);
+        assert_eq!(
+            unsafe { en_set_log(Some(collect), 42 as *mut c_void, EN_LOG_WARN) },
+            EN_OK
+        );
+        let (e, dir) = engine_with(r#"{"events": {}}"#);
+        assert_eq!(send(e, "nonsense", &[]), EN_E_UNKNOWN_VERB);
+        assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
+        let lines = LINES.lock().unwrap().clone();
+        assert!(
+            lines.iter().any(|(lv, t, u)| *lv == EN_LOG_WARN
+                && *u == 42
+                && t == "en_transition refused: unknown verb: neither a transition verb nor an event key or alias"),
+            "{lines:?}"
+        );
+        // Info lines ("ready: ...") are above the level asked for.
+        assert!(lines.iter().all(|(lv, _, _)| *lv <= EN_LOG_WARN), "{lines:?}");
+        assert_eq!(unsafe { en_set_log(None, null_mut(), EN_LOG_INFO) }, EN_OK);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
