@@ -1,0 +1,65 @@
+# cross/cross.mk: ARM cross builds, the test suite under qemu-user, and the QEMU ARM images.
+# Included by the top-level Makefile (paths are relative to the repository root); see
+# doc/README-cross.md.
+#
+#   make cross          release binaries for both ARM targets, static, with their sizes
+#   make cross-sizes    the size table: both targets, with and without TLS
+#   make test-arm       the whole test suite for both ARM targets under qemu-user
+#   make qemu-test      boot the qemu-virt image per target and run the end-to-end test in it
+#   make qemu-shell ARCH=armhf|arm64   boot the image to a root shell (quit: Ctrl-A x)
+#   make cross-setup    install/fetch what all this needs (cross/setup.sh; idempotent)
+
+CARGO ?= cargo
+CROSS_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# The Debian architecture of each Rust target, and back.
+CROSS_TRIPLE_armhf = armv7-unknown-linux-gnueabihf
+CROSS_TRIPLE_arm64 = aarch64-unknown-linux-musl
+CROSS_ARCHES = armhf arm64
+CROSS_TRIPLES = $(foreach a,$(CROSS_ARCHES),$(CROSS_TRIPLE_$(a)))
+cross_bin = $(CROSS_TARGET_DIR)/$(CROSS_TRIPLE_$(1))/release/event-notify
+cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
+
+# `make test` (top-level Makefile) runs these after the host tests.
+EXTRA_TESTS += test-arm qemu-test
+
+.PHONY: cross cross-sizes cross-setup cross-ready test-arm qemu-test qemu-shell \
+	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
+
+cross-setup:
+	@sh cross/setup.sh
+
+# What the targets below need, checked (and the guest parts fetched if missing), without apt.
+cross-ready:
+	@sh cross/setup.sh --no-install
+
+cross: $(foreach a,$(CROSS_ARCHES),cross-$(a))
+	@sh cross/sizes.sh --show $(foreach a,$(CROSS_ARCHES),$(a)=$(call cross_bin,$(a)))
+
+define cross_arch_rules
+cross-$(1): cross-ready
+	$$(CARGO) build --release --target $$(CROSS_TRIPLE_$(1))
+
+# Tests are built in the dev profile (opt-level 1, see Cargo.toml): under emulation the suite's
+# run time is dominated by process start-up, and an LTO release build would cost more to compile
+# than it saves.
+test-arm-$(1): cross-ready
+	$$(CARGO) test --target $$(CROSS_TRIPLE_$(1))
+
+qemu-test-$(1): cross-$(1)
+	@sh cross/qemu/mkimage.sh $(1) $(call cross_bin,$(1)) $(call cross_image,$(1),-test)
+	@sh cross/qemu/run.sh $(1) $(call cross_image,$(1),-test)
+endef
+$(foreach a,$(CROSS_ARCHES),$(eval $(call cross_arch_rules,$(a))))
+
+test-arm: $(foreach a,$(CROSS_ARCHES),test-arm-$(a))
+
+qemu-test: $(foreach a,$(CROSS_ARCHES),qemu-test-$(a))
+	@echo "qemu-test: all images passed"
+
+ARCH ?= armhf
+qemu-shell: cross-$(ARCH)
+	@sh cross/qemu/mkimage.sh $(ARCH) $(call cross_bin,$(ARCH)) $(call cross_image,$(ARCH),-shell) --shell
+	@sh cross/qemu/run.sh $(ARCH) $(call cross_image,$(ARCH),-shell) --shell
+
+cross-sizes: cross-ready
+	@sh cross/sizes.sh --build
