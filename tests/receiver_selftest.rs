@@ -23,6 +23,27 @@ fn get(s: &mut TcpStream, target: &str) -> String {
     read_answer_head(s)
 }
 
+/// Asserts the server closed `s` (end of stream or reset), not merely that nothing came in time.
+fn assert_closed(s: &mut TcpStream) {
+    s.set_read_timeout(Some(SHORT)).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection closed, got {other:?}"),
+    }
+}
+
+/// Asserts nothing arrives on `s` for `window` (and it is not closed either).
+fn assert_silent(s: &mut TcpStream, window: Duration) {
+    s.set_read_timeout(Some(window)).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("expected silence, got {other:?}"),
+    }
+}
+
 fn status_of(answer: &str) -> u16 {
     answer
         .split(' ')
@@ -141,28 +162,18 @@ fn handler_decides_per_request() {
 fn hang_does_not_block_other_connections() {
     let r = Receiver::builder().replies([Reply::Hang]).start();
     let mut hung = connect(&r);
-    hung.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
     hung.write_all(b"GET /hang HTTP/1.1\r\n\r\n").unwrap();
     r.wait_for(1, SHORT);
-    let mut buf = [0u8; 16];
-    let err = hung
-        .read(&mut buf)
-        .expect_err("a hanging request gets no answer");
-    assert!(
-        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-        "{err:?}"
-    );
+    assert_silent(&mut hung, Duration::from_millis(300));
 
-    let started = Instant::now();
+    // Another connection is answered while the first one still hangs.
     let mut other = connect(&r);
     assert_eq!(status_of(&get(&mut other, "/other")), 200);
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_silent(&mut hung, Duration::from_millis(100));
 
     // Released: the hanging connection is closed without an answer.
-    hung.set_read_timeout(Some(SHORT)).unwrap();
     r.release();
-    assert_eq!(read_answer_head(&mut hung), "");
+    assert_closed(&mut hung);
     let paths: Vec<String> = r.requests().into_iter().map(|q| q.path).collect();
     assert_eq!(paths, ["/hang", "/other"]);
 }
@@ -173,10 +184,8 @@ fn dropping_the_receiver_ends_a_hang() {
     let mut hung = connect(&r);
     hung.write_all(b"GET /hang HTTP/1.1\r\n\r\n").unwrap();
     r.wait_for(1, SHORT);
-    let started = Instant::now();
     drop(r);
-    assert_eq!(read_answer_head(&mut hung), "");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_closed(&mut hung);
 }
 
 #[test]
@@ -197,7 +206,7 @@ fn down_then_come_up_on_the_same_port() {
         TcpStream::connect(addr).expect_err("down again").kind(),
         ErrorKind::ConnectionRefused
     );
-    assert_eq!(get(&mut s, "/cut"), "");
+    assert_closed(&mut s);
 
     r.come_up();
     let mut s = connect(&r);
@@ -209,7 +218,8 @@ fn down_then_come_up_on_the_same_port() {
 
 #[test]
 fn delayed_reply_waits_without_blocking_others() {
-    let delay = Duration::from_millis(400);
+    // Long enough that a loaded machine still answers the fast one well within it.
+    let delay = Duration::from_millis(1500);
     let r = Receiver::builder()
         .replies([Reply::Delayed(202, delay)])
         .start();
