@@ -444,8 +444,7 @@ fn daemon_delivers_over_https_with_the_test_ca() {
         r.ca_file().display()
     );
     let d = Daemon::start(&config);
-    let (code, out, err) = d.emit(&["dnd_on"]);
-    assert_eq!(code, 0, "emit: {out}{err}");
+    d.emit_ok(&["dnd_on"]);
     let got = r
         .try_wait_for(1, SHORT)
         .unwrap_or_else(|_| panic!("nothing arrived over HTTPS; log:\n{}", d.log()));

@@ -1050,6 +1050,17 @@ impl Daemon {
         self.cli("emit", args)
     }
 
+    /// `emit` that must be accepted (exit 0); panics with its output and the daemon's log.
+    pub fn emit_ok(&self, args: &[&str]) {
+        let (code, out, err) = self.emit(args);
+        assert_eq!(
+            code,
+            0,
+            "emit {args:?}: exit {code}\nstdout: {out}\nstderr: {err}\ndaemon log:\n{}",
+            self.log()
+        );
+    }
+
     /// `event-notify status --socket ..`'s stdout; panics (with its stderr) if it fails.
     pub fn status(&self) -> String {
         let (code, out, err) = self.cli("status", &[]);
