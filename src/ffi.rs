@@ -574,7 +574,7 @@ pub unsafe extern "C" fn en_reload(e: *mut en_engine) -> c_int {
 /// # Safety
 /// `e` is NULL or a live engine; `out` is NULL or points to an `en_counters`.
 #[no_mangle]
-pub unsafe extern "C" fn en_counters(e: *mut en_engine, out: *mut en_counters) -> c_int {
+pub unsafe extern "C" fn en_get_counters(e: *mut en_engine, out: *mut en_counters) -> c_int {
     guard(|| {
         // SAFETY: the caller's contract.
         let engine = match unsafe { engine(e) } {
@@ -786,7 +786,7 @@ mod tests {
 
     fn counters(e: *mut en_engine) -> en_counters {
         let mut c = en_counters::default();
-        assert_eq!(unsafe { en_counters(e, &mut c) }, EN_OK);
+        assert_eq!(unsafe { en_get_counters(e, &mut c) }, EN_OK);
         c
     }
 
@@ -831,7 +831,7 @@ mod tests {
             assert_eq!(en_transition(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
             assert_eq!(en_event(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
             assert_eq!(en_reload(null_mut()), EN_E_NULL);
-            assert_eq!(en_counters(null_mut(), null_mut()), EN_E_NULL);
+            assert_eq!(en_get_counters(null_mut(), null_mut()), EN_E_NULL);
             assert_eq!(en_destroy(null_mut(), 0), EN_E_NULL);
         }
 
@@ -843,7 +843,7 @@ mod tests {
             assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), null(), 1), EN_E_NULL);
             let vp = [null()];
             assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_NULL);
-            assert_eq!(en_counters(e, null_mut()), EN_E_NULL);
+            assert_eq!(en_get_counters(e, null_mut()), EN_E_NULL);
         }
         assert_eq!(counters(e).refused, 4);
         assert_eq!(counters(e).messages, 0);

@@ -1,0 +1,192 @@
+//! Building C programs against the event-notify static library, for tests/ffi_c.rs and
+//! tests/ffi_header.rs (`#[path = "c/support.rs"] mod support;`).
+//!
+//! The library is built by cargo itself: `[lib] crate-type` includes `staticlib`, so the
+//! `libevent_notify.a` of the very build that made this test sits next to the test binary (in
+//! `target/<profile>/deps/`). The armv7 one is built on demand with a nested
+//! `cargo build --lib --target armv7-unknown-linux-gnueabihf` (linker and `+crt-static` come from
+//! .cargo/config.toml).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const ARMV7: &str = "armv7-unknown-linux-gnueabihf";
+
+/// The repository.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/<profile>/deps/` of this test binary.
+fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().expect("deps dir").to_path_buf()
+}
+
+/// The cargo target directory this test was built in (`<dir>/<profile>/deps/<test>`, host builds).
+pub fn target_dir() -> PathBuf {
+    deps_dir()
+        .ancestors()
+        .nth(2)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The static library built together with this test (same target, same profile).
+pub fn own_staticlib() -> PathBuf {
+    let lib = deps_dir().join("libevent_notify.a");
+    assert!(
+        lib.is_file(),
+        "{} is missing: Cargo.toml's [lib] crate-type must include \"staticlib\"",
+        lib.display()
+    );
+    lib
+}
+
+/// The shared library built together with this test (glibc hosts only).
+pub fn own_sharedlib() -> PathBuf {
+    let lib = deps_dir().join("libevent_notify.so");
+    assert!(
+        lib.is_file(),
+        "{} is missing: Cargo.toml's [lib] crate-type must include \"cdylib\"",
+        lib.display()
+    );
+    lib
+}
+
+/// A C toolchain for one target: compiler, its extra flags, nm, and how to run what it made.
+pub struct Toolchain {
+    pub cc: &'static str,
+    pub nm: &'static str,
+    pub flags: &'static [&'static str],
+    /// Prefix of the command line that runs a program it made (e.g. `qemu-arm`).
+    pub run: &'static [&'static str],
+}
+
+/// The toolchain for the target this test was built for.
+pub fn native() -> Toolchain {
+    if cfg!(target_arch = "arm") {
+        armv7()
+    } else {
+        Toolchain {
+            cc: "cc",
+            nm: "nm",
+            flags: &[],
+            run: &[],
+        }
+    }
+}
+
+/// arm-linux-gnueabihf-gcc, linked static like the handset's binaries, run by qemu-arm.
+pub fn armv7() -> Toolchain {
+    Toolchain {
+        cc: "arm-linux-gnueabihf-gcc",
+        nm: "arm-linux-gnueabihf-nm",
+        flags: &["-static"],
+        run: if cfg!(target_arch = "arm") {
+            &[]
+        } else {
+            &["qemu-arm"]
+        },
+    }
+}
+
+/// Strict C99: what a firmware build with warnings as errors would use.
+pub const CFLAGS: &[&str] = &[
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-O1",
+];
+
+/// What the Rust standard library needs from the C side when linked statically.
+pub const LIBS: &[&str] = &["-lpthread", "-ldl", "-lm"];
+
+/// Compiles `sources` and links them with `lib` into `out`; panics with the compiler's output.
+pub fn build_c(tc: &Toolchain, sources: &[&Path], lib: &Path, out: &Path) {
+    let mut cmd = Command::new(tc.cc);
+    cmd.args(CFLAGS)
+        .args(tc.flags)
+        .arg("-I")
+        .arg(repo().join("include"))
+        .args(sources)
+        .arg(lib)
+        .args(LIBS)
+        .arg("-o")
+        .arg(out);
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}): is it installed? (cross/setup.sh)", tc.cc));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A command that runs `program` (through the toolchain's runner).
+pub fn command(tc: &Toolchain, program: &Path) -> Command {
+    match tc.run.split_first() {
+        None => Command::new(program),
+        Some((runner, args)) => {
+            let mut c = Command::new(runner);
+            c.args(args).arg(program);
+            c
+        }
+    }
+}
+
+/// Builds the armv7 static library (dev profile) with a nested cargo and returns its path.
+pub fn armv7_staticlib() -> PathBuf {
+    let target = target_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new(&cargo)
+        .current_dir(repo())
+        .args(["build", "--lib", "--target", ARMV7, "--target-dir"])
+        .arg(&target)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    assert!(
+        o.status.success(),
+        "cargo build --lib --target {ARMV7} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lib = target.join(ARMV7).join("debug").join("libevent_notify.a");
+    assert!(lib.is_file(), "{} was not built", lib.display());
+    lib
+}
+
+/// The `en_*` functions a library defines, by `nm` (`dynamic`: the shared library's exports).
+pub fn exported_en_functions(nm: &str, lib: &Path, dynamic: bool) -> Vec<String> {
+    let mut cmd = Command::new(nm);
+    if dynamic {
+        cmd.arg("-D");
+    }
+    let o = cmd
+        .args(["--defined-only", "-g"])
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {nm}: {e}"));
+    assert!(
+        o.status.success(),
+        "{nm} {} failed: {}",
+        lib.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().rev();
+            let name = w.next()?;
+            let kind = w.next()?;
+            (kind == "T" && name.starts_with("en_")).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
