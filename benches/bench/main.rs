@@ -1,0 +1,1111 @@
+//! `make bench`: event-notify beside what a firmware team would write instead, in one run.
+//!
+//! ```text
+//! cargo bench --bench bench                 # the full bench (release build), ~5-8 minutes
+//! cargo bench --bench bench -- --runs 5     # more runs (each figure is the median of the runs)
+//! cargo test  --bench bench -- --smoke      # every path once with tiny counts (make test)
+//! cargo test  --bench bench -- --alloc-trace   # backtraces of allocations on the event path
+//! ```
+//! Options: `--smoke`, `--runs N` (or `$BENCH_RUNS`), `--no-sizes` (skip the cross builds),
+//! `--peer-burst N` (events in the peers' throughput run), `--json PATH`.
+//! It prints one table and writes it as JSON (target/bench.json, or target/bench-smoke.json).
+//! Exit 1 when one of the measuring paths is broken; never because of a figure.
+
+mod alloc;
+mod procs;
+mod recv;
+mod report;
+mod sizes;
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+use event_notify::core::config::Board;
+use event_notify::daemon::{self, Options};
+use event_notify::{Event, Kind, Msg, Var};
+use procs::{DaemonProc, Peer, Scratch, SockClient};
+use recv::Receiver;
+use report::{Better, Goal, Report, Row, Unit, Val};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_event-notify");
+const PATIENCE: Duration = Duration::from_secs(10);
+const DISPLAY: &str = "Bob & Alice";
+const DISPLAY_ENC: &str = "Bob%20%26%20Alice";
+
+/// How much of everything.
+#[derive(Clone, Debug)]
+struct Plan {
+    smoke: bool,
+    runs: usize,
+    /// Events per latency path.
+    lat_n: usize,
+    peer_lat_n: usize,
+    /// Events in the throughput burst.
+    burst_n: usize,
+    peer_burst_n: usize,
+    /// Most notifications outstanding while pacing a burst (the outbox holds 128).
+    window: usize,
+    rss_small: usize,
+    rss_big: usize,
+    idle: Duration,
+    starts: usize,
+    recv_n: usize,
+    alloc_cycles: usize,
+    sizes_build: bool,
+    alloc_trace: bool,
+    json: PathBuf,
+    /// Only these steps (`--only a,b`): receivers latency throughput peers rss idle startup
+    /// sizes alloc.
+    only: Option<Vec<String>>,
+}
+
+impl Plan {
+    fn from_args() -> Result<Plan, String> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let smoke = args.iter().any(|a| a == "--smoke");
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let mut p = if smoke {
+            Plan {
+                smoke,
+                runs: 1,
+                lat_n: 5,
+                peer_lat_n: 3,
+                burst_n: 60,
+                peer_burst_n: 5,
+                window: 20,
+                rss_small: 20,
+                rss_big: 300,
+                idle: Duration::from_millis(500),
+                starts: 2,
+                recv_n: 50,
+                alloc_cycles: 5,
+                sizes_build: false,
+                alloc_trace: false,
+                json: target.join("bench-smoke.json"),
+                only: None,
+            }
+        } else {
+            Plan {
+                smoke,
+                runs: 3,
+                lat_n: 1_000,
+                peer_lat_n: 1_000,
+                burst_n: 10_000,
+                peer_burst_n: 10_000,
+                window: 100,
+                rss_small: 1_000,
+                rss_big: 100_000,
+                idle: Duration::from_secs(10),
+                starts: 10,
+                recv_n: 10_000,
+                alloc_cycles: 1_000,
+                sizes_build: true,
+                alloc_trace: false,
+                json: target.join("bench.json"),
+                only: None,
+            }
+        };
+        if let Some(n) = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()) {
+            p.runs = n;
+        }
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut num = |name: &str| -> Result<usize, String> {
+                it.next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("{name} needs a positive number"))
+            };
+            match a.as_str() {
+                "--smoke" | "--bench" => {}
+                "--runs" => p.runs = num("--runs")?,
+                "--peer-burst" => p.peer_burst_n = num("--peer-burst")?,
+                "--no-sizes" => p.sizes_build = false,
+                "--alloc-trace" => p.alloc_trace = true,
+                "--only" => {
+                    let v = it.next().ok_or("--only needs a list")?;
+                    p.only = Some(v.split(',').map(str::to_string).collect());
+                }
+                "--lat" => p.lat_n = num("--lat")?,
+                "--burst" => p.burst_n = num("--burst")?,
+                "--json" => {
+                    p.json = it.next().map(PathBuf::from).ok_or("--json needs a path")?;
+                }
+                "-h" | "--help" => {
+                    println!("{}", include_str!("usage.txt"));
+                    std::process::exit(0);
+                }
+                other if other.starts_with("--") => return Err(format!("unknown option {other}")),
+                _ => {} // a libtest-style filter: ignored
+            }
+        }
+        Ok(p)
+    }
+
+    fn on(&self, step: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == step))
+    }
+}
+
+/// Figures of all runs, by key; each run pushes one value.
+#[derive(Default)]
+struct Runs {
+    v: BTreeMap<String, Vec<f64>>,
+    /// Why a figure could not be measured (kept from the first failure).
+    na: BTreeMap<String, String>,
+    /// Broken paths: the bench exits 1.
+    errors: Vec<String>,
+    notes: BTreeMap<String, String>,
+}
+
+impl Runs {
+    fn push(&mut self, key: &str, x: f64) {
+        self.v.entry(key.to_string()).or_default().push(x);
+    }
+
+    fn val(&self, key: &str) -> Val {
+        match self.v.get(key) {
+            Some(v) if !v.is_empty() => Val::Runs(v.clone()),
+            _ => Val::Na(
+                self.na
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| "not measured".into()),
+            ),
+        }
+    }
+
+    /// A broken path: recorded as an error and as the reason for the figures under `prefix`.
+    fn fail(&mut self, prefix: &str, what: String) {
+        eprintln!("bench: {prefix}: {what}");
+        self.na.entry(prefix.to_string()).or_insert_with(|| what.clone());
+        self.errors.push(format!("{prefix}: {what}"));
+    }
+
+    /// Not measurable here (a tool is missing): not an error.
+    fn skip(&mut self, prefix: &str, why: String) {
+        self.na.entry(prefix.to_string()).or_insert(why);
+    }
+
+    fn note(&mut self, key: &str, text: String) {
+        self.notes.insert(key.to_string(), text);
+    }
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64
+}
+
+/// Pushes p50, p99 and max (µs) of latencies given in ns.
+fn push_lat(r: &mut Runs, key: &str, mut ns: Vec<u64>) {
+    ns.sort_unstable();
+    r.push(&format!("{key}.p50"), pct(&ns, 50.0) / 1e3);
+    r.push(&format!("{key}.p99"), pct(&ns, 99.0) / 1e3);
+    r.push(&format!("{key}.max"), pct(&ns, 100.0) / 1e3);
+}
+
+fn config_for(port: u16) -> String {
+    format!(
+        r#"{{"events": {{"incoming_call": "127.0.0.1:{port}/in?n=$call_id&ev=$event&from=$remote&name=$display_remote&ip=$phone_ip&t=$timestamp"}},
+           "device": {{"interface": "lo"}}}}"#
+    )
+}
+
+fn line_for(id: usize) -> String {
+    let id = id.to_string();
+    event_notify::client::request_line(
+        "incoming_call",
+        [
+            ("call_id", id.as_str()),
+            ("remote", "1002"),
+            ("display_remote", DISPLAY),
+        ],
+    )
+}
+
+fn msg_for(id: usize) -> Msg {
+    Msg::new(Kind::Direct(Event::IncomingCall))
+        .with(Var::CallId, &id.to_string())
+        .with(Var::Remote, "1002")
+        .with(Var::DisplayRemote, DISPLAY)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn socket_send(c: &mut SockClient, line: &str) -> Result<(), String> {
+    let reply = c.request(line)?;
+    if reply.starts_with("OK") {
+        Ok(())
+    } else {
+        Err(format!("daemon refused the event: {reply}"))
+    }
+}
+
+fn wait(r: &Receiver, id: usize, what: &str) -> Result<Instant, String> {
+    r.wait_for(id, PATIENCE)
+        .ok_or_else(|| format!("{what}: event {id} did not reach the receiver within {PATIENCE:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 0. The receivers alone.
+
+fn bench_receivers(p: &Plan, r: &mut Runs) {
+    match Receiver::start(p.recv_n).and_then(|rx| recv::hammer(rx.addr(), p.recv_n)) {
+        Ok(h) => {
+            let mut rtt = h.rtts;
+            rtt.sort_unstable();
+            r.push("receiver.bench.rps", h.per_s);
+            r.push("receiver.bench.p50", pct(&rtt, 50.0) / 1e3);
+        }
+        Err(e) => r.fail("receiver.bench", e),
+    }
+    match procs::Nginx::start() {
+        Ok(n) => match recv::hammer(([127, 0, 0, 1], n.port).into(), p.recv_n) {
+            Ok(h) => {
+                let mut rtt = h.rtts;
+                rtt.sort_unstable();
+                r.push("receiver.nginx.rps", h.per_s);
+                r.push("receiver.nginx.p50", pct(&rtt, 50.0) / 1e3);
+            }
+            Err(e) => r.fail("receiver.nginx", e),
+        },
+        Err(e) => r.skip("receiver.nginx", e),
+    }
+    match procs::Listen::start(Path::new(BIN))
+        .and_then(|l| recv::hammer(([127, 0, 0, 1], l.port).into(), p.recv_n))
+    {
+        Ok(h) => {
+            let mut rtt = h.rtts;
+            rtt.sort_unstable();
+            r.push("receiver.listen.rps", h.per_s);
+            r.push("receiver.listen.p50", pct(&rtt, 50.0) / 1e3);
+        }
+        Err(e) => r.fail("receiver.listen", e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Latency.
+
+const WARM: usize = 5;
+
+/// emit (a process per event) and a persistent socket client, against one daemon process.
+fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let n = p.lat_n;
+    let rx = Receiver::start(2 * n + WARM)?;
+    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let mut c = d.client()?;
+    // Warm-up: the keep-alive connection is open, as it is on a running phone.
+    for i in 0..WARM {
+        socket_send(&mut c, &line_for(2 * n + i))?;
+        wait(&rx, 2 * n + i, "warm-up")?;
+    }
+    let sock = d.socket.display().to_string();
+    let mut emit = Vec::with_capacity(n);
+    for i in 0..n {
+        let args = [
+            "emit".to_string(),
+            "incoming_call".into(),
+            format!("call_id={i}"),
+            "remote=1002".into(),
+            format!("display_remote={DISPLAY}"),
+            "--socket".into(),
+            sock.clone(),
+        ];
+        let t0 = Instant::now();
+        let st = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("emit: {e}"))?;
+        if !st.success() {
+            return Err(format!("emit exited {st}"));
+        }
+        let t1 = wait(&rx, i, "emit")?;
+        emit.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    push_lat(r, "latency.emit", emit);
+
+    let mut sockl = Vec::with_capacity(n);
+    for i in n..2 * n {
+        let line = line_for(i);
+        let t0 = Instant::now();
+        socket_send(&mut c, &line)?;
+        let t1 = wait(&rx, i, "socket client")?;
+        sockl.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    push_lat(r, "latency.socket", sockl);
+    let st = d.drained(PATIENCE)?;
+    r.note(
+        "latency.daemon",
+        format!(
+            "daemon status after the latency runs: delivered {} dropped {} failed {}; {} connection(s)",
+            st.get("delivered").map_or("?", |s| s),
+            st.get("dropped").map_or("?", |s| s),
+            st.get("failed").map_or("?", |s| s),
+            rx.connections()
+        ),
+    );
+    d.stop();
+    Ok(())
+}
+
+fn spawn_engine(port: u16) -> Result<(daemon::Handle, Scratch), String> {
+    let dir = Scratch::new("lib")?;
+    let config = dir.write("config.json", &config_for(port))?;
+    let h = daemon::spawn(Options {
+        config,
+        socket: None,
+        board: Board::default(),
+        baresip: None,
+    })
+    .map_err(|e| format!("daemon::spawn: {e}"))?;
+    Ok((h, dir))
+}
+
+fn status_value(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// The library API: `daemon::spawn` + `Inbox::send`, in this process.
+fn bench_latency_lib(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let n = p.lat_n;
+    let rx = Receiver::start(n + WARM)?;
+    let (h, _dir) = spawn_engine(rx.port())?;
+    for i in 0..WARM {
+        h.inbox().send(msg_for(n + i));
+        wait(&rx, n + i, "warm-up")?;
+    }
+    let msgs: Vec<Msg> = (0..n).map(msg_for).collect();
+    let mut lat = Vec::with_capacity(n);
+    let a0 = alloc::TOTAL.load(Ordering::Relaxed);
+    for (i, m) in msgs.into_iter().enumerate() {
+        let t0 = Instant::now();
+        if !h.inbox().send(m) {
+            return Err("Inbox::send: the engine stopped".into());
+        }
+        let t1 = wait(&rx, i, "library API")?;
+        lat.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    let allocs = alloc::TOTAL.load(Ordering::Relaxed) - a0;
+    r.push("alloc.process_per_event", allocs as f64 / n as f64);
+    push_lat(r, "latency.lib", lat);
+    h.stop(1_000).map_err(|e| format!("Handle::stop: {e}"))?;
+    Ok(())
+}
+
+fn hook_args(peer_script: &Path, id: usize) -> Vec<String> {
+    vec![
+        peer_script.display().to_string(),
+        "incoming_call".into(),
+        id.to_string(),
+        "1002".into(),
+        DISPLAY_ENC.into(),
+        "127.0.0.1".into(),
+        unix_now().to_string(),
+    ]
+}
+
+fn run_hook(script: &Path, id: usize) -> Result<(), String> {
+    let st = Command::new("/bin/sh")
+        .args(hook_args(script, id))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("sh: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("hook exited {st}"))
+    }
+}
+
+/// The peers: one hook process per event; latency, then a sequential burst, then peak RSS.
+fn bench_peer(p: &Plan, r: &mut Runs, peer: Peer) -> Result<(), String> {
+    let k = peer.key();
+    let n = p.peer_lat_n;
+    let rx = Receiver::start(n + p.peer_burst_n + 3)?;
+    let dir = Scratch::new(k)?;
+    let script = dir.write("hook.sh", &peer.script(rx.port()))?;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let t0 = Instant::now();
+        run_hook(&script, i)?;
+        let t1 = wait(&rx, i, peer.name())?;
+        lat.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    push_lat(r, &format!("latency.{k}"), lat);
+
+    let base = n;
+    let cpu0 = procs::children_cpu_ns();
+    let t0 = Instant::now();
+    for i in 0..p.peer_burst_n {
+        run_hook(&script, base + i)?;
+    }
+    let cpu = procs::children_cpu_ns().saturating_sub(cpu0);
+    r.push(
+        &format!("cpu.{k}"),
+        cpu as f64 / p.peer_burst_n as f64 / 1e3,
+    );
+    if !rx.wait_count(n + p.peer_burst_n, PATIENCE) {
+        return Err(format!(
+            "{}: {} of {} burst requests arrived",
+            peer.name(),
+            rx.count() - n,
+            p.peer_burst_n
+        ));
+    }
+    let last = (base..base + p.peer_burst_n)
+        .filter_map(|i| rx.arrived(i))
+        .max()
+        .unwrap_or_else(Instant::now);
+    let el = last.duration_since(t0).as_secs_f64();
+    r.push(&format!("throughput.{k}"), p.peer_burst_n as f64 / el);
+
+    // Peak RSS of one hook run (the shell and the tool), median of three.
+    let mut rss = Vec::new();
+    for j in 0..3 {
+        let id = n + p.peer_burst_n + j;
+        rss.push(procs::peak_rss_of("/bin/sh", &hook_args(&script, id))? as f64);
+    }
+    rss.sort_by(f64::total_cmp);
+    r.push(&format!("rss.{k}"), rss[1]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Throughput.
+
+/// A paced burst: at most `window` notifications outstanding (sent but not yet received), so the
+/// bounded outbox (128) never has to drop. Returns notifications/s from the first hand-over to
+/// the last arrival.
+fn paced(
+    p: &Plan,
+    rx: &Receiver,
+    mut send: impl FnMut(usize) -> Result<(), String>,
+) -> Result<f64, String> {
+    let n = p.burst_n;
+    let t0 = Instant::now();
+    for i in 0..n {
+        if i >= p.window && !rx.wait_count(i + 1 - p.window, PATIENCE) {
+            return Err(format!("stalled: {} of {i} sent arrived", rx.count()));
+        }
+        send(i)?;
+    }
+    if !rx.wait_count(n, PATIENCE) {
+        return Err(format!("only {} of {n} arrived", rx.count()));
+    }
+    let missing = (0..n).filter(|&i| rx.arrived(i).is_none()).count();
+    if missing > 0 {
+        return Err(format!("{missing} of {n} never arrived"));
+    }
+    let last = (0..n).filter_map(|i| rx.arrived(i)).max().unwrap_or(t0);
+    Ok(n as f64 / last.duration_since(t0).as_secs_f64())
+}
+
+fn bench_throughput_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let rx = Receiver::start(p.burst_n)?;
+    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let mut c = d.client()?;
+    let lines: Vec<String> = (0..p.burst_n).map(line_for).collect();
+    let cpu0 = procs::cpu_ns(d.pid(), |_| true)?;
+    let rate = paced(p, &rx, |i| socket_send(&mut c, &lines[i]))?;
+    let cpu1 = procs::cpu_ns(d.pid(), |_| true)?;
+    r.push(
+        "cpu.socket",
+        cpu1.saturating_sub(cpu0) as f64 / p.burst_n as f64 / 1e3,
+    );
+    let st = d.drained(PATIENCE)?;
+    let dropped: f64 = st.get("dropped").and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    r.push("throughput.socket", rate);
+    r.push("throughput.socket.dropped", dropped);
+    r.push("throughput.socket.connections", rx.connections() as f64);
+    if rx.repeats() + rx.unnumbered() > 0 {
+        r.note(
+            "throughput.socket",
+            format!(
+                "{} request(s) arrived twice, {} without a number",
+                rx.repeats(),
+                rx.unnumbered()
+            ),
+        );
+    }
+    d.stop();
+    Ok(())
+}
+
+fn bench_throughput_lib(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let rx = Receiver::start(p.burst_n)?;
+    let (h, _dir) = spawn_engine(rx.port())?;
+    let msgs: Vec<Msg> = (0..p.burst_n).map(msg_for).collect();
+    let mut it = msgs.into_iter();
+    let mine = |n: &str| n == "event-notify" || n.starts_with("deliver-");
+    let me = std::process::id();
+    let cpu0 = procs::cpu_ns(me, mine)?;
+    let rate = paced(p, &rx, |_| match it.next().map(|m| h.inbox().send(m)) {
+        Some(true) => Ok(()),
+        Some(false) => Err("Inbox::send: the engine stopped".into()),
+        None => Err("ran out of messages".into()),
+    })?;
+    let cpu1 = procs::cpu_ns(me, mine)?;
+    r.push(
+        "cpu.lib",
+        cpu1.saturating_sub(cpu0) as f64 / p.burst_n as f64 / 1e3,
+    );
+    let st = h.inbox().status().unwrap_or_default();
+    r.push("throughput.lib", rate);
+    r.push(
+        "throughput.lib.dropped",
+        status_value(&st, "dropped").map_or(f64::NAN, |v| v as f64),
+    );
+    h.stop(1_000).map_err(|e| format!("Handle::stop: {e}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Memory, 5. idle cost, 6. start-up.
+
+/// A fresh daemon, then an unpaced burst of `n` events through one socket client (the outbox
+/// overflows and drops the oldest: that is the point), until everything is settled.
+/// Returns the daemon for the idle measurement.
+fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver), String> {
+    let rx = Receiver::start(n)?;
+    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    std::thread::sleep(Duration::from_millis(50));
+    let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
+    let mut c = d.client()?;
+    for i in 0..n {
+        socket_send(&mut c, &line_for(i))?;
+    }
+    let st = d.drained(Duration::from_secs(120))?;
+    rx.settle(Duration::from_millis(100), PATIENCE);
+    let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
+    let num = |k: &str| st.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    r.push("rss.idle", idle as f64);
+    r.push(&format!("rss.{key}.hwm"), hwm as f64);
+    r.push(&format!("rss.{key}.delivered"), num("delivered"));
+    r.push(&format!("rss.{key}.dropped"), num("dropped"));
+    r.push(
+        &format!("rss.{key}.after"),
+        d.vm_kib("VmRSS").unwrap_or(0) as f64,
+    );
+    if rx.count() as f64 != num("delivered") {
+        r.note(
+            &format!("rss.{key}"),
+            format!(
+                "receiver counted {} requests, daemon says delivered {}",
+                rx.count(),
+                num("delivered")
+            ),
+        );
+    }
+    Ok((d, rx))
+}
+
+/// Voluntary context switches of every thread of each daemon over `p.idle`, nothing pending.
+fn bench_idle(p: &Plan, r: &mut Runs, after_traffic: &DaemonProc) -> Result<(), String> {
+    let rx = Receiver::start(1)?;
+    let (fresh, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    after_traffic.drained(PATIENCE)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let a0 = after_traffic.ctx_switches()?;
+    let f0 = fresh.ctx_switches()?;
+    std::thread::sleep(p.idle);
+    let a1 = after_traffic.ctx_switches()?;
+    let f1 = fresh.ctx_switches()?;
+    r.push("idle.after_traffic", (a1.0 - a0.0) as f64);
+    r.push("idle.fresh", (f1.0 - f0.0) as f64);
+    r.push(
+        "idle.involuntary",
+        ((a1.1 - a0.1) + (f1.1 - f0.1)) as f64,
+    );
+    let threads = std::fs::read_dir(format!("/proc/{}/task", fresh.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    r.note(
+        "idle",
+        format!(
+            "{threads} threads per daemon; window {:.1} s",
+            p.idle.as_secs_f64()
+        ),
+    );
+    fresh.stop();
+    Ok(())
+}
+
+fn bench_startup(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let rx = Receiver::start(1)?;
+    let cfg = config_for(rx.port());
+    let mut t = Vec::new();
+    for _ in 0..p.starts {
+        let (d, dt) = DaemonProc::start(Path::new(BIN), &cfg)?;
+        t.push(dt.as_nanos() as u64);
+        d.stop();
+    }
+    t.sort_unstable();
+    r.push("startup", pct(&t, 50.0) / 1e3);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn one_run(p: &Plan, r: &mut Runs, run: usize) {
+    let step = |what: &str| eprintln!("bench: run {}/{}: {what}", run + 1, p.runs);
+    if p.on("receivers") {
+        step("receivers alone");
+        bench_receivers(p, r);
+    }
+    if p.on("latency") {
+        step("latency: emit and socket client");
+        if let Err(e) = bench_latency_daemon(p, r) {
+            r.fail("latency.emit", e.clone());
+            r.fail("latency.socket", e);
+        }
+        step("latency: library API");
+        if let Err(e) = bench_latency_lib(p, r) {
+            r.fail("latency.lib", e);
+        }
+    }
+    if p.on("throughput") {
+        step("throughput: socket client");
+        if let Err(e) = bench_throughput_daemon(p, r) {
+            r.fail("throughput.socket", e);
+        }
+        step("throughput: library API");
+        if let Err(e) = bench_throughput_lib(p, r) {
+            r.fail("throughput.lib", e);
+        }
+    }
+    for peer in Peer::ALL {
+        if !p.on("peers") {
+            break;
+        }
+        let k = peer.key();
+        let prefixes = ["latency", "throughput", "rss", "cpu"];
+        if let Some(tool) = peer.missing() {
+            let why = format!("{tool} not installed");
+            for pre in prefixes {
+                r.skip(&format!("{pre}.{k}"), why.clone());
+            }
+            continue;
+        }
+        step(peer.name());
+        if let Err(e) = bench_peer(p, r, peer) {
+            for pre in prefixes {
+                r.fail(&format!("{pre}.{k}"), e.clone());
+            }
+        }
+    }
+    let mut small = None;
+    if p.on("rss") || (run == 0 && p.on("idle")) {
+        step("memory: bursts");
+        match bench_rss(p.rss_small, "small", r) {
+            Ok(d) => small = Some(d),
+            Err(e) => r.fail("rss.small", e),
+        }
+    }
+    if p.on("rss") {
+        if let Err(e) = bench_rss(p.rss_big, "big", r) {
+            r.fail("rss.big", e);
+        }
+    }
+    if run == 0 && p.on("idle") {
+        step("idle cost");
+        match &small {
+            Some((d, _)) => {
+                if let Err(e) = bench_idle(p, r, d) {
+                    r.fail("idle", e);
+                }
+            }
+            None => r.fail("idle", "no daemon: the burst before it failed".into()),
+        }
+    }
+    drop(small);
+    if p.on("startup") {
+        step("start-up");
+        if let Err(e) = bench_startup(p, r) {
+            r.fail("startup", e);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--maxrss") {
+        procs::maxrss_main(&args[2..]);
+    }
+    let p = match Plan::from_args() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let started = Instant::now();
+    let mut r = Runs::default();
+
+    let load0 = procs::loadavg();
+    eprintln!("bench: heap allocations on the engine path");
+    alloc::set_trace(p.alloc_trace);
+    let cost = if p.on("alloc") || p.alloc_trace {
+        Some(alloc::engine_cost(p.alloc_cycles))
+    } else {
+        None
+    };
+    match cost {
+        None => {}
+        Some(Ok(c)) => {
+            r.push("alloc.handle_per_msg", c.handle_allocs as f64 / c.messages as f64);
+            r.push("alloc.handle_per_event", c.handle_allocs as f64 / c.derived as f64);
+            r.push(
+                "alloc.dispatch_per_event",
+                c.dispatch_allocs as f64 / c.derived as f64,
+            );
+            r.push("engine.handle_ns", c.handle_ns_per_msg);
+            let by: Vec<String> = c
+                .by_kind
+                .iter()
+                .filter(|k| k.2 > 0)
+                .map(|(l, m, a)| format!("{l}: {:.2}/msg", *a as f64 / *m as f64))
+                .collect();
+            let mut s = format!(
+                "{} messages, {} events; next_job copies: {} allocations",
+                c.messages, c.derived, c.next_job_allocs
+            );
+            if !by.is_empty() {
+                s.push_str(&format!("; allocating in handle: {}", by.join(", ")));
+            }
+            r.note("alloc", s);
+        }
+        Some(Err(e)) => r.fail("alloc", e),
+    }
+    if p.alloc_trace {
+        alloc::set_trace(false);
+        let traces = alloc::take_traces();
+        if traces.is_empty() {
+            println!("alloc-trace: no allocation on the engine path");
+        }
+        for t in traces {
+            println!("{t}\n");
+        }
+        return;
+    }
+
+    for run in 0..p.runs {
+        one_run(&p, &mut r, run);
+    }
+
+    let load1 = procs::loadavg();
+    eprintln!("bench: binary sizes");
+    let sz = sizes::measure(p.sizes_build && p.on("sizes"), Path::new(BIN));
+    for s in &sz {
+        match &s.bytes {
+            Ok(b) => r.push(&s.key, *b as f64),
+            Err(e) => r.skip(&s.key, e.clone()),
+        }
+    }
+    for (key, peer) in sizes::peers() {
+        match peer {
+            Ok(b) => r.push(&key, b as f64),
+            Err(e) => r.skip(&key, e),
+        }
+    }
+
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    r.note(
+        "machine",
+        format!(
+            "{cpus} CPUs; load average {load0:.2} before the runs, {load1:.2} after: other work on the machine shows in the tails (p99, max) and in throughput; the CPU rows do not depend on it"
+        ),
+    );
+    let rep = build_report(&p, &r, &sz, started.elapsed());
+    print!("{}", rep.table());
+    if let Some(dir) = p.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(&p.json, rep.json()) {
+        Ok(()) => println!("\nwritten: {}", p.json.display()),
+        Err(e) => {
+            eprintln!("bench: {}: {e}", p.json.display());
+            r.errors.push(format!("cannot write {}", p.json.display()));
+        }
+    }
+    if !r.errors.is_empty() {
+        eprintln!("\nbench: {} measuring path(s) broken:", r.errors.len());
+        for e in &r.errors {
+            eprintln!("  {e}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Report {
+    let mut rep = Report::new(p.smoke, p.runs, took);
+    let us = Unit::Us;
+    let na_or = |prefix: &str, key: &str| match r.v.get(key) {
+        Some(_) => r.val(key),
+        None => Val::Na(
+            r.na.get(prefix)
+                .cloned()
+                .unwrap_or_else(|| "not measured".into()),
+        ),
+    };
+    let v = |key: &str| {
+        let prefix = key.rsplitn(2, '.').nth(1).unwrap_or(key);
+        na_or(prefix, key)
+    };
+    let peers_lat = |stat: &str| {
+        Peer::ALL
+            .iter()
+            .map(|pe| {
+                let pre = format!("latency.{}", pe.key());
+                (pe.name().to_string(), na_or(&pre, &format!("{pre}.{stat}")))
+            })
+            .collect::<Vec<_>>()
+    };
+
+    rep.section("0. the measuring receiver alone (1 keep-alive connection, sequential GETs)");
+    rep.row(
+        Row::new("receiver.bench.rps", "in-bench receiver: requests/s", Unit::PerS, Better::Higher, v("receiver.bench.rps"))
+            .peer("nginx-light", v("receiver.nginx.rps"))
+            .peer("event-notify listen", v("receiver.listen.rps")),
+    );
+    rep.row(
+        Row::new("receiver.bench.p50", "in-bench receiver: round trip p50", us, Better::Lower, v("receiver.bench.p50"))
+            .peer("nginx-light", v("receiver.nginx.p50"))
+            .peer("event-notify listen", v("receiver.listen.p50")),
+    );
+
+    rep.section(&format!(
+        "1. latency: event handed over → request at the receiver ({} events per path per run)",
+        p.lat_n
+    ));
+    for (path, label) in [
+        ("emit", "`emit` (a process per event)"),
+        ("socket", "socket client (persistent)"),
+        ("lib", "library API (Inbox::send)"),
+    ] {
+        for (stat, goal) in [
+            ("p50", Some(Goal::lt(250.0, "< 250 µs"))),
+            ("p99", Some(Goal::lt(1000.0, "< 1 ms"))),
+            ("max", None),
+        ] {
+            // The goals are for the daemon's own path; a process spawn per event is the peers'
+            // way and is shown beside them.
+            let goal = if path == "emit" { None } else { goal };
+            let mut row = Row::new(
+                &format!("latency.{path}.{stat}"),
+                &format!("{label} {stat}"),
+                us,
+                Better::Lower,
+                v(&format!("latency.{path}.{stat}")),
+            );
+            for (name, val) in peers_lat(stat) {
+                row = row.peer(&name, val);
+            }
+            if let Some(g) = goal {
+                row = row.goal(g);
+            }
+            rep.row(row);
+        }
+    }
+
+    rep.section(&format!(
+        "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (peers: {} events, one hook after the other)",
+        p.burst_n, p.window, p.peer_burst_n
+    ));
+    let peer_tp = || {
+        Peer::ALL
+            .iter()
+            .map(|pe| {
+                let k = format!("throughput.{}", pe.key());
+                (pe.name().to_string(), na_or(&k, &k))
+            })
+            .collect::<Vec<_>>()
+    };
+    for (path, label) in [("socket", "socket client → daemon"), ("lib", "library API")] {
+        let k = format!("throughput.{path}");
+        let mut row = Row::new(&k, &format!("{label}: notifications/s"), Unit::PerS, Better::Higher, na_or(&k, &k))
+            .goal(Goal::ge(5000.0, "≥ 5,000/s"));
+        for (name, val) in peer_tp() {
+            row = row.peer(&name, val);
+        }
+        rep.row(row);
+        rep.row(
+            Row::new(&format!("{k}.dropped"), &format!("{label}: dropped"), Unit::Count, Better::Lower, na_or(&k, &format!("{k}.dropped")))
+                .goal(Goal::eq(0.0, "0")),
+        );
+    }
+    let peer_cpu = || {
+        Peer::ALL
+            .iter()
+            .map(|pe| {
+                let k = format!("cpu.{}", pe.key());
+                (pe.name().to_string(), na_or(&k, &k))
+            })
+            .collect::<Vec<_>>()
+    };
+    for (path, label) in [
+        ("socket", "CPU per notification, daemon (all threads)"),
+        ("lib", "CPU per notification, library (engine + workers)"),
+    ] {
+        let k = format!("cpu.{path}");
+        let mut row = Row::new(&k, label, us, Better::Lower, na_or(&format!("throughput.{path}"), &k));
+        for (name, val) in peer_cpu() {
+            row = row.peer(&name, val);
+        }
+        rep.row(row);
+    }
+    rep.row(Row::new(
+        "throughput.socket.connections",
+        "socket burst: TCP connections used",
+        Unit::Count,
+        Better::Lower,
+        na_or("throughput.socket", "throughput.socket.connections"),
+    ));
+
+    rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
+    let peer_rss = || {
+        Peer::ALL
+            .iter()
+            .map(|pe| {
+                let k = format!("rss.{}", pe.key());
+                (pe.name().to_string(), na_or(&k, &k))
+            })
+            .collect::<Vec<_>>()
+    };
+    rep.row(
+        Row::new("rss.idle", "RSS idle (fresh daemon)", Unit::KiB, Better::Lower, na_or("rss.small", "rss.idle"))
+            .goal(Goal::lt(4096.0, "< 4 MiB")),
+    );
+    for (k, n) in [("small", p.rss_small), ("big", p.rss_big)] {
+        let mut row = Row::new(
+            &format!("rss.{k}.hwm"),
+            &format!("peak RSS (VmHWM), burst of {n} unpaced"),
+            Unit::KiB,
+            Better::Lower,
+            na_or(&format!("rss.{k}"), &format!("rss.{k}.hwm")),
+        )
+        .goal(Goal::lt(4096.0, "< 4 MiB"));
+        for (name, val) in peer_rss() {
+            row = row.peer(&name, val);
+        }
+        rep.row(row);
+        rep.row(Row::new(
+            &format!("rss.{k}.dropped"),
+            &format!("  burst of {n}: dropped (outbox full, counted)"),
+            Unit::Count,
+            Better::None,
+            na_or(&format!("rss.{k}"), &format!("rss.{k}.dropped")),
+        ));
+        rep.row(Row::new(
+            &format!("rss.{k}.delivered"),
+            &format!("  burst of {n}: delivered"),
+            Unit::Count,
+            Better::None,
+            na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
+        ));
+    }
+    let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (report::median(a), report::median(b));
+            Val::Runs(vec![b / a])
+        }
+        _ => Val::Na("a burst failed".into()),
+    };
+    rep.row(
+        Row::new("rss.flat", &format!("peak RSS {} / peak RSS {}", p.rss_big, p.rss_small), Unit::Ratio, Better::Lower, flat)
+            .goal(Goal::lt(1.1, "flat (< 1.1)")),
+    );
+
+    rep.section(&format!(
+        "5. idle cost: voluntary context switches, all threads, over {:.1} s, nothing pending",
+        p.idle.as_secs_f64()
+    ));
+    rep.row(
+        Row::new("idle.fresh", "fresh daemon", Unit::Count, Better::Lower, na_or("idle", "idle.fresh"))
+            .goal(Goal::eq(0.0, "0")),
+    );
+    rep.row(
+        Row::new("idle.after_traffic", "daemon after a burst (connection pooled)", Unit::Count, Better::Lower, na_or("idle", "idle.after_traffic"))
+            .goal(Goal::eq(0.0, "0")),
+    );
+
+    rep.section("6. start-up and size");
+    rep.row(Row::new(
+        "startup",
+        "start-up: spawn → socket answers ping",
+        us,
+        Better::Lower,
+        na_or("startup", "startup"),
+    ));
+    for s in sz {
+        let mut row = Row::new(&s.key, &s.label, Unit::Bytes, Better::Lower, na_or(&s.key, &s.key));
+        for (name, key) in &s.peers {
+            row = row.peer(name, na_or(key, key));
+        }
+        if s.key == "size.armv7.notls" {
+            row = row.goal(Goal::lt(1_048_576.0, "< 1 MiB"));
+        }
+        rep.row(row);
+    }
+
+    rep.section("7. heap allocations on the event path (counting global allocator)");
+    rep.row(
+        Row::new("alloc.handle_per_event", "Engine::handle: allocations per derived event", Unit::Count, Better::Lower, na_or("alloc", "alloc.handle_per_event"))
+            .goal(Goal::eq(0.0, "0")),
+    );
+    rep.row(Row::new(
+        "alloc.handle_per_msg",
+        "Engine::handle: allocations per message",
+        Unit::Count,
+        Better::Lower,
+        na_or("alloc", "alloc.handle_per_msg"),
+    ));
+    rep.row(Row::new(
+        "alloc.dispatch_per_event",
+        "next_job + complete: allocations per event",
+        Unit::Count,
+        Better::Lower,
+        na_or("alloc", "alloc.dispatch_per_event"),
+    ));
+    rep.row(Row::new(
+        "engine.handle_ns",
+        "Engine::handle: CPU time per message",
+        Unit::Ns,
+        Better::Lower,
+        na_or("alloc", "engine.handle_ns"),
+    ));
+    rep.row(Row::new(
+        "alloc.process_per_event",
+        "in-process daemon path incl. ureq: allocations/event",
+        Unit::Count,
+        Better::Lower,
+        na_or("latency.lib", "alloc.process_per_event"),
+    ));
+    for (k, n) in &r.notes {
+        rep.note(&format!("{k}: {n}"));
+    }
+    rep
+}

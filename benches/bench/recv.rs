@@ -1,0 +1,345 @@
+//! The measuring receiver and a raw keep-alive HTTP client.
+//!
+//! The receiver stamps each request with the bench's own clock the moment its head is complete,
+//! so a latency is `stamp - send time` on one monotonic clock, with no log parsing in between.
+//! It answers `200 ok` with a Content-Length and keeps the connection open unless the client
+//! asked to close. One thread per connection: the daemon uses one keep-alive connection, the
+//! per-event peers (curl, wget) open one each.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const HEAD_CAP: usize = 16 * 1024;
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+const OK_CLOSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+struct Shared {
+    base: Instant,
+    /// Arrival of request `n` (the `n=` query value) in ns since `base`, plus one; 0 = not yet.
+    stamps: Vec<AtomicU64>,
+    count: AtomicUsize,
+    connections: AtomicUsize,
+    /// Requests without a usable `n=` (or beyond the capacity), and repeats of an `n`.
+    unnumbered: AtomicUsize,
+    repeats: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// A loopback HTTP receiver that records when each numbered request arrived.
+pub struct Receiver {
+    addr: SocketAddr,
+    sh: Arc<Shared>,
+}
+
+impl Receiver {
+    /// Starts on 127.0.0.1 (a free port), with room for request numbers `0..capacity`.
+    pub fn start(capacity: usize) -> Result<Receiver, String> {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("receiver bind: {e}"))?;
+        let addr = l.local_addr().map_err(|e| e.to_string())?;
+        let sh = Arc::new(Shared {
+            base: Instant::now(),
+            stamps: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            unnumbered: AtomicUsize::new(0),
+            repeats: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let s2 = Arc::clone(&sh);
+        thread::Builder::new()
+            .name("recv-accept".into())
+            .spawn(move || {
+                for c in l.incoming() {
+                    if s2.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Ok(c) = c else { continue };
+                    s2.connections.fetch_add(1, Ordering::Relaxed);
+                    let s3 = Arc::clone(&s2);
+                    let _ = thread::Builder::new()
+                        .name("recv-conn".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || serve(c, &s3));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Receiver { addr, sh })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests received so far.
+    pub fn count(&self) -> usize {
+        self.sh.count.load(Ordering::Acquire)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.sh.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn unnumbered(&self) -> usize {
+        self.sh.unnumbered.load(Ordering::Relaxed)
+    }
+
+    pub fn repeats(&self) -> usize {
+        self.sh.repeats.load(Ordering::Relaxed)
+    }
+
+    /// When request `n` arrived, if it has.
+    pub fn arrived(&self, n: usize) -> Option<Instant> {
+        let v = self.sh.stamps.get(n)?.load(Ordering::Acquire);
+        (v != 0).then(|| self.sh.base + Duration::from_nanos(v - 1))
+    }
+
+    /// Waits until request `n` has arrived; its arrival time, or `None` after `timeout`.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.sh.lock.lock().ok()?;
+        loop {
+            if let Some(t) = self.arrived(n) {
+                return Some(t);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            g = self.sh.cv.wait_timeout(g, left).ok()?.0;
+        }
+    }
+
+    /// Waits until at least `k` requests have arrived; false after `timeout`.
+    pub fn wait_count(&self, k: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut g) = self.sh.lock.lock() else {
+            return false;
+        };
+        loop {
+            if self.count() >= k {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            g = match self.sh.cv.wait_timeout(g, left) {
+                Ok(x) => x.0,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    /// Waits until the count has not changed for `quiet`; the count then.
+    pub fn settle(&self, quiet: Duration, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut last = self.count();
+        loop {
+            thread::sleep(quiet);
+            let c = self.count();
+            if c == last || Instant::now() >= deadline {
+                return c;
+            }
+            last = c;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.sh.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees `stop`.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(100));
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Value of header `name` (lowercase) in a request or response head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The `n=` query value of a request target.
+fn number(target: &str) -> Option<usize> {
+    let q = target.split_once('?')?.1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("n="))
+        .and_then(|v| v.parse().ok())
+}
+
+fn serve(mut s: TcpStream, sh: &Shared) {
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+    let mut buf = vec![0u8; HEAD_CAP];
+    let mut len = 0;
+    loop {
+        if let Some(end) = find(&buf[..len], b"\r\n\r\n") {
+            let now = Instant::now();
+            // No allocation per request: the bench counts the allocations of the whole process
+            // while the in-process engine runs.
+            let (n, body, close) = {
+                let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+                let body = header(head, "content-length")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let line = head.split("\r\n").next().unwrap_or("");
+                let target = line.split(' ').nth(1).unwrap_or("");
+                let http10 = line.ends_with("HTTP/1.0");
+                let close = match header(head, "connection") {
+                    Some(c) if contains_ci(c, "close") => true,
+                    Some(c) if contains_ci(c, "keep-alive") => false,
+                    _ => http10,
+                };
+                (number(target), body, close)
+            };
+            let total = end + 4 + body;
+            if total > buf.len() {
+                return;
+            }
+            while len < total {
+                match s.read(&mut buf[len..]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => len += k,
+                }
+            }
+            match n.and_then(|n| sh.stamps.get(n)) {
+                Some(slot) => {
+                    let ns = now.duration_since(sh.base).as_nanos() as u64 + 1;
+                    if slot
+                        .compare_exchange(0, ns, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        sh.repeats.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    sh.unnumbered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            sh.count.fetch_add(1, Ordering::AcqRel);
+            if let Ok(_g) = sh.lock.lock() {
+                sh.cv.notify_all();
+            }
+            if s.write_all(if close { OK_CLOSE } else { OK }).is_err() || close {
+                return;
+            }
+            buf.copy_within(total..len, 0);
+            len -= total;
+            continue;
+        }
+        if len == buf.len() {
+            return;
+        }
+        match s.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => len += k,
+        }
+    }
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Result of driving a receiver alone.
+pub struct Hammered {
+    pub per_s: f64,
+    /// Round trip of each request, ns.
+    pub rtts: Vec<u64>,
+}
+
+/// Sends `n` GET requests one after the other on one keep-alive connection and reads each
+/// response: the receiver's own speed, with nothing else in the way.
+pub fn hammer(addr: SocketAddr, n: usize) -> Result<Hammered, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = vec![0u8; HEAD_CAP];
+    let mut len = 0;
+    let mut rtts = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let req = format!(
+            "GET /in?n={i}&ev=incoming_call&from=1002 HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+        );
+        let t0 = Instant::now();
+        s.write_all(req.as_bytes())
+            .map_err(|e| format!("request {i} to {addr}: {e}"))?;
+        // Read one response: head, then Content-Length bytes.
+        loop {
+            if let Some(end) = find(&buf[..len], b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                if !head.starts_with("HTTP/1.") {
+                    return Err(format!("{addr}: not an HTTP response: {head:?}"));
+                }
+                let body = header(&head, "content-length")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let total = end + 4 + body;
+                if total > buf.len() {
+                    return Err(format!("{addr}: response too large"));
+                }
+                while len < total {
+                    match s.read(&mut buf[len..]) {
+                        Ok(0) => return Err(format!("{addr}: closed mid-response")),
+                        Err(e) => return Err(format!("{addr}: {e}")),
+                        Ok(k) => len += k,
+                    }
+                }
+                buf.copy_within(total..len, 0);
+                len -= total;
+                if header(&head, "connection").is_some_and(|c| c.eq_ignore_ascii_case("close")) {
+                    return Err(format!("{addr} closed the keep-alive connection"));
+                }
+                break;
+            }
+            match s.read(&mut buf[len..]) {
+                Ok(0) => return Err(format!("{addr}: connection closed after {i} requests")),
+                Err(e) => return Err(format!("{addr}: {e} after {i} requests")),
+                Ok(k) => len += k,
+            }
+        }
+        rtts.push(t0.elapsed().as_nanos() as u64);
+    }
+    let el = start.elapsed().as_secs_f64();
+    Ok(Hammered {
+        per_s: n as f64 / el,
+        rtts,
+    })
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// A free loopback port (bound then released: good enough for a bench).
+pub fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}

@@ -1,0 +1,164 @@
+//! Stripped binary size per target, with and without TLS.
+//!
+//! Built with `cargo build --release --target T [--no-default-features]` into
+//! target/bench-size/{tls,notls} (own target folders: switching features never rebuilds the
+//! developers' target/release), with the linkers of .cargo/config.toml. A target that cannot be
+//! built here is reported n/a with the reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Size {
+    pub key: String,
+    pub label: String,
+    pub bytes: Result<u64, String>,
+    /// (peer name, key of its figure)
+    pub peers: Vec<(String, String)>,
+}
+
+const TARGETS: [(&str, &str, &str); 3] = [
+    ("x86_64", "x86_64-unknown-linux-gnu", "strip"),
+    ("armv7", "armv7-unknown-linux-gnueabihf", "arm-linux-gnueabihf-strip"),
+    ("aarch64", "aarch64-unknown-linux-musl", "aarch64-linux-gnu-strip"),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn size_dir(tls: bool) -> PathBuf {
+    root()
+        .join("target/bench-size")
+        .join(if tls { "tls" } else { "notls" })
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
+    let dir = size_dir(tls);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .env("CARGO_TARGET_DIR", &dir)
+        .args(["build", "--release", "--bin", "event-notify", "--target", triple])
+        .stdin(Stdio::null());
+    if !tls {
+        cmd.arg("--no-default-features");
+    }
+    let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
+    let _ = std::fs::create_dir_all(&dir);
+    let log = dir.join(format!("build-{triple}.log"));
+    let _ = std::fs::write(&log, &out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "build failed ({}): {}",
+            log.display(),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 2)
+        ));
+    }
+    Ok(dir.join(triple).join("release/event-notify"))
+}
+
+/// Size after stripping a copy with the target's strip (the release profile strips already;
+/// this makes sure).
+fn stripped_size(bin: &Path, strip: &str) -> Result<u64, String> {
+    let meta = std::fs::metadata(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let copy = bin.with_extension("stripped");
+    if std::fs::copy(bin, &copy).is_err() {
+        return Ok(meta.len());
+    }
+    let ok = Command::new(strip)
+        .arg(&copy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let n = if ok {
+        std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(meta.len())
+    } else {
+        meta.len()
+    };
+    let _ = std::fs::remove_file(&copy);
+    Ok(n.min(meta.len()))
+}
+
+/// Builds (if `build`) and measures every target × {tls, no tls}. Without `build`, reports what
+/// an earlier full bench left, and `this_bin` (the binary under test) for x86_64 with TLS.
+pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
+    let mut out = Vec::new();
+    for tls in [true, false] {
+        for (arch, triple, strip) in TARGETS {
+            let key = format!("size.{arch}.{}", if tls { "tls" } else { "notls" });
+            let label = format!(
+                "stripped size: {arch} ({}){}",
+                triple.split('-').skip(2).collect::<Vec<_>>().join("-"),
+                if tls { ", TLS" } else { ", no TLS" }
+            );
+            let bytes = if build_them {
+                eprintln!("bench: building {triple} tls={tls} (target/bench-size)");
+                build(triple, tls).and_then(|p| stripped_size(&p, strip))
+            } else {
+                let p = size_dir(tls).join(triple).join("release/event-notify");
+                if p.is_file() {
+                    stripped_size(&p, strip)
+                } else if tls && arch == "x86_64" {
+                    stripped_size(this_bin, strip)
+                } else {
+                    Err("not built in this mode (the full bench builds it)".into())
+                }
+            };
+            let peers = match arch {
+                "x86_64" => vec![
+                    ("curl + libcurl".to_string(), "size.peer.curl.x86_64".to_string()),
+                    ("busybox".to_string(), "size.peer.busybox.x86_64".to_string()),
+                ],
+                a => vec![("busybox-static".to_string(), format!("size.peer.busybox.{a}"))],
+            };
+            out.push(Size {
+                key,
+                label,
+                bytes,
+                peers,
+            });
+        }
+    }
+    out
+}
+
+fn file_size(p: &Path) -> Result<u64, String> {
+    std::fs::metadata(p)
+        .map(|m| m.len())
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The peers' sizes: curl with libcurl, and busybox (which has wget) per architecture; the ARM
+/// busybox-static binaries are the ones cross/setup.sh fetched for the QEMU images.
+pub fn peers() -> Vec<(String, Result<u64, String>)> {
+    let libcurl = Path::new("/usr/lib/x86_64-linux-gnu/libcurl.so.4");
+    let curl = file_size(Path::new("/usr/bin/curl"))
+        .and_then(|c| {
+            let real = std::fs::canonicalize(libcurl).map_err(|e| format!("libcurl: {e}"))?;
+            Ok(c + file_size(&real)?)
+        });
+    let cache = root().join("cross/cache");
+    vec![
+        ("size.peer.curl.x86_64".into(), curl),
+        (
+            "size.peer.busybox.x86_64".into(),
+            file_size(Path::new("/usr/bin/busybox")),
+        ),
+        (
+            "size.peer.busybox.armv7".into(),
+            file_size(&cache.join("armhf/root/bin/busybox"))
+                .map_err(|_| "no armhf busybox-static (cross/setup.sh fetches it)".to_string()),
+        ),
+        (
+            "size.peer.busybox.aarch64".into(),
+            file_size(&cache.join("arm64/root/bin/busybox"))
+                .map_err(|_| "no arm64 busybox-static (cross/setup.sh fetches it)".to_string()),
+        ),
+    ]
+}
