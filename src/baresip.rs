@@ -743,7 +743,8 @@ impl Mapper {
 
     /// `listcalls` lines: `> [line 1]  0:00:01  ESTABLISHED  (on hold)  sip:1003@pbx.test`.
     fn on_listcalls(&mut self, data: &str, out: &mut dyn FnMut(Msg)) {
-        if !data.contains("Active calls") {
+        // `--- Active calls (N) ---`, or `--- No active calls ---` when baresip has no account.
+        if !data.contains("Active calls") && !data.contains("No active calls") {
             return;
         }
         let reconcile = core::mem::take(&mut self.reconcile);
@@ -1385,6 +1386,26 @@ mod tests {
         // The CALL_CLOSED that follows (had it come) is then about an unknown call.
         m.input(&lines[4], &mut |x| got.push(show(&x)));
         assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn a_restarted_baresip_without_accounts_has_no_calls() {
+        // Recorded: baresip 1.0.0 restarted (no UA yet) answers listcalls like this.
+        let lines = trace(include_str!("../tests/sip/traces/restart_listcalls.txt"));
+        let call = trace(include_str!("../tests/sip/traces/out_answered.txt"));
+        let mut m = Mapper::new();
+        let mut got = StdVec::new();
+        for j in call.iter().take(4) {
+            m.input(j, &mut |x| got.push(show(&x)));
+        }
+        m.connected();
+        let q = m.poll_query(0).unwrap();
+        assert_eq!(q.kind, QueryKind::ListCalls);
+        let data = lines[0]["data"].as_str().unwrap();
+        m.input(&answer(q, data), &mut |x| got.push(show(&x)));
+        let v = out_vars("e075fe2925dd8dca");
+        assert_eq!(got.last().unwrap(), &format!("Call(Ended) {v}"));
+        assert_eq!(m.calls(), 0);
     }
 
     #[test]

@@ -640,3 +640,24 @@ fn baresip_restart_is_followed() {
     s.sipp_done(sipp);
     s.expect(&[account_event("registration")]);
 }
+
+#[test]
+fn call_lost_with_a_crashed_baresip_is_ended_on_reconnect() {
+    let mut s = Scene::start("crash");
+    s.account(0);
+    // sipp answers, then waits for a BYE that will never come.
+    s.sipp("uas_out_answered.xml", None);
+    s.cmd("/dial sip:1003@pbx.test");
+    wait_event(&s, 2, "establish_call");
+    // baresip dies mid-call and comes straight back without the call: on reconnect the adapter
+    // asks `listcalls` and ends the call it no longer has.
+    drop(s.baresip.take());
+    s.baresip = Some(Scene::start_baresip(&s.dir, "baresip-2.log"));
+    s.wait_connected(2);
+    let id = s.sipp_call_id("uas_out_answered.xml");
+    s.expect(&[
+        outgoing("outgoing_call", &id, "0"),
+        outgoing("establish_call", &id, "0"),
+        outgoing("terminate_call", &id, "0"),
+    ]);
+}
