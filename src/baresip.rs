@@ -889,8 +889,8 @@ pub fn run_adapter(
                 stats.connected.store(false, Ordering::Relaxed);
                 match r {
                     Ok(Some(())) => return,
-                    Ok(None) => log::warn!("baresip: ctrl_tcp at {addr} closed the connection"),
-                    Err(e) => log::warn!("baresip: ctrl_tcp at {addr}: {e}"),
+                    Ok(None) => log::warn!("baresip: lost ctrl_tcp at {addr}: closed by baresip"),
+                    Err(e) => log::warn!("baresip: lost ctrl_tcp at {addr}: {e}"),
                 }
             }
             Err(e) => {
@@ -1336,6 +1336,41 @@ mod tests {
             got.push(show(&x))
         });
         assert_eq!(got.len(), 3, "{got:?}");
+    }
+
+    #[test]
+    fn hold_by_the_peer_is_no_hold_by_the_phone() {
+        let lines = trace(include_str!("../tests/sip/traces/in_remote_hold.txt"));
+        let events: StdVec<&Json> = lines.iter().filter(|j| is_event(j)).collect();
+        let mut m = Mapper::new();
+        let mut got = StdVec::new();
+        for j in &events[..4] {
+            m.input(j, &mut |x| got.push(show(&x)));
+        }
+        assert_eq!(
+            m.poll_query(0),
+            None,
+            "nothing to ask before the call is established"
+        );
+        // The peer's re-INVITE (sendonly): only a remote SDP offer in 1.0.0.
+        m.input(events[4], &mut |x| got.push(show(&x)));
+        let q = m.poll_query(0).expect("asks listcalls");
+        assert_eq!(q.kind, QueryKind::ListCalls);
+        assert_eq!(
+            m.input(&answer(q, recorded(&lines, "r2")), &mut |x| got
+                .push(show(&x))),
+            Outcome::Answer(0)
+        );
+        m.input(events[5], &mut |x| got.push(show(&x)));
+        let v = IN.replace("in-answered-1", "in-remote-hold-1");
+        assert_eq!(
+            got,
+            [
+                format!("Call(Incoming) {v}"),
+                format!("Call(Confirmed) {v}"),
+                format!("Call(Ended) {v}")
+            ]
+        );
     }
 
     #[test]

@@ -628,7 +628,7 @@ fn baresip_restart_is_followed() {
     // new instance from its first event.
     drop(s.baresip.take());
     assert!(
-        s.daemon.wait_log("closed the connection", PATIENCE),
+        s.daemon.wait_log("lost ctrl_tcp", PATIENCE),
         "the daemon did not notice baresip leaving:\n{}",
         s.daemon.log()
     );
@@ -659,5 +659,28 @@ fn call_lost_with_a_crashed_baresip_is_ended_on_reconnect() {
         outgoing("outgoing_call", &id, "0"),
         outgoing("establish_call", &id, "0"),
         outgoing("terminate_call", &id, "0"),
+    ]);
+}
+
+#[test]
+fn hold_by_the_peer_is_not_a_hold_by_the_phone() {
+    let mut s = Scene::start("remote-hold");
+    s.account(0);
+    // The caller puts the phone on hold (re-INVITE sendonly): baresip reports SDP events, its
+    // own hold flag stays off, and `hold_call` (this phone held the call) must not come.
+    let sipp = s.sipp("uac_in_remote_hold.xml", Some("in-remote-hold-%u"));
+    wait_event(&s, 1, "incoming_call");
+    s.cmd("/accept");
+    s.sipp_done(sipp);
+    assert!(
+        s.daemon.wait_log("asking listcalls", PATIENCE),
+        "the adapter did not look at the re-INVITE:\n{}",
+        s.daemon.log()
+    );
+    let id = "in-remote-hold-1";
+    s.expect(&[
+        incoming("incoming_call", id, "0"),
+        incoming("establish_call", id, "0"),
+        incoming("terminate_call", id, "0"),
     ]);
 }
