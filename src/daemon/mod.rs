@@ -284,6 +284,7 @@ struct Daemon {
     wake_r: OwnedFd,
     /// Keeps the inbox's channel open while the engine runs.
     inbox: Inbox,
+    baresip: Option<Baresip>,
     listener: Option<UnixListener>,
     clients: Vec<Client>,
     counters: Counters,
@@ -427,9 +428,10 @@ impl Daemon {
             tx: inbox_tx,
             wake: Arc::clone(&wake_w),
         };
-        if let Some(addr) = opts.baresip.clone() {
-            spawn_baresip(addr, inbox.clone())?;
-        }
+        let baresip = match opts.baresip.clone() {
+            Some(addr) => Some(spawn_baresip(addr, inbox.clone())?),
+            None => None,
+        };
 
         let listener = match &opts.socket {
             Some(p) => Some(bind_socket(p)?),
@@ -448,6 +450,7 @@ impl Daemon {
             inotify: Some(inotify),
             wake_r,
             inbox,
+            baresip,
             listener,
             clients: Vec::with_capacity(MAX_CLIENTS),
             counters: Counters::default(),
@@ -471,12 +474,28 @@ impl Daemon {
 }
 
 /// Follows a baresip over its ctrl_tcp module in a thread of its own.
-fn spawn_baresip(addr: String, inbox: Inbox) -> io::Result<()> {
-    let _ = (addr, inbox);
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "--baresip: the adapter is not linked in this build",
-    ))
+fn spawn_baresip(addr: String, inbox: Inbox) -> io::Result<Baresip> {
+    let stats = Arc::new(crate::baresip::AdapterStats::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (st, sp) = (Arc::clone(&stats), Arc::clone(&stop));
+    thread::Builder::new()
+        .name("baresip".into())
+        .spawn(move || {
+            crate::baresip::run_adapter(&addr, &mut |m| inbox.send(m), &sp, &st);
+        })?;
+    Ok(Baresip { stats, stop })
+}
+
+/// The baresip adapter's thread, seen from the daemon.
+struct Baresip {
+    stats: Arc<crate::baresip::AdapterStats>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A poll slot for `fd`, or an inert slot (no events asked) when there is none.
@@ -919,6 +938,20 @@ impl Daemon {
         let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
         let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
         let _ = writeln!(s, "clients {}", self.clients.len());
+        if let Some(b) = &self.baresip {
+            let c = b.stats.snapshot();
+            let _ = writeln!(
+                s,
+                "baresip connected={} received={} mapped={} msgs={} ignored={} errors={} reconnects={}",
+                u8::from(c.connected),
+                c.received,
+                c.mapped,
+                c.msgs,
+                c.ignored,
+                c.errors,
+                c.reconnects
+            );
+        }
         let _ = self.engine.write_status(s);
     }
 }
