@@ -334,6 +334,8 @@ impl Tracker {
                 });
             }
             RegState::Failed => acc.registered = false,
+            // A registration (or refresh) under way says nothing new.
+            RegState::Registering => {}
             _ => self.stats.duplicates += 1,
         }
         Ok(())
