@@ -32,7 +32,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_event-notify");
+const BUILT_BIN: &str = env!("CARGO_BIN_EXE_event-notify");
+
+/// The binary under test: the one cargo built, or `$BENCH_BIN` (e.g. an unstripped copy to profile).
+fn bin() -> PathBuf {
+    std::env::var_os("BENCH_BIN").map_or_else(|| PathBuf::from(BUILT_BIN), PathBuf::from)
+}
 const PATIENCE: Duration = Duration::from_secs(10);
 const DISPLAY: &str = "Bob & Alice";
 const DISPLAY_ENC: &str = "Bob%20%26%20Alice";
@@ -287,7 +292,7 @@ fn bench_receivers(p: &Plan, r: &mut Runs) {
         },
         Err(e) => r.skip("receiver.nginx", e),
     }
-    match procs::Listen::start(Path::new(BIN))
+    match procs::Listen::start(&bin())
         .and_then(|l| recv::hammer(([127, 0, 0, 1], l.port).into(), p.recv_n))
     {
         Ok(h) => {
@@ -309,7 +314,7 @@ const WARM: usize = 5;
 fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
     let n = p.lat_n;
     let rx = Receiver::start(2 * n + WARM)?;
-    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     let mut c = d.client()?;
     // Warm-up: the keep-alive connection is open, as it is on a running phone.
     for i in 0..WARM {
@@ -329,7 +334,7 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
             sock.clone(),
         ];
         let t0 = Instant::now();
-        let st = Command::new(BIN)
+        let st = Command::new(bin())
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -526,7 +531,7 @@ fn paced(
 
 fn bench_throughput_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
     let rx = Receiver::start(p.burst_n)?;
-    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     let mut c = d.client()?;
     let lines: Vec<String> = (0..p.burst_n).map(line_for).collect();
     let cpu0 = procs::cpu_ns(d.pid(), |_| true)?;
@@ -591,16 +596,21 @@ fn bench_throughput_lib(p: &Plan, r: &mut Runs) -> Result<(), String> {
 /// Returns the daemon for the idle measurement.
 fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver), String> {
     let rx = Receiver::start(n)?;
-    let (d, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
     let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
+    let idle_anon = d.vm_kib("RssAnon").ok_or("no RssAnon in /proc")?;
     let mut c = d.client()?;
+    let sampler = procs::MemSampler::start(d.pid());
     for i in 0..n {
         socket_send(&mut c, &line_for(i))?;
     }
     let st = d.drained(Duration::from_secs(120))?;
     rx.settle(Duration::from_millis(100), PATIENCE);
+    let (_, peak_anon) = sampler.finish();
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
+    r.push("rss.idle_anon", idle_anon as f64);
+    r.push(&format!("rss.{key}.anon"), peak_anon as f64);
     let num = |k: &str| st.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     r.push("rss.idle", idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
@@ -626,7 +636,7 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
 /// Voluntary context switches of every thread of each daemon over `p.idle`, nothing pending.
 fn bench_idle(p: &Plan, r: &mut Runs, after_traffic: &DaemonProc) -> Result<(), String> {
     let rx = Receiver::start(1)?;
-    let (fresh, _) = DaemonProc::start(Path::new(BIN), &config_for(rx.port()))?;
+    let (fresh, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     after_traffic.drained(PATIENCE)?;
     std::thread::sleep(Duration::from_millis(200));
     let a0 = after_traffic.ctx_switches()?;
@@ -659,7 +669,7 @@ fn bench_startup(p: &Plan, r: &mut Runs) -> Result<(), String> {
     let cfg = config_for(rx.port());
     let mut t = Vec::new();
     for _ in 0..p.starts {
-        let (d, dt) = DaemonProc::start(Path::new(BIN), &cfg)?;
+        let (d, dt) = DaemonProc::start(&bin(), &cfg)?;
         t.push(dt.as_nanos() as u64);
         d.stop();
     }
@@ -818,7 +828,7 @@ fn main() {
 
     let load1 = procs::loadavg();
     eprintln!("bench: binary sizes");
-    let sz = sizes::measure(p.sizes_build && p.on("sizes"), Path::new(BIN));
+    let sz = sizes::measure(p.sizes_build && p.on("sizes"), &bin());
     for s in &sz {
         match &s.bytes {
             Ok(b) => r.push(&s.key, *b as f64),
@@ -838,6 +848,17 @@ fn main() {
         format!(
             "{cpus} CPUs; load average {load0:.2} before the runs, {load1:.2} after: other work on the machine shows in the tails (p99, max) and in throughput; the CPU rows do not depend on it"
         ),
+    );
+    let commit = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    r.note(
+        "binary",
+        format!("{} (commit {commit})", bin().display()),
     );
     let rep = build_report(&p, &r, &sz, started.elapsed());
     print!("{}", rep.table());
@@ -999,6 +1020,13 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         Row::new("rss.idle", "RSS idle (fresh daemon)", Unit::KiB, Better::Lower, na_or("rss.small", "rss.idle"))
             .goal(Goal::lt(4096.0, "< 4 MiB")),
     );
+    rep.row(Row::new(
+        "rss.idle_anon",
+        "  of which anonymous (RssAnon), idle",
+        Unit::KiB,
+        Better::Lower,
+        na_or("rss.small", "rss.idle_anon"),
+    ));
     for (k, n) in [("small", p.rss_small), ("big", p.rss_big)] {
         let mut row = Row::new(
             &format!("rss.{k}.hwm"),
@@ -1012,6 +1040,13 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
             row = row.peer(&name, val);
         }
         rep.row(row);
+        rep.row(Row::new(
+            &format!("rss.{k}.anon"),
+            &format!("  burst of {n}: peak RssAnon (sampled every 2 ms)"),
+            Unit::KiB,
+            Better::Lower,
+            na_or(&format!("rss.{k}"), &format!("rss.{k}.anon")),
+        ));
         rep.row(Row::new(
             &format!("rss.{k}.dropped"),
             &format!("  burst of {n}: dropped (outbox full, counted)"),

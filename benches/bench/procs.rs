@@ -470,3 +470,36 @@ pub fn loadavg() -> f64 {
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(f64::NAN)
 }
+
+/// Samples `VmRSS` and `RssAnon` of a process every few milliseconds until dropped; the peaks.
+pub struct MemSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    t: Option<thread::JoinHandle<(u64, u64)>>,
+}
+
+impl MemSampler {
+    pub fn start(pid: u32) -> MemSampler {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = std::sync::Arc::clone(&stop);
+        let t = thread::spawn(move || {
+            let (mut rss, mut anon) = (0, 0);
+            while !s2.load(Ordering::Relaxed) {
+                rss = rss.max(proc_status_kib(pid, "VmRSS").unwrap_or(0));
+                anon = anon.max(proc_status_kib(pid, "RssAnon").unwrap_or(0));
+                thread::sleep(Duration::from_millis(2));
+            }
+            (rss, anon)
+        });
+        MemSampler {
+            stop,
+            t: Some(t),
+        }
+    }
+
+    /// (peak VmRSS, peak RssAnon) seen, KiB.
+    pub fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.t.take().and_then(|t| t.join().ok()).unwrap_or((0, 0))
+    }
+}

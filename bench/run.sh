@@ -1,0 +1,59 @@
+#!/bin/sh
+# bench/run.sh: run the event-notify bench (doc/README-bench.md).
+#
+#   bench/run.sh [BENCH OPTIONS]        full bench: release build, ~5-10 minutes; table on stdout
+#                                       and in target/bench.txt, JSON in target/bench.json
+#   bench/run.sh --smoke                every measuring path once with tiny counts (make test):
+#                                       fails only if a path is broken, never on a figure
+#
+# First makes sure the peers' tools are there (curl; busybox for wget; nginx-light as the
+# reference receiver of the full bench), with apt-get only for what is missing.
+# Env: CARGO (default cargo), BENCH_RUNS (runs to take the median of), BENCH_BIN (an
+# event-notify binary to measure instead of the one cargo builds, e.g. an unstripped copy).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+cargo=${CARGO:-cargo}
+smoke=0
+for a in "$@"; do
+    [ "$a" = --smoke ] && smoke=1
+done
+
+# tool:package pairs; nginx only for the full bench (without it that row is n/a).
+need="curl:curl busybox:busybox"
+[ $smoke = 1 ] || need="$need nginx:nginx-light"
+missing=
+for tp in $need; do
+    tool=${tp%%:*}
+    PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null 2>&1 || missing="$missing ${tp#*:}"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bench: installing:$missing" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt="apt-get -o DPkg::Lock::Timeout=600 -y -q"
+        # shellcheck disable=SC2086
+        $apt install --no-install-recommends $missing >&2 ||
+            { $apt update >&2 && $apt install --no-install-recommends $missing >&2; } ||
+            echo "bench: could not install$missing; those peers are reported n/a" >&2
+    else
+        echo "bench: missing$missing (not root: not installing); those peers are reported n/a" >&2
+    fi
+fi
+
+cd "$root"
+export PATH="$PATH:/usr/sbin:/sbin"
+if [ $smoke = 1 ]; then
+    # The test profile: reuses what `cargo test` built; figures are meaningless, paths are not.
+    exec "$cargo" test --bench bench -- "$@"
+fi
+mkdir -p target
+# The table goes to stdout and target/bench.txt; keep the bench's exit status.
+status=0
+{ "$cargo" bench --bench bench -- "$@" || echo $? >target/bench.status; } | tee target/bench.txt
+if [ -f target/bench.status ]; then
+    status=$(cat target/bench.status)
+    rm -f target/bench.status
+fi
+exit "$status"
