@@ -64,7 +64,8 @@ pub struct Toolchain {
     pub run: &'static [&'static str],
 }
 
-/// The toolchain for the target this test was built for.
+/// The toolchain for the target this test was built for: x86_64 or armv7 glibc (the tests that
+/// compile C are built only for those; their `#[cfg]` says so).
 pub fn native() -> Toolchain {
     if cfg!(target_arch = "arm") {
         armv7()
@@ -84,11 +85,9 @@ pub fn armv7() -> Toolchain {
         cc: "arm-linux-gnueabihf-gcc",
         nm: "arm-linux-gnueabihf-nm",
         flags: &["-static"],
-        run: if cfg!(target_arch = "arm") {
-            &[]
-        } else {
-            &["qemu-arm"]
-        },
+        // Static, so qemu-arm needs no sysroot. Also from a test that itself runs under
+        // qemu-arm: qemu-arm is a host program, which the kernel runs natively (no binfmt_misc).
+        run: &["qemu-arm"],
     }
 }
 
