@@ -43,7 +43,7 @@ cross-$(1): cross-ready
 # run time is dominated by process start-up, and an LTO release build would cost more to compile
 # than it saves.
 test-arm-$(1): cross-ready
-	$$(CARGO) test --target $$(CROSS_TRIPLE_$(1))
+	$$(CARGO) test --no-fail-fast --target $$(CROSS_TRIPLE_$(1))
 
 qemu-test-$(1): cross-$(1)
 	@sh cross/qemu/mkimage.sh $(1) $(call cross_bin,$(1)) $(call cross_image,$(1),-test)
