@@ -7,6 +7,7 @@
 #   make test-arm       the whole test suite for both ARM targets under qemu-user
 #   make qemu-test      boot the qemu-virt image per target and run the end-to-end test in it
 #   make qemu-shell ARCH=armhf|arm64   boot the image to a root shell (quit: Ctrl-A x)
+#   make check-boards   board/*: board.json accepted, sample configs valid, init files consistent
 #   make cross-setup    install/fetch what all this needs (cross/setup.sh; idempotent)
 
 CARGO ?= cargo
@@ -20,9 +21,9 @@ cross_bin = $(CROSS_TARGET_DIR)/$(CROSS_TRIPLE_$(1))/release/event-notify
 cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
 
 # `make test` (top-level Makefile) runs these after the host tests.
-EXTRA_TESTS += test-arm qemu-test
+EXTRA_TESTS += check-boards test-arm qemu-test
 
-.PHONY: cross cross-sizes cross-setup cross-ready test-arm qemu-test qemu-shell \
+.PHONY: cross cross-sizes cross-setup cross-ready check-boards test-arm qemu-test qemu-shell \
 	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
 
 cross-setup:
@@ -60,6 +61,10 @@ ARCH ?= armhf
 qemu-shell: cross-$(ARCH)
 	@sh cross/qemu/mkimage.sh $(ARCH) $(call cross_bin,$(ARCH)) $(call cross_image,$(ARCH),-shell) --shell
 	@sh cross/qemu/run.sh $(ARCH) $(call cross_image,$(ARCH),-shell) --shell
+
+check-boards:
+	$(CARGO) build --quiet --bin event-notify
+	@sh cross/check-boards.sh $(CROSS_TARGET_DIR)/debug/event-notify
 
 cross-sizes: cross-ready
 	@sh cross/sizes.sh --build
