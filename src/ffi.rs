@@ -56,8 +56,16 @@ pub const EN_E_PANIC: c_int = -15;
 /// Every result code: (value, name in the header, what [`en_strerror`] says).
 pub const CODES: &[(c_int, &str, &CStr)] = &[
     (EN_OK, "EN_OK", c"success"),
-    (EN_E_NULL, "EN_E_NULL", c"a required pointer argument is NULL"),
-    (EN_E_UTF8, "EN_E_UTF8", c"a string argument is not valid UTF-8"),
+    (
+        EN_E_NULL,
+        "EN_E_NULL",
+        c"a required pointer argument is NULL",
+    ),
+    (
+        EN_E_UTF8,
+        "EN_E_UTF8",
+        c"a string argument is not valid UTF-8",
+    ),
     (
         EN_E_UNKNOWN_VERB,
         "EN_E_UNKNOWN_VERB",
@@ -317,12 +325,11 @@ pub extern "C" fn en_abi_version() -> c_uint {
 /// The library's version, e.g. `"0.1.0"`: a static string, never to be freed.
 #[no_mangle]
 pub extern "C" fn en_version() -> *const c_char {
-    static VERSION: &CStr = match CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(s) => s,
-        Err(_) => c"",
-    };
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(s) => s,
+            Err(_) => c"",
+        };
     VERSION.as_ptr()
 }
 
@@ -439,9 +446,7 @@ unsafe fn build(
         let (key, value) = unsafe { (arg_str(k)?, arg_str(v)?) };
         match key {
             "state" if verbs == Verbs::Any => state = Some(value),
-            "reason" if verbs == Verbs::Any => {
-                msg.answered_elsewhere |= reason_is_elsewhere(value)
-            }
+            "reason" if verbs == Verbs::Any => msg.answered_elsewhere |= reason_is_elsewhere(value),
             "elsewhere" if verbs == Verbs::Any => {
                 msg.answered_elsewhere |= matches!(value, "1" | "true" | "yes")
             }
@@ -828,8 +833,14 @@ mod tests {
         let k = [cstr("state")];
         let kp = [k[0].as_ptr()];
         unsafe {
-            assert_eq!(en_transition(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
-            assert_eq!(en_event(null_mut(), verb.as_ptr(), null(), null(), 0), EN_E_NULL);
+            assert_eq!(
+                en_transition(null_mut(), verb.as_ptr(), null(), null(), 0),
+                EN_E_NULL
+            );
+            assert_eq!(
+                en_event(null_mut(), verb.as_ptr(), null(), null(), 0),
+                EN_E_NULL
+            );
             assert_eq!(en_reload(null_mut()), EN_E_NULL);
             assert_eq!(en_get_counters(null_mut(), null_mut()), EN_E_NULL);
             assert_eq!(en_destroy(null_mut(), 0), EN_E_NULL);
@@ -839,10 +850,19 @@ mod tests {
         unsafe {
             assert_eq!(en_transition(e, null(), null(), null(), 0), EN_E_NULL);
             // n > 0 with NULL arrays, and a NULL element.
-            assert_eq!(en_transition(e, verb.as_ptr(), null(), null(), 1), EN_E_NULL);
-            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), null(), 1), EN_E_NULL);
+            assert_eq!(
+                en_transition(e, verb.as_ptr(), null(), null(), 1),
+                EN_E_NULL
+            );
+            assert_eq!(
+                en_transition(e, verb.as_ptr(), kp.as_ptr(), null(), 1),
+                EN_E_NULL
+            );
             let vp = [null()];
-            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_NULL);
+            assert_eq!(
+                en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1),
+                EN_E_NULL
+            );
             assert_eq!(en_get_counters(e, null_mut()), EN_E_NULL);
         }
         assert_eq!(counters(e).refused, 4);
@@ -865,9 +885,15 @@ mod tests {
         unsafe {
             assert_eq!(en_transition(e, bad.as_ptr(), null(), null(), 0), EN_E_UTF8);
             let (kp, vp) = ([bad.as_ptr()], [incoming.as_ptr()]);
-            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_UTF8);
+            assert_eq!(
+                en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1),
+                EN_E_UTF8
+            );
             let (kp, vp) = ([state.as_ptr()], [bad.as_ptr()]);
-            assert_eq!(en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1), EN_E_UTF8);
+            assert_eq!(
+                en_transition(e, verb.as_ptr(), kp.as_ptr(), vp.as_ptr(), 1),
+                EN_E_UTF8
+            );
         }
         assert_eq!(counters(e).refused, 3);
         assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
@@ -877,7 +903,10 @@ mod tests {
     #[test]
     fn verbs_states_and_fields_are_checked() {
         let (e, dir) = engine_with(r#"{"events": {}}"#);
-        assert_eq!(send(e, "calll", &[("state", "incoming")]), EN_E_UNKNOWN_VERB);
+        assert_eq!(
+            send(e, "calll", &[("state", "incoming")]),
+            EN_E_UNKNOWN_VERB
+        );
         assert_eq!(send(e, "status", &[]), EN_E_UNKNOWN_VERB);
         assert_eq!(send(e, "call", &[]), EN_E_MISSING_STATE);
         assert_eq!(send(e, "call", &[("state", "dialing")]), EN_E_BAD_STATE);
@@ -895,13 +924,24 @@ mod tests {
 
         // Accepted: a transition, an event key, an alias, variable aliases.
         assert_eq!(
-            send(e, "call", &[("state", "incoming"), ("call_id", "a"), ("callerID", "1002")]),
+            send(
+                e,
+                "call",
+                &[
+                    ("state", "incoming"),
+                    ("call_id", "a"),
+                    ("callerID", "1002")
+                ]
+            ),
             EN_OK
         );
         assert_eq!(send(e, "dnd_on", &[]), EN_OK);
         assert_eq!(send(e, "call_established", &[("call-id", "a")]), EN_OK);
         let ev = cstr("DND Off");
-        assert_eq!(unsafe { en_event(e, ev.as_ptr(), null(), null(), 0) }, EN_OK);
+        assert_eq!(
+            unsafe { en_event(e, ev.as_ptr(), null(), null(), 0) },
+            EN_OK
+        );
         // `state` is not a field of a direct event.
         let (k, v) = (cstr("state"), cstr("on"));
         let (kp, vp) = ([k.as_ptr()], [v.as_ptr()]);
@@ -1024,10 +1064,7 @@ mod tests {
                     if guarded {
                         assert_eq!(status, WaitStatus::Exited(child, 0));
                     } else {
-                        assert_eq!(
-                            status,
-                            WaitStatus::Signaled(child, Signal::SIGPIPE, false)
-                        );
+                        assert_eq!(status, WaitStatus::Signaled(child, Signal::SIGPIPE, false));
                     }
                 }
             }
@@ -1039,12 +1076,17 @@ mod tests {
         use std::sync::Mutex;
         static LINES: Mutex<Vec<(c_int, String, usize)>> = Mutex::new(Vec::new());
         unsafe extern "C" fn collect(user: *mut c_void, level: c_int, msg: *const c_char) {
-            let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
+            let text = unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned();
             if let Ok(mut l) = LINES.lock() {
                 l.push((level, text, user as usize));
             }
         }
-        assert_eq!(unsafe { en_set_log(Some(collect), null_mut(), 9) }, EN_E_RANGE);
+        assert_eq!(
+            unsafe { en_set_log(Some(collect), null_mut(), 9) },
+            EN_E_RANGE
+        );
         assert_eq!(
             unsafe { en_set_log(Some(collect), 42 as *mut c_void, EN_LOG_WARN) },
             EN_OK
@@ -1060,7 +1102,10 @@ mod tests {
             "{lines:?}"
         );
         // Info lines ("ready: ...") are above the level asked for.
-        assert!(lines.iter().all(|(lv, _, _)| *lv <= EN_LOG_WARN), "{lines:?}");
+        assert!(
+            lines.iter().all(|(lv, _, _)| *lv <= EN_LOG_WARN),
+            "{lines:?}"
+        );
         assert_eq!(unsafe { en_set_log(None, null_mut(), EN_LOG_INFO) }, EN_OK);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -38,7 +38,9 @@ fn call_config(r: &Receiver) -> String {
             "dnd_on": "{}"
         }},
         "delivery": {{"attempts": 3, "backoff_initial_ms": 50, "timeout_ms": 3000}}}}"#,
-        r.bare_url("/in?id=$call_id&from=$remote&name=$display_remote&dir=$calldirection&to=$local"),
+        r.bare_url(
+            "/in?id=$call_id&from=$remote&name=$display_remote&dir=$calldirection&to=$local"
+        ),
         r.bare_url("/up?id=$call_id&account=$active_user@$active_host"),
         r.bare_url("/end?id=$call_id&d=$duration&dir=$calldirection"),
         r.bare_url("/missed?id=$call_id"),
@@ -67,8 +69,7 @@ fn short_call(tc: &Toolchain, lib: &std::path::Path) {
     // 4 reports (3 from the SIP thread, 1 from the UI thread), 4 events, all configured;
     // 7 reports refused by the misuse checks, each logged through the callback.
     assert_eq!(
-        lines[1],
-        "counters messages=4 events=4 queued=4 refused=7",
+        lines[1], "counters messages=4 events=4 queued=4 refused=7",
         "{out}\n{err}"
     );
     assert_eq!(lines[2], "refusals logged 7", "{out}\n{err}");
@@ -76,7 +77,11 @@ fn short_call(tc: &Toolchain, lib: &std::path::Path) {
     assert_eq!(&destroy[..2], ["destroy", "0"], "{out}");
 
     let targets: Vec<&str> = got.iter().map(|q| q.target.as_str()).collect();
-    assert!(got.iter().all(|q| q.method == "GET"), "{}", common::summary(&got));
+    assert!(
+        got.iter().all(|q| q.method == "GET"),
+        "{}",
+        common::summary(&got)
+    );
     // One destination: the call's events arrive in the order they happened; the UI thread's
     // DND event comes in somewhere between them.
     let call: Vec<&str> = targets
@@ -99,7 +104,12 @@ fn short_call(tc: &Toolchain, lib: &std::path::Path) {
         .copied()
         .filter(|t| t.starts_with("/dnd"))
         .collect();
-    assert_eq!(dnd, ["/dnd?on=1&product=GXV3370&hw=V1.2A"], "{}", common::summary(&got));
+    assert_eq!(
+        dnd,
+        ["/dnd?on=1&product=GXV3370&hw=V1.2A"],
+        "{}",
+        common::summary(&got)
+    );
     // Nothing more arrives later (no missed_call for an answered call, no retries).
     r.assert_no_more_than(4, Duration::from_millis(300));
 }
@@ -146,7 +156,10 @@ fn destroy_flushes_for_the_time_given_and_no_longer() {
         .strip_prefix("destroy 0 ")
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
-    assert!((690..2000).contains(&ms), "en_destroy took {ms} ms for a 700 ms flush");
+    assert!(
+        (690..2000).contains(&ms),
+        "en_destroy took {ms} ms for a 700 ms flush"
+    );
     // The program ended without waiting for the hanging attempt (20 s timeout).
     assert!(took < Duration::from_secs(10), "{took:?}");
     let got = r.requests();
@@ -183,24 +196,56 @@ fn engine_threads_block_asynchronous_signals() {
     assert_eq!(err, ffi::EN_OK);
     assert_eq!(own(), before, "en_create changed the caller's signal mask");
 
-    let mut engine_threads = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let task = task.unwrap().path();
-        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        let comm = comm.trim();
-        if comm != "event-notify" && !comm.starts_with("deliver-") {
-            continue;
+    // The engine loop and its delivery workers. A thread names itself once it runs, so wait
+    // for all the names to show up.
+    let want = 1 + event_notify::core::engine::MAX_IN_FLIGHT;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tasks = loop {
+        let mut tasks = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            let comm = comm.trim().to_string();
+            if comm == "event-notify" || comm.starts_with("deliver-") {
+                tasks.push((comm, task));
+            }
         }
-        engine_threads += 1;
+        if tasks.len() >= want || Instant::now() > deadline {
+            break tasks;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(tasks.len(), want, "engine threads: {tasks:?}");
+    for (comm, task) in &tasks {
         let m = mask(&std::fs::read_to_string(task.join("status")).unwrap());
-        for sig in [libc_sig::SIGPIPE, libc_sig::SIGTERM, libc_sig::SIGINT, libc_sig::SIGHUP, libc_sig::SIGCHLD, libc_sig::SIGALRM, libc_sig::SIGUSR1] {
-            assert_ne!(m & bit(sig), 0, "{comm}: signal {sig} not blocked (SigBlk {m:x})");
+        for sig in [
+            libc_sig::SIGPIPE,
+            libc_sig::SIGTERM,
+            libc_sig::SIGINT,
+            libc_sig::SIGHUP,
+            libc_sig::SIGCHLD,
+            libc_sig::SIGALRM,
+            libc_sig::SIGUSR1,
+        ] {
+            assert_ne!(
+                m & bit(sig),
+                0,
+                "{comm}: signal {sig} not blocked (SigBlk {m:x})"
+            );
         }
-        for sig in [libc_sig::SIGSEGV, libc_sig::SIGBUS, libc_sig::SIGFPE, libc_sig::SIGILL] {
-            assert_eq!(m & bit(sig), 0, "{comm}: synchronous signal {sig} blocked (SigBlk {m:x})");
+        for sig in [
+            libc_sig::SIGSEGV,
+            libc_sig::SIGBUS,
+            libc_sig::SIGFPE,
+            libc_sig::SIGILL,
+        ] {
+            assert_eq!(
+                m & bit(sig),
+                0,
+                "{comm}: synchronous signal {sig} blocked (SigBlk {m:x})"
+            );
         }
     }
-    assert!(engine_threads >= 2, "found {engine_threads} engine threads");
     assert_eq!(unsafe { ffi::en_destroy(e, 0) }, ffi::EN_OK);
 }
 

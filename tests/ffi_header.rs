@@ -171,7 +171,10 @@ fn parse_header(text: &str) -> Result<Header, String> {
             if t.is_empty() {
                 continue;
             }
-            let name = t.pop().filter(|n| is_ident(n)).ok_or("field without name")?;
+            let name = t
+                .pop()
+                .filter(|n| is_ident(n))
+                .ok_or("field without name")?;
             h.fields.push((name, canonical(t)));
         }
         body.replace_range(start..=end, " ");
@@ -300,15 +303,23 @@ fn parse_rust(src: &str) -> Result<RustSide, String> {
     while let Some(at) = rest.find("#[no_mangle]") {
         rest = &rest[at + "#[no_mangle]".len()..];
         let fn_at = rest.find("fn ").ok_or("#[no_mangle] without fn")?;
-        let prefix = rest[..fn_at].split_whitespace().collect::<Vec<_>>().join(" ");
+        let prefix = rest[..fn_at]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if !(prefix == "pub extern \"C\"" || prefix == "pub unsafe extern \"C\"") {
-            return Err(format!("#[no_mangle] item is not `pub extern \"C\"`: {prefix}"));
+            return Err(format!(
+                "#[no_mangle] item is not `pub extern \"C\"`: {prefix}"
+            ));
         }
         let open = rest[fn_at..].find('(').ok_or("fn without (")? + fn_at;
         let name = rest[fn_at + 3..open].trim().to_string();
         let (params, close) = parenthesised(rest, open).ok_or("fn without )")?;
         let brace = rest[close..].find('{').ok_or("fn without body")? + close;
-        let ret = rest[close + 1..brace].trim().strip_prefix("->").map(str::trim);
+        let ret = rest[close + 1..brace]
+            .trim()
+            .strip_prefix("->")
+            .map(str::trim);
         let sig = rust_sig(params, ret, true).map_err(|e| format!("{name}: {e}"))?;
         r.functions.insert(name, sig);
         rest = &rest[brace..];
@@ -323,7 +334,9 @@ fn parse_rust(src: &str) -> Result<RustSide, String> {
         if f.is_empty() {
             continue;
         }
-        let f = f.strip_prefix("pub ").ok_or(format!("field `{f}` is not pub"))?;
+        let f = f
+            .strip_prefix("pub ")
+            .ok_or(format!("field `{f}` is not pub"))?;
         let (name, ty) = f.split_once(':').ok_or(format!("field `{f}`"))?;
         r.fields.push((name.trim().to_string(), c_of(ty)?));
     }
@@ -347,7 +360,9 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
     let mut d = Vec::new();
     for (name, sig) in &r.functions {
         match h.functions.get(name) {
-            None => d.push(format!("{name}: exported by src/ffi.rs, not declared in the header")),
+            None => d.push(format!(
+                "{name}: exported by src/ffi.rs, not declared in the header"
+            )),
             Some(hs) if hs != sig => d.push(format!(
                 "{name}: header has {} {name}({}), Rust has {} {name}({})",
                 hs.0,
@@ -360,7 +375,9 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
     }
     for name in h.functions.keys() {
         if !r.functions.contains_key(name) {
-            d.push(format!("{name}: declared in the header, not exported by src/ffi.rs"));
+            d.push(format!(
+                "{name}: declared in the header, not exported by src/ffi.rs"
+            ));
         }
     }
     if h.fields != r.fields {
@@ -380,10 +397,7 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
         .iter()
         .map(|(n, _, v)| (n.clone(), *v))
         .collect();
-    let mut rc: Vec<(String, i64)> = constants
-        .iter()
-        .map(|&(n, v)| (n.to_string(), v))
-        .collect();
+    let mut rc: Vec<(String, i64)> = constants.iter().map(|&(n, v)| (n.to_string(), v)).collect();
     hc.sort();
     rc.sort();
     if hc != rc {
@@ -413,7 +427,11 @@ fn header_matches_the_rust_side() {
     let r = rust_side();
     assert!(r.functions.len() >= 10, "{:?}", r.functions.keys());
     let d = differences(&h, &r, &ffi::constants());
-    assert!(d.is_empty(), "include/event_notify.h differs from src/ffi.rs:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "include/event_notify.h differs from src/ffi.rs:\n{}",
+        d.join("\n")
+    );
 }
 
 #[test]
@@ -422,7 +440,10 @@ fn altered_headers_are_caught() {
     let r = rust_side();
     let c = ffi::constants();
     let alter = |from: &str, to: &str| -> Vec<String> {
-        assert!(text.contains(from), "the header no longer contains {from:?}");
+        assert!(
+            text.contains(from),
+            "the header no longer contains {from:?}"
+        );
         match parse_header(&text.replacen(from, to, 1)) {
             Ok(h) => differences(&h, &r, &c),
             Err(e) => vec![e],
@@ -430,17 +451,29 @@ fn altered_headers_are_caught() {
     };
     // A parameter's type, a missing function, a return type, a constant, a field, the callback.
     for (from, to) in [
-        ("const char *const *values, size_t n);\n\n/* Reports a direct", "const char *const *values, int n);\n\n/* Reports a direct"),
+        (
+            "const char *const *values, size_t n);\n\n/* Reports a direct",
+            "const char *const *values, int n);\n\n/* Reports a direct",
+        ),
         ("int en_reload(en_engine *e);", ""),
         ("const char *en_version(void);", "char *en_version(void);"),
         ("EN_E_STOPPED = -13,", "EN_E_STOPPED = -31,"),
         ("#define EN_ABI_VERSION 1", "#define EN_ABI_VERSION 2"),
         ("    uint64_t dropped;", "    uint32_t dropped;"),
         ("    uint64_t pending;", ""),
-        ("(void *user, int level, const char *message)", "(void *user, const char *message)"),
-        ("int en_get_counters(en_engine *e, en_counters *out);", "int en_get_counters(en_engine *e, en_counters *out);\nint en_extra(void);"),
+        (
+            "(void *user, int level, const char *message)",
+            "(void *user, const char *message)",
+        ),
+        (
+            "int en_get_counters(en_engine *e, en_counters *out);",
+            "int en_get_counters(en_engine *e, en_counters *out);\nint en_extra(void);",
+        ),
     ] {
-        assert!(!alter(from, to).is_empty(), "{from:?} -> {to:?} went unnoticed");
+        assert!(
+            !alter(from, to).is_empty(),
+            "{from:?} -> {to:?} went unnoticed"
+        );
     }
     // And the Rust side: a parameter type nobody translated is an error, not a pass.
     let src = ffi_source().replacen("flush_ms: c_uint", "flush_ms: u16", 1);
@@ -450,12 +483,20 @@ fn altered_headers_are_caught() {
         .lines()
         .find(|l| l.trim_start().starts_with("EN_E_NULL = -1,"))
         .expect("EN_E_NULL line");
-    let moved = text
-        .replacen(&format!("{line}\n"), "", 1)
-        .replacen("    EN_E_RANGE = -8,", &format!("{line}\n    EN_E_RANGE = -8,"), 1);
+    let moved = text.replacen(&format!("{line}\n"), "", 1).replacen(
+        "    EN_E_RANGE = -8,",
+        &format!("{line}\n    EN_E_RANGE = -8,"),
+        1,
+    );
     let h = parse_header(&moved).unwrap();
-    assert_eq!(h.constants.len(), parse_header(&text).unwrap().constants.len());
-    assert!(!differences(&h, &r, &c).is_empty(), "reordered codes went unnoticed");
+    assert_eq!(
+        h.constants.len(),
+        parse_header(&text).unwrap().constants.len()
+    );
+    assert!(
+        !differences(&h, &r, &c).is_empty(),
+        "reordered codes went unnoticed"
+    );
 }
 
 /// A C program, generated from the Rust side, built with the header and the static library:
@@ -468,9 +509,8 @@ fn a_c_program_sees_the_rust_layout_and_values() {
     let r = rust_side();
     let dir = std::env::temp_dir().join(format!("en-ffi-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut c = String::from(
-        "#include \"event_notify.h\"\n#include <stdio.h>\n#include <stddef.h>\n\n",
-    );
+    let mut c =
+        String::from("#include \"event_notify.h\"\n#include <stdio.h>\n#include <stddef.h>\n\n");
     for (name, (ret, params)) in &r.functions {
         let params = if params.is_empty() {
             "void".to_string()
@@ -481,7 +521,9 @@ fn a_c_program_sees_the_rust_layout_and_values() {
     }
     c.push_str("\nint main(void)\n{\n");
     for name in r.functions.keys() {
-        c.push_str(&format!("    printf(\"fn {name} %d\\n\", fp_{name} != NULL);\n"));
+        c.push_str(&format!(
+            "    printf(\"fn {name} %d\\n\", fp_{name} != NULL);\n"
+        ));
     }
     c.push_str("    printf(\"size %u\\n\", (unsigned)sizeof(en_counters));\n");
     for (f, _) in &r.fields {
@@ -490,7 +532,9 @@ fn a_c_program_sees_the_rust_layout_and_values() {
         ));
     }
     for (name, _) in ffi::constants() {
-        c.push_str(&format!("    printf(\"const {name} %ld\\n\", (long){name});\n"));
+        c.push_str(&format!(
+            "    printf(\"const {name} %ld\\n\", (long){name});\n"
+        ));
     }
     c.push_str("    return 0;\n}\n");
     let src = dir.join("probe.c");
@@ -498,7 +542,11 @@ fn a_c_program_sees_the_rust_layout_and_values() {
     let exe = dir.join("probe");
     support::build_c(&tc, &[&src], &support::own_staticlib(), &exe);
     let o = support::command(&tc, &exe).output().expect("run the probe");
-    assert!(o.status.success(), "probe: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "probe: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let got = String::from_utf8_lossy(&o.stdout).into_owned();
 
     let mut want = String::new();
@@ -535,7 +583,16 @@ fn the_header_is_strict_c99_and_cpp() {
             continue; // the cross toolchain has no C++ compiler installed; the host one checks it
         }
         let o = Command::new(compiler)
-            .args(["-fsyntax-only", "-x", lang, std, "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args([
+                "-fsyntax-only",
+                "-x",
+                lang,
+                std,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+            ])
             .arg(&header)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));

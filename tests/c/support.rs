@@ -116,9 +116,12 @@ pub fn build_c(tc: &Toolchain, sources: &[&Path], lib: &Path, out: &Path) {
         .args(LIBS)
         .arg("-o")
         .arg(out);
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}): is it installed? (cross/setup.sh)", tc.cc));
+    let o = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} ({e}): is it installed? (cross/setup.sh)",
+            tc.cc
+        )
+    });
     assert!(
         o.status.success(),
         "{cmd:?} failed:\n{}{}",

@@ -1,0 +1,33 @@
+# tests/c/c.mk: the C API (include/event_notify.h) — its libraries and its tests.
+# Included by the top-level Makefile (paths relative to the repository root); see
+# doc/README-ffi.md.
+#
+#   make lib-ffi        libevent_notify.a and .so for this machine     -> target/ffi/
+#   make lib-ffi-arm    libevent_notify.a for the handset (armv7, static) -> target/armv7-unknown-linux-gnueabihf/ffi/
+#   make test-c         the header check and the C program against a loopback receiver (host)
+#   make test-c-arm     the C program cross-compiled for armv7, run under qemu-arm
+#
+# `make test` needs neither of the test targets: they are tests of `cargo test` (tests/ffi_header.rs,
+# tests/ffi_c.rs), run by test-host; test-arm-armhf runs them once more built for armv7.
+
+CARGO ?= cargo
+FFI_ARM_TARGET = armv7-unknown-linux-gnueabihf
+
+.PHONY: lib-ffi lib-ffi-arm test-c test-c-arm
+
+# The `ffi` profile is release with panic = "unwind", so the C API can catch a panic and return
+# EN_E_PANIC (see Cargo.toml).
+lib-ffi:
+	$(CARGO) build --lib --profile ffi
+	@ls -l target/ffi/libevent_notify.a target/ffi/libevent_notify.so
+
+# cdylib is dropped for this target (+crt-static): cargo says so in a warning.
+lib-ffi-arm:
+	$(CARGO) build --lib --profile ffi --target $(FFI_ARM_TARGET)
+	@ls -l target/$(FFI_ARM_TARGET)/ffi/libevent_notify.a
+
+test-c:
+	$(CARGO) test --test ffi_header --test ffi_c -- --skip armv7
+
+test-c-arm:
+	$(CARGO) test --test ffi_c armv7
