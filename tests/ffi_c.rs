@@ -17,11 +17,18 @@ use common::{Receiver, Reply, TempDir};
 use std::time::{Duration, Instant};
 use support::Toolchain;
 
-/// Builds en_call with `tc` against `lib` into `dir`.
+/// Builds en_call with `tc` against `lib` (static, or shared: then found through an rpath)
+/// into `dir`.
 fn build_en_call(tc: &Toolchain, lib: &std::path::Path, dir: &TempDir) -> std::path::PathBuf {
     let exe = dir.join("en_call");
     let src = support::repo().join("tests/c/en_call.c");
-    support::build_c(tc, &[&src], lib, &exe);
+    let rpath = format!("-Wl,-rpath,{}", lib.parent().unwrap().display());
+    let flags: &[&str] = if lib.extension().is_some_and(|e| e == "so") {
+        &[&rpath]
+    } else {
+        &[]
+    };
+    support::build_c_with(tc, &[&src], lib, flags, &exe);
     exe
 }
 
@@ -119,6 +126,17 @@ fn short_call(tc: &Toolchain, lib: &std::path::Path) {
 #[cfg(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "arm")))]
 fn a_c_program_reports_a_short_call() {
     short_call(&support::native(), &support::own_staticlib());
+}
+
+/// The same program linked to the shared library (where the target can make one).
+#[test]
+#[cfg(all(
+    target_env = "gnu",
+    target_arch = "x86_64",
+    not(target_feature = "crt-static")
+))]
+fn a_c_program_linked_to_the_shared_library_reports_a_short_call() {
+    short_call(&support::native(), &support::own_sharedlib());
 }
 
 /// The same program cross-compiled for armv7 (static, like the handset's binaries) against the

@@ -106,9 +106,15 @@ pub const LIBS: &[&str] = &["-lpthread", "-ldl", "-lm"];
 
 /// Compiles `sources` and links them with `lib` into `out`; panics with the compiler's output.
 pub fn build_c(tc: &Toolchain, sources: &[&Path], lib: &Path, out: &Path) {
+    build_c_with(tc, sources, lib, &[], out)
+}
+
+/// As [`build_c`], with more flags for the compiler driver.
+pub fn build_c_with(tc: &Toolchain, sources: &[&Path], lib: &Path, flags: &[&str], out: &Path) {
     let mut cmd = Command::new(tc.cc);
     cmd.args(CFLAGS)
         .args(tc.flags)
+        .args(flags)
         .arg("-I")
         .arg(repo().join("include"))
         .args(sources)
