@@ -618,3 +618,27 @@ fn the_libraries_export_exactly_the_header_functions() {
         assert_eq!(exported, declared, "libevent_notify.so");
     }
 }
+
+/// The example of doc/README-ffi.md (its first C block) compiles and links; run without a config
+/// file, it says why and exits 1.
+#[test]
+#[cfg(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "arm")))]
+fn the_readme_example_builds_and_runs() {
+    let tc = support::native();
+    let readme = std::fs::read_to_string(support::repo().join("doc/README-ffi.md")).unwrap();
+    let start = readme.find("```c\n").expect("a ```c block") + 5;
+    let len = readme[start..].find("```").expect("end of the block");
+    let dir = std::env::temp_dir().join(format!("en-ffi-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("example.c");
+    std::fs::write(&src, &readme[start..start + len]).unwrap();
+    let exe = dir.join("example");
+    support::build_c(&tc, &[&src], &support::own_staticlib(), &exe);
+    let o = support::command(&tc, &exe).output().expect("run the example");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "event-notify: the config file cannot be read\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
