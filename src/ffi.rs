@@ -396,7 +396,10 @@ pub unsafe extern "C" fn en_create(
                 EN_OK
             }
             Err(e) => {
-                log::error!("en_create: {e}");
+                // One log line per problem of an invalid config.
+                for line in e.to_string().lines() {
+                    log::error!("en_create: {line}");
+                }
                 daemon_code(&e)
             }
         }
@@ -1092,6 +1095,13 @@ mod tests {
             EN_OK
         );
         let (e, dir) = engine_with(r#"{"events": {}}"#);
+        // An invalid config: each problem on a line of its own.
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"events": {"nope": "x", "dnd_on": 5}}"#).unwrap();
+        let bad = cstr(bad.to_str().unwrap());
+        let mut err = 0;
+        assert!(unsafe { en_create(bad.as_ptr(), null(), &mut err) }.is_null());
+        assert_eq!(err, EN_E_CONFIG_INVALID);
         assert_eq!(send(e, "nonsense", &[]), EN_E_UNKNOWN_VERB);
         assert_eq!(unsafe { en_destroy(e, 0) }, EN_OK);
         let lines = LINES.lock().unwrap().clone();
@@ -1101,6 +1111,20 @@ mod tests {
                 && t == "en_transition refused: unknown verb: neither a transition verb nor an event key or alias"),
             "{lines:?}"
         );
+        let bad = bad.to_str().unwrap();
+        let problems: Vec<&str> = lines
+            .iter()
+            .filter(|(lv, t, _)| *lv == EN_LOG_ERROR && t.starts_with("en_create: "))
+            .map(|(_, t, _)| t.as_str())
+            .collect();
+        assert!(
+            problems
+                .iter()
+                .any(|t| t.contains(bad) && t.ends_with("is invalid:")),
+            "{problems:?}"
+        );
+        assert!(problems.len() >= 3, "{problems:?}");
+        assert!(lines.iter().all(|(_, t, _)| !t.contains('\n')), "{lines:?}");
         // Info lines ("ready: ...") are above the level asked for.
         assert!(
             lines.iter().all(|(lv, _, _)| *lv <= EN_LOG_WARN),

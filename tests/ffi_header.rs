@@ -634,7 +634,9 @@ fn the_readme_example_builds_and_runs() {
     std::fs::write(&src, &readme[start..start + len]).unwrap();
     let exe = dir.join("example");
     support::build_c(&tc, &[&src], &support::own_staticlib(), &exe);
-    let o = support::command(&tc, &exe).output().expect("run the example");
+    let o = support::command(&tc, &exe)
+        .output()
+        .expect("run the example");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
