@@ -2,8 +2,8 @@
 # Included by the top-level Makefile (paths relative to the repository root); see
 # doc/README-ffi.md.
 #
-#   make lib-ffi        libevent_notify.a and .so for this machine     -> target/ffi/
-#   make lib-ffi-arm    libevent_notify.a for the handset (armv7, static) -> target/armv7-unknown-linux-gnueabihf/ffi/
+#   make lib-ffi        libevent_notify.a and .so for this machine: target/ffi/
+#   make lib-ffi-arm    libevent_notify.a for the handset (armv7): target/armv7-unknown-linux-gnueabihf/ffi/
 #   make test-c         the header check and the C program against a loopback receiver (host)
 #   make test-c-arm     the C program cross-compiled for armv7, run under qemu-arm
 #
@@ -12,6 +12,7 @@
 
 CARGO ?= cargo
 FFI_ARM_TARGET = armv7-unknown-linux-gnueabihf
+FFI_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: lib-ffi lib-ffi-arm test-c test-c-arm
 
@@ -19,12 +20,12 @@ FFI_ARM_TARGET = armv7-unknown-linux-gnueabihf
 # EN_E_PANIC (see Cargo.toml).
 lib-ffi:
 	$(CARGO) build --lib --profile ffi
-	@ls -l target/ffi/libevent_notify.a target/ffi/libevent_notify.so
+	@ls -l $(FFI_TARGET_DIR)/ffi/libevent_notify.a $(FFI_TARGET_DIR)/ffi/libevent_notify.so
 
 # cdylib is dropped for this target (+crt-static): cargo says so in a warning.
 lib-ffi-arm:
 	$(CARGO) build --lib --profile ffi --target $(FFI_ARM_TARGET)
-	@ls -l target/$(FFI_ARM_TARGET)/ffi/libevent_notify.a
+	@ls -l $(FFI_TARGET_DIR)/$(FFI_ARM_TARGET)/ffi/libevent_notify.a
 
 test-c:
 	$(CARGO) test --test ffi_header --test ffi_c -- --skip armv7
