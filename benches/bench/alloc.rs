@@ -257,3 +257,20 @@ pub fn engine_cost(cycles: usize) -> Result<EngineCost, String> {
     c.handle_ns_per_msg = handle_ns as f64 / c.messages.max(1) as f64;
     Ok(c)
 }
+
+/// Sizes of the engine's fixed storage (what one `Engine` costs, and what a by-value move of it
+/// or of its parts puts on the stack).
+pub fn storage_sizes() -> Vec<(&'static str, usize)> {
+    use event_notify::core::{config, outbox, template, tracker};
+    use std::mem::size_of;
+    vec![
+        ("Engine", size_of::<Engine>()),
+        ("Outbox", size_of::<outbox::Outbox>()),
+        ("Config", size_of::<config::Config>()),
+        ("Tracker", size_of::<tracker::Tracker>()),
+        ("Notification", size_of::<outbox::Notification>()),
+        ("Template", size_of::<template::Template>()),
+        ("Msg", size_of::<Msg>()),
+        ("Vars", size_of::<Vars>()),
+    ]
+}

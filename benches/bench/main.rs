@@ -807,6 +807,11 @@ fn main() {
                 s.push_str(&format!("; allocating in handle: {}", by.join(", ")));
             }
             r.note("alloc", s);
+            let sizes: Vec<String> = alloc::storage_sizes()
+                .iter()
+                .map(|(n, b)| format!("{n} {:.1} KiB", *b as f64 / 1024.0))
+                .collect();
+            r.note("storage", format!("size_of: {}", sizes.join(", ")));
         }
         Some(Err(e)) => r.fail("alloc", e),
     }
