@@ -24,7 +24,7 @@ use crate::core::event::Event;
 use crate::core::hook::{parse_kind, Kind, KindError, Msg, VERBS};
 use crate::core::var::Var;
 use crate::core::wire::reason_is_elsewhere;
-use crate::daemon::{self, DaemonError, Handle, Options};
+use crate::daemon::{self, DaemonError, Handle, Options, ReloadError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -569,9 +569,9 @@ pub unsafe extern "C" fn en_reload(e: *mut en_engine) -> c_int {
         };
         match no_sigpipe(|| engine.handle.inbox().reload()) {
             Ok(()) => EN_OK,
-            Err(why) if why == "the engine has stopped" => EN_E_STOPPED,
-            Err(why) if why.starts_with("cannot read") => EN_E_CONFIG_READ,
-            Err(_) => EN_E_CONFIG_INVALID,
+            Err(ReloadError::Stopped) => EN_E_STOPPED,
+            Err(ReloadError::Read(_)) => EN_E_CONFIG_READ,
+            Err(ReloadError::Invalid(_) | ReloadError::Delivery(_)) => EN_E_CONFIG_INVALID,
         }
     })
 }
@@ -654,7 +654,7 @@ pub unsafe extern "C" fn en_destroy(e: *mut en_engine, flush_ms: c_uint) -> c_in
     guard(move || {
         let en_engine { handle, .. } = *engine;
         match no_sigpipe(|| handle.stop(flush_ms as u64)) {
-            Ok(()) => EN_OK,
+            Ok(_left) => EN_OK, // the daemon logs how many were left
             Err(err) => {
                 log::error!("en_destroy: {err}");
                 EN_E_SYSTEM

@@ -17,12 +17,13 @@ use crate::core::var::{Var, Vars};
 use crate::core::wire::{self, Request, WireError, MSG_CAP};
 use deliver::Sender;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -54,10 +55,56 @@ pub struct Options {
 /// What reaches the engine's thread from other threads of this process.
 pub enum Input {
     Msg(Msg),
-    Reload(mpsc::Sender<Result<(), String>>),
+    Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),
+    Counters(mpsc::Sender<Counters>),
     /// Stop after flushing for up to this many milliseconds.
     Stop(u64),
+}
+
+/// Why a reload was refused (the running config stays).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read the config: {0}")]
+    Read(String),
+    #[error("the config is invalid:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    #[error("{0}")]
+    Delivery(String),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// Why [`Inbox::try_send`] did not take a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the inbox is full ({INBOX_CAP} messages waiting)")]
+    Full,
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// The main counters, typed (the same figures as `status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub messages: u64,
+    pub events: u64,
+    pub queued: u64,
+    pub delivered: u64,
+    pub retried: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub not_configured: u64,
+    pub too_long: u64,
+    pub duplicates: u64,
+    pub unknown_call: u64,
+    pub call_table_full: u64,
+    /// Socket lines refused.
+    pub refused: u64,
+    pub reloads: u64,
+    pub reload_errors: u64,
 }
 
 /// Why the daemon could not start (or stopped).
@@ -164,7 +211,7 @@ impl Device {
 #[derive(Clone)]
 pub struct Inbox {
     tx: mpsc::SyncSender<Input>,
-    wake: Arc<OwnedFd>,
+    wake: Arc<EventFd>,
 }
 
 impl Inbox {
@@ -173,20 +220,42 @@ impl Inbox {
         self.input(Input::Msg(msg))
     }
 
+    /// Sends one message without waiting: `Full` while [`INBOX_CAP`] messages wait.
+    pub fn try_send(&self, msg: Msg) -> Result<(), SendError> {
+        let r = self.tx.try_send(Input::Msg(msg)).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => SendError::Full,
+            mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
+        });
+        if r.is_ok() {
+            wake(&self.wake);
+        }
+        r
+    }
+
     fn input(&self, i: Input) -> bool {
         let ok = self.tx.send(i).is_ok();
-        wake(&self.wake);
+        if ok {
+            wake(&self.wake);
+        }
         ok
     }
 
     /// Re-reads the config file; `Err` with the problems if it is invalid (the running config stays).
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ReloadError> {
         let (tx, rx) = mpsc::channel();
         if !self.input(Input::Reload(tx)) {
-            return Err("the engine has stopped".into());
+            return Err(ReloadError::Stopped);
         }
-        rx.recv()
-            .unwrap_or_else(|_| Err("the engine has stopped".into()))
+        rx.recv().unwrap_or(Err(ReloadError::Stopped))
+    }
+
+    /// The main counters.
+    pub fn counters(&self) -> Option<Counters> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Counters(tx)) {
+            return None;
+        }
+        rx.recv().ok()
     }
 
     /// The status lines, as `event-notify status` prints them.
@@ -202,7 +271,7 @@ impl Inbox {
 /// An engine running in a thread of the calling program (the C API uses it).
 pub struct Handle {
     inbox: Inbox,
-    thread: Option<thread::JoinHandle<Result<(), DaemonError>>>,
+    thread: Option<thread::JoinHandle<Result<usize, DaemonError>>>,
 }
 
 impl Handle {
@@ -210,15 +279,16 @@ impl Handle {
         &self.inbox
     }
 
-    /// Stops the engine: flushes for up to `flush_ms`, then joins its thread.
-    pub fn stop(mut self, flush_ms: u64) -> Result<(), DaemonError> {
+    /// Stops the engine: flushes for up to `flush_ms`, then joins its thread. Returns how many
+    /// notifications were left undelivered.
+    pub fn stop(mut self, flush_ms: u64) -> Result<usize, DaemonError> {
         self.inbox.input(Input::Stop(flush_ms));
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(DaemonError::Io(io::Error::other(
                 "the engine thread panicked",
             ))),
-            None => Ok(()),
+            None => Ok(0),
         }
     }
 }
@@ -232,8 +302,10 @@ impl Drop for Handle {
     }
 }
 
-fn wake(fd: &OwnedFd) {
-    let _ = nix::unistd::write(fd, &[1u8]);
+/// Wakes the engine's poll. An eventfd, not a pipe: writing to it can never raise SIGPIPE,
+/// even after the engine has stopped (a C program linking the library would die of it).
+fn wake(fd: &EventFd) {
+    let _ = fd.write(1);
 }
 
 struct Client {
@@ -245,7 +317,7 @@ struct Client {
 
 /// Daemon-level counters, beside the engine's.
 #[derive(Default)]
-struct Counters {
+struct DaemonCounters {
     refused: [u64; 11],
     busy: u64,
     reloads: u64,
@@ -281,13 +353,13 @@ struct Daemon {
     inbox_rx: mpsc::Receiver<Input>,
     sigfd: Option<SignalFd>,
     inotify: Option<Inotify>,
-    wake_r: OwnedFd,
+    wake_r: Arc<EventFd>,
     /// Keeps the inbox's channel open while the engine runs.
     inbox: Inbox,
     baresip: Option<Baresip>,
     listener: Option<UnixListener>,
     clients: Vec<Client>,
-    counters: Counters,
+    counters: DaemonCounters,
     config_text: String,
     held_boot: Option<(Msg, u64)>,
     started: Now,
@@ -316,7 +388,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     if let Some(p) = &d.opts.socket {
         let _ = std::fs::remove_file(p);
     }
-    r
+    r.map(|_| ())
 }
 
 /// Starts an engine in a thread of this program: no signal handling, no socket unless
@@ -386,9 +458,10 @@ impl Daemon {
             );
         }
 
-        let (wake_r, wake_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-        let wake_w = Arc::new(wake_w);
+        let wake_w = Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
+        )?);
+        let wake_r = Arc::clone(&wake_w);
 
         // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
@@ -453,7 +526,7 @@ impl Daemon {
             baresip,
             listener,
             clients: Vec::with_capacity(MAX_CLIENTS),
-            counters: Counters::default(),
+            counters: DaemonCounters::default(),
             config_text,
             held_boot: None,
             started: now(),
@@ -530,7 +603,8 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 }
 
 impl Daemon {
-    fn main_loop(&mut self) -> Result<(), DaemonError> {
+    /// Runs until stopped; returns how many notifications were left undelivered.
+    fn main_loop(&mut self) -> Result<usize, DaemonError> {
         loop {
             let t = now();
             self.dispatch(t);
@@ -542,7 +616,7 @@ impl Daemon {
                     } else {
                         log::info!("stopped: outbox empty");
                     }
-                    return Ok(());
+                    return Ok(left);
                 }
             }
             let mut timeout = self.engine.poll_delay(t);
@@ -604,10 +678,7 @@ impl Daemon {
                 self.on_inotify();
             }
             if wake_ready {
-                let mut buf = [0u8; 64];
-                while matches!(nix::unistd::read(self.wake_r.as_raw_fd(), &mut buf), Ok(n) if n > 0)
-                {
-                }
+                let _ = self.wake_r.read(); // resets the eventfd's counter
             }
             self.collect_results();
             self.drain_inbox();
@@ -661,6 +732,9 @@ impl Daemon {
                 }
                 Input::Reload(reply) => {
                     let _ = reply.send(self.reload(true));
+                }
+                Input::Counters(reply) => {
+                    let _ = reply.send(self.counters());
                 }
                 Input::Status(reply) => {
                     let mut s = String::new();
@@ -760,14 +834,14 @@ impl Daemon {
     }
 
     /// Re-reads the config; an invalid one is refused and the running one stays.
-    fn reload(&mut self, forced: bool) -> Result<(), String> {
+    fn reload(&mut self, forced: bool) -> Result<(), ReloadError> {
         let path = self.opts.config.display().to_string();
         let text = match std::fs::read_to_string(&self.opts.config) {
             Ok(t) => t,
             Err(e) => {
                 self.counters.reload_errors += 1;
                 log::error!("reload: cannot read {path}: {e}; keeping the running config");
-                return Err(format!("cannot read {path}: {e}"));
+                return Err(ReloadError::Read(format!("{path}: {e}")));
             }
         };
         if !forced && text == self.config_text {
@@ -782,11 +856,9 @@ impl Daemon {
                 for p in &problems {
                     log::error!("  {p}");
                 }
-                return Err(problems
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n"));
+                return Err(ReloadError::Invalid(
+                    problems.iter().map(|p| p.to_string()).collect(),
+                ));
             }
         };
         for w in warnings {
@@ -803,7 +875,7 @@ impl Daemon {
                     self.counters.reload_errors += 1;
                     self.config_text = text;
                     log::error!("reload refused: {e}; keeping the running config");
-                    return Err(e.to_string());
+                    return Err(ReloadError::Delivery(e.to_string()));
                 }
             }
         }
@@ -910,6 +982,32 @@ impl Daemon {
                 log::warn!("refused a socket message: {e}");
                 format!("ERR {} {e}\n", e.code())
             }
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        let sum = |f: fn(&crate::core::engine::EventStats) -> u64| {
+            self.engine.events.iter().map(f).sum::<u64>()
+        };
+        let t = self.engine.tracker_stats();
+        Counters {
+            messages: self.engine.stats.messages,
+            events: sum(|e| e.derived),
+            queued: sum(|e| e.queued),
+            delivered: sum(|e| e.delivered),
+            retried: sum(|e| e.retried),
+            failed: sum(|e| e.failed),
+            dropped: sum(|e| e.dropped),
+            pending: self.engine.pending() as u64,
+            in_flight: self.engine.in_flight() as u64,
+            not_configured: self.engine.stats.not_configured,
+            too_long: self.engine.stats.too_long,
+            duplicates: t.duplicates,
+            unknown_call: t.unknown_call,
+            call_table_full: t.call_table_full,
+            refused: self.counters.refused.iter().sum(),
+            reloads: self.counters.reloads,
+            reload_errors: self.counters.reload_errors,
         }
     }
 
