@@ -105,7 +105,7 @@ fi
 
 # The private apt state: its own lists, cache and (empty) dpkg status, the machine's sources.
 state=$cache/apt
-mkdir -p "$state/lists/partial" "$state/archives/partial" "$state/etc"
+mkdir -p "$state/lists/partial" "$state/archives/partial"
 : >"$state/status"
 apt_priv() {
     apt-get -q \
