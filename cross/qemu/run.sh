@@ -41,12 +41,17 @@ fi
 log=$image.serial.log
 work=$(mktemp -d)
 pidfile=$work/qemu.pid
+pipeline=
 cleanup() {
+    # timeout(1) passes a TERM on to QEMU; QEMU's own pid is the fallback.
+    for f in "$work/timeout.pid" "$pidfile"; do
+        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
     if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        kill "$(cat "$pidfile")" 2>/dev/null || true
         sleep 1
         kill -9 "$(cat "$pidfile")" 2>/dev/null || true
     fi
+    [ -z "$pipeline" ] || wait "$pipeline" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,11 +59,18 @@ trap 'exit 130' INT TERM HUP
 
 start=$(date +%s)
 # stdin from /dev/null: nothing reaches the guest's console; -monitor none: no monitor either.
+# The pipeline runs in the background and the script waits for it, so that a signal to this
+# script runs the cleanup at once (a foreground pipeline would defer the trap until it ended).
 {
+    timeout -k 5 "$limit" "$@" -monitor none -pidfile "$pidfile" </dev/null 2>&1 &
+    echo $! >"$work/timeout.pid"
     rc=0
-    timeout -k 5 "$limit" "$@" -monitor none -pidfile "$pidfile" </dev/null 2>&1 || rc=$?
+    wait $! || rc=$?
     echo $rc >"$work/rc"
-} | tee "$log"
+} | tee "$log" &
+pipeline=$!
+wait $pipeline
+pipeline=
 rc=$(cat "$work/rc")
 secs=$(($(date +%s) - start))
 
