@@ -59,7 +59,23 @@ else
     export DEBIAN_FRONTEND=noninteractive
     apt_host="apt-get -o DPkg::Lock::Timeout=$lock_wait"
     # The lists may be absent (fresh container) or stale; refresh them once, then install.
-    $apt_host update -qq
+    # DPkg::Lock::Timeout covers dpkg's lock, not the lists lock of update: wait for that here.
+    waited=0
+    until out=$($apt_host update -qq 2>&1); do
+        case $out in
+        *"Could not get lock"* | *"Unable to lock"*)
+            [ $waited -lt "$lock_wait" ] || die "apt is still locked after ${lock_wait}s"
+            [ $waited = 0 ] && say "waiting for another apt to finish"
+            sleep 5
+            waited=$((waited + 5))
+            ;;
+        *)
+            echo "$out" >&2
+            say "warning: apt-get update failed; installing from the lists there are"
+            break
+            ;;
+        esac
+    done
     # shellcheck disable=SC2086
     $apt_host install -y -q --no-install-recommends $missing
 fi
