@@ -661,3 +661,29 @@ fn expand_check_events_and_variables_commands() {
     assert_eq!(run_cli(&["frobnicate"]).0, 2);
     assert_eq!(run_cli(&["run", "--bogus"]).0, 2);
 }
+
+#[test]
+fn a_missing_config_starts_with_everything_off_and_is_taken_when_written() {
+    let r = Receiver::start();
+    let dir = common::TempDir::new("firstboot");
+    let later = dir.join("config.json");
+    // The helper writes its own config; the last --config wins, and names a file not there yet.
+    let d = Daemon::start_with("{}", &["--config", later.to_str().unwrap()]);
+    assert!(d.log().contains("does not exist yet"), "{}", d.log());
+    assert!(d.emit(&["dnd_on"]).1.contains("queued=0"));
+    dir.write(
+        "config.json",
+        format!(r#"{{"events": {{"dnd_on": "{}"}}}}"#, r.bare_url("/first")),
+    );
+    assert!(d.wait_log("config reloaded", PATIENCE), "{}", d.log());
+    ok(d.emit(&["dnd_on", "phone_ip=1"]));
+    ok(d.emit(&["dnd_off"]));
+    ok(d.emit(&["dnd_on"]));
+    assert_eq!(
+        r.wait_for(2, PATIENCE)
+            .iter()
+            .map(|q| q.target.as_str())
+            .collect::<Vec<_>>(),
+        ["/first", "/first"]
+    );
+}

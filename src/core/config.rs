@@ -232,6 +232,17 @@ fn parse_events(v: &Value, cfg: &mut Config, p: &mut Problems) {
 fn parse_url(place: &str, url: &str, p: &mut Problems) -> Option<(Template, Option<Credentials>)> {
     match Template::parse_url(url) {
         Ok((t, c)) => {
+            if cfg!(not(feature = "tls"))
+                && t.as_str()
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            {
+                p.error(
+                    place,
+                    "https:// needs a build with TLS (feature \"tls\"); this one has none",
+                );
+                return None;
+            }
             for (col, word) in t.unknown_vars() {
                 p.warn(
                     place,

@@ -413,7 +413,21 @@ pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
 
 impl Daemon {
     fn new(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
-        let (config, warnings) = load_config(&opts.config)?;
+        let (config, warnings) = match load_config(&opts.config) {
+            // A handset's first boot has no config yet: the daemon starts with every event off
+            // and takes the file when the web page saves it (an init system would otherwise
+            // restart it in a loop). An invalid file is still refused.
+            Err(DaemonError::ConfigRead { err, .. })
+                if signals && err.kind() == io::ErrorKind::NotFound =>
+            {
+                log::warn!(
+                    "config {} does not exist yet: every event is off until it is written",
+                    opts.config.display()
+                );
+                (Config::default(), Vec::new())
+            }
+            other => other?,
+        };
         for w in &warnings {
             log::warn!("config {}: {w}", opts.config.display());
         }

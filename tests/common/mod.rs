@@ -454,7 +454,7 @@ fn reserve_port() -> (OwnedFd, SocketAddr) {
 /// A listener on a reserved port.
 fn listen_on(port: u16) -> nix::Result<TcpListener> {
     let fd = bound_socket(port)?;
-    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128)?)?;
+    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::MAXCONN)?;
     Ok(TcpListener::from(fd))
 }
 
