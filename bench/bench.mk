@@ -1,17 +1,24 @@
-# The performance bench (doc/README-bench.md). Included by the top Makefile:
-#   include bench/bench.mk
-# `make bench`        the full bench, release build: one table on stdout and in target/bench.txt,
-#                     the same as JSON in target/bench.json (medians of BENCH_RUNS runs, default 3)
-# `make bench-smoke`  every measuring path once with tiny counts (part of `make test`); fails
-#                     only if a path is broken, never because of a figure
-# Both install the peers' tools first if they are missing (curl, busybox; nginx-light for bench).
+# bench/bench.mk: the performance bench (doc/README-bench.md). Included by the top Makefile
+# (paths relative to the repository root).
+#
+#   make bench          the full bench, release build (~10 minutes): one table on stdout and in
+#                       target/bench.txt, the same as JSON in target/bench.json; each figure is
+#                       the median of BENCH_RUNS runs (default 3). BENCH_ARGS passes options,
+#                       e.g. make bench BENCH_ARGS="--runs 5 --no-sizes"
+#   make bench-smoke    every measuring path once with tiny counts, in the test profile (part of
+#                       `make test`): fails only if a path is broken, never because of a figure
+#
+# Both first install the peers' tools if they are missing (curl, busybox; nginx-light for bench).
 
+CARGO ?= cargo
 BENCH_ARGS ?=
 
 .PHONY: bench bench-smoke
 
 bench:
-	bench/run.sh $(BENCH_ARGS)
+	CARGO="$(CARGO)" sh bench/run.sh $(BENCH_ARGS)
 
 bench-smoke:
-	bench/run.sh --smoke
+	CARGO="$(CARGO)" sh bench/run.sh --smoke
+
+EXTRA_TESTS += bench-smoke

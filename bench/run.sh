@@ -48,12 +48,14 @@ if [ $smoke = 1 ]; then
     # The test profile: reuses what `cargo test` built; figures are meaningless, paths are not.
     exec "$cargo" test --bench bench -- "$@"
 fi
-mkdir -p target
+tdir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$tdir"
 # The table goes to stdout and target/bench.txt; keep the bench's exit status.
 status=0
-{ "$cargo" bench --bench bench -- "$@" || echo $? >target/bench.status; } | tee target/bench.txt
-if [ -f target/bench.status ]; then
-    status=$(cat target/bench.status)
-    rm -f target/bench.status
+rm -f "$tdir/bench.status"
+{ "$cargo" bench --bench bench -- "$@" || echo $? >"$tdir/bench.status"; } | tee "$tdir/bench.txt"
+if [ -f "$tdir/bench.status" ]; then
+    status=$(cat "$tdir/bench.status")
+    rm -f "$tdir/bench.status"
 fi
 exit "$status"

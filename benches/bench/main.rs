@@ -73,7 +73,7 @@ impl Plan {
     fn from_args() -> Result<Plan, String> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let smoke = args.iter().any(|a| a == "--smoke");
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let target = sizes::target_dir();
         let mut p = if smoke {
             Plan {
                 smoke,
@@ -851,7 +851,7 @@ fn main() {
     r.note(
         "machine",
         format!(
-            "{cpus} CPUs; load average {load0:.2} before the runs, {load1:.2} after: other work on the machine shows in the tails (p99, max) and in throughput; the CPU rows do not depend on it"
+            "{cpus} CPUs; load average {load0:.2} before the runs, {load1:.2} after: other work on the machine shows in the tails (p99, max) and in throughput, less in the CPU rows"
         ),
     );
     let commit = Command::new("git")

@@ -1,7 +1,7 @@
 //! Stripped binary size per target, with and without TLS.
 //!
 //! Built with `cargo build --release --target T [--no-default-features]` into
-//! target/bench-size/{tls,notls} (own target folders: switching features never rebuilds the
+//! target/bench-size/{tls,notls} (under `$CARGO_TARGET_DIR` if set) (own target folders: switching features never rebuilds the
 //! developers' target/release), with the linkers of .cargo/config.toml. A target that cannot be
 //! built here is reported n/a with the reason.
 
@@ -26,9 +26,18 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `$CARGO_TARGET_DIR`, else target/ in the crate.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
 fn size_dir(tls: bool) -> PathBuf {
-    root()
-        .join("target/bench-size")
+    target_dir()
+        .join("bench-size")
         .join(if tls { "tls" } else { "notls" })
 }
 
