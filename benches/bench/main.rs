@@ -463,6 +463,7 @@ fn bench_peer(p: &Plan, r: &mut Runs, peer: Peer) -> Result<(), String> {
     push_lat(r, &format!("latency.{k}"), lat);
 
     let base = n;
+    let conn0 = rx.connections();
     let cpu0 = procs::children_cpu_ns();
     let t0 = Instant::now();
     for i in 0..p.peer_burst_n {
@@ -487,6 +488,10 @@ fn bench_peer(p: &Plan, r: &mut Runs, peer: Peer) -> Result<(), String> {
         .unwrap_or_else(Instant::now);
     let el = last.duration_since(t0).as_secs_f64();
     r.push(&format!("throughput.{k}"), p.peer_burst_n as f64 / el);
+    r.push(
+        &format!("throughput.{k}.connections"),
+        (rx.connections() - conn0) as f64,
+    );
 
     // Peak RSS of one hook run (the shell and the tool), median of three.
     let mut rss = Vec::new();
@@ -1003,13 +1008,18 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         }
         rep.row(row);
     }
-    rep.row(Row::new(
+    let mut row = Row::new(
         "throughput.socket.connections",
         "socket burst: TCP connections used",
         Unit::Count,
         Better::Lower,
         na_or("throughput.socket", "throughput.socket.connections"),
-    ));
+    );
+    for pe in Peer::ALL {
+        let k = format!("throughput.{}", pe.key());
+        row = row.peer(pe.name(), na_or(&k, &format!("{k}.connections")));
+    }
+    rep.row(row);
 
     rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
     let peer_rss = || {
