@@ -1,6 +1,6 @@
 # tests/c/c.mk: the C API (include/event_notify.h) — its libraries and its tests.
 # Included by the top-level Makefile (paths relative to the repository root); see
-# doc/README-ffi.md.
+# README.md.
 #
 #   make lib-ffi        libevent_notify.a and .so for this machine: target/ffi/
 #   make lib-ffi-arm    libevent_notify.a for the handset (armv7): target/armv7-unknown-linux-gnueabihf/ffi/
