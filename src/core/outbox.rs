@@ -118,7 +118,7 @@ pub enum Settled {
 
 /// The outbox. Fixed storage: `OUTBOX_CAP` slots and an index array in arrival order.
 pub struct Outbox {
-    slots: [Slot; OUTBOX_CAP],
+    slots: Box<[Slot]>,
     /// Slot indices in arrival (sequence) order.
     order: Vec<u16, OUTBOX_CAP>,
     free: Vec<u16, OUTBOX_CAP>,
@@ -138,7 +138,7 @@ impl Outbox {
             let _ = free.push(i);
         }
         Outbox {
-            slots: [EMPTY_SLOT; OUTBOX_CAP],
+            slots: vec![EMPTY_SLOT; OUTBOX_CAP].into_boxed_slice(),
             order: Vec::new(),
             free,
             next_seq: 1,

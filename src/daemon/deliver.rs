@@ -51,7 +51,11 @@ impl Sender {
             .accept("*/*");
         let b = Self::tls(b, d)?;
         Ok(Sender {
-            agent: b.build().into(),
+            agent: ureq::Agent::with_parts(
+                b.build(),
+                ureq::unversioned::transport::DefaultConnector::default(),
+                LiteralFirst,
+            ),
         })
     }
 
@@ -213,5 +217,31 @@ mod tests {
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         c.password.clear();
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjo=");
+    }
+}
+
+/// ureq's DefaultResolver runs every lookup in a new thread when a timeout is set (always, here),
+/// even for an IP literal and a pooled connection. An IP literal needs no lookup at all.
+#[derive(Debug)]
+struct LiteralFirst;
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(a) = uri.authority() {
+            let host = a.host().trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                let https = uri.scheme_str() == Some("https");
+                let port = a.port_u16().unwrap_or(if https { 443 } else { 80 });
+                let mut v = self.empty();
+                v.push(std::net::SocketAddr::new(ip, port));
+                return Ok(v);
+            }
+        }
+        ureq::unversioned::resolver::DefaultResolver::default().resolve(uri, config, timeout)
     }
 }

@@ -1,34 +1,62 @@
 //! Reads `$phone_ip` and `$mac` from a network interface, at event time.
 
+use nix::libc;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::OnceLock;
+
+/// One datagram socket for the interface ioctls, opened on first use.
+fn sock() -> Option<&'static OwnedFd> {
+    static S: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    S.get_or_init(|| {
+        nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok()
+    })
+    .as_ref()
+}
+
+fn ifreq(iface: &str, req: libc::c_ulong) -> Option<libc::ifreq> {
+    let b = iface.as_bytes();
+    if b.is_empty() || b.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in r.ifr_name.iter_mut().zip(b) {
+        *d = *s as libc::c_char;
+    }
+    let fd = sock()?.as_raw_fd();
+    // SAFETY: `r` is a valid ifreq the kernel fills for these two requests.
+    let rc = unsafe { libc::ioctl(fd, req as _, &mut r) };
+    (rc == 0).then_some(r)
+}
 
 /// The first IPv4 address of `iface`, if it has one.
 pub fn ipv4(iface: &str) -> Option<Ipv4Addr> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    for a in addrs {
-        if a.interface_name != iface {
-            continue;
-        }
-        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            return Some(sin.ip());
-        }
-    }
-    None
+    let r = ifreq(iface, libc::SIOCGIFADDR)?;
+    // SAFETY: SIOCGIFADDR on an AF_INET socket fills ifru_addr with a sockaddr_in.
+    let sa: libc::sockaddr_in = unsafe { std::mem::transmute_copy(&r.ifr_ifru.ifru_addr) };
+    Some(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)))
 }
 
-/// The MAC of `iface` as 12 lowercase hex digits (from sysfs).
+/// The MAC of `iface` as 12 lowercase hex digits.
 pub fn mac(iface: &str) -> Option<String> {
     if iface.contains('/') || iface.contains("..") {
         return None;
     }
-    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
-    let hex: String = text
-        .trim()
-        .chars()
-        .filter(|c| *c != ':')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+    let r = ifreq(iface, libc::SIOCGIFHWADDR)?;
+    // SAFETY: SIOCGIFHWADDR fills ifru_hwaddr.
+    let hw = unsafe { r.ifr_ifru.ifru_hwaddr };
+    let mut s = String::with_capacity(12);
+    for b in &hw.sa_data[..6] {
+        use std::fmt::Write;
+        let _ = write!(s, "{:02x}", *b as u8);
+    }
+    Some(s)
 }
 
 #[cfg(test)]
@@ -39,5 +67,8 @@ mod tests {
         assert_eq!(super::mac("lo").as_deref(), Some("000000000000"));
         assert_eq!(super::mac("../etc"), None);
         assert_eq!(super::ipv4("no-such-if0"), None);
+        assert_eq!(super::mac("no-such-if0"), None);
+        assert_eq!(super::ipv4("a-name-far-too-long-for-ifnamsiz"), None);
+        assert_eq!(super::ipv4(""), None);
     }
 }
