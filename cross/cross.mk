@@ -23,7 +23,7 @@ cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
 # `make test` (top-level Makefile) runs these after the host tests.
 EXTRA_TESTS += check-boards test-arm qemu-test
 
-.PHONY: cross cross-sizes cross-setup cross-ready check-boards test-arm qemu-test qemu-shell \
+.PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-arm qemu-test qemu-shell \
 	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
 
 cross-setup:
@@ -65,6 +65,11 @@ qemu-shell: cross-$(ARCH)
 check-boards:
 	$(CARGO) build --quiet --bin event-notify
 	@sh cross/check-boards.sh $(CROSS_TARGET_DIR)/debug/event-notify
+
+# The flash-size build: std rebuilt for size with nightly, panic=immediate-abort (cross/small.sh).
+cross-small: cross-ready
+	@sh cross/small.sh $(CROSS_TRIPLE_armhf) notls
+	@sh cross/small.sh $(CROSS_TRIPLE_arm64) notls
 
 cross-sizes: cross-ready
 	@sh cross/sizes.sh --build

@@ -1115,7 +1115,7 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         for (name, key) in &s.peers {
             row = row.peer(name, na_or(key, key));
         }
-        if s.key == "size.armv7.notls" {
+        if s.key == "size.armv7.notls" || s.key == "size.armv7.notls.small" {
             row = row.goal(Goal::lt(1_048_576.0, "< 1 MiB"));
         }
         rep.row(row);

@@ -134,7 +134,43 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
             });
         }
     }
+    // The flash-size build (cross/small.sh: std rebuilt for size, panic=immediate-abort).
+    for (arch, triple, _) in &TARGETS[1..] {
+        let bytes = if build_them {
+            eprintln!("bench: building the flash-size {triple} (cross/small.sh)");
+            small(triple)
+        } else {
+            Err("not built in this mode (the full bench builds it)".into())
+        };
+        out.push(Size {
+            key: format!("size.{arch}.notls.small"),
+            label: format!("stripped size: {arch}, no TLS, flash-size build (cross/small.sh)"),
+            bytes,
+            peers: vec![("busybox-static".to_string(), format!("size.peer.busybox.{arch}"))],
+        });
+    }
     out
+}
+
+/// `cross/small.sh TRIPLE notls`: prints "SIZE PATH".
+fn small(triple: &str) -> Result<u64, String> {
+    let out = Command::new("sh")
+        .current_dir(root())
+        .args(["cross/small.sh", triple, "notls"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cross/small.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cross/small.sh failed: {}",
+            last_lines(&String::from_utf8_lossy(&out.stderr), 2)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("cross/small.sh said {text:?}"))
 }
 
 fn file_size(p: &Path) -> Result<u64, String> {

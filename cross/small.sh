@@ -1,0 +1,31 @@
+#!/bin/sh
+# cross/small.sh TRIPLE [tls|notls]: the flash-size build of event-notify for TRIPLE.
+#
+# The release profile already optimises for size (opt-level z, LTO, panic=abort, strip). This
+# goes one step further, as firmware builds for small flash do: the standard library is rebuilt
+# with the same settings (nightly cargo's -Z build-std) and panics abort on the spot
+# (-C panic=immediate-abort: no unwinding tables, no panic message formatting). Behaviour is the
+# same; a panic (there is none on any input, by design) would end the process without a message.
+#
+# Needs the nightly toolchain with its rust-src component (installed here if missing).
+# Output: target/small/<tls|notls>/TRIPLE/release/event-notify; prints "SIZE PATH".
+set -eu
+triple=${1:?usage: small.sh TRIPLE [tls|notls]}
+tls=${2:-notls}
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+rustup toolchain list | grep -q '^nightly' || { echo "small.sh: no nightly toolchain" >&2; exit 1; }
+rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+    rustup component add rust-src --toolchain nightly >&2
+features=--no-default-features
+[ "$tls" = tls ] && features=
+flags="-Zunstable-options -Cpanic=immediate-abort"
+case $triple in
+armv7-unknown-linux-gnueabihf) flags="$flags -C target-feature=+crt-static" ;;
+esac
+dir=${CARGO_TARGET_DIR:-$here/target}/small/$tls
+# shellcheck disable=SC2086
+RUSTFLAGS="$flags" CARGO_TARGET_DIR=$dir cargo +nightly build --quiet --release --bin event-notify \
+    $features --target "$triple" -Z build-std=std,panic_abort >&2
+bin=$dir/$triple/release/event-notify
+echo "$(stat -c %s "$bin") $bin"
