@@ -135,7 +135,10 @@ fn cycle(i: usize) -> Vec<(&'static str, Msg)> {
     let a = format!("a{i}@pbx");
     let b = format!("b{i}@pbx");
     let user = format!("10{}", i % 10);
-    let acct = [(Var::ActiveUser, user.as_str()), (Var::ActiveHost, "pbx.example")];
+    let acct = [
+        (Var::ActiveUser, user.as_str()),
+        (Var::ActiveHost, "pbx.example"),
+    ];
     let call_in = [
         (Var::CallId, a.as_str()),
         (Var::Remote, "sip:1002@pbx.example"),
@@ -165,18 +168,15 @@ fn cycle(i: usize) -> Vec<(&'static str, Msg)> {
         ("call ended (missed)", msg("call", Some("ended"), &id_b)),
         ("dnd on", msg("dnd", Some("on"), &acct)),
         ("dnd off", msg("dnd", Some("off"), &[])),
-        (
-            "direct incoming_call",
-            msg("incoming_call", None, &call_in),
-        ),
+        ("direct incoming_call", msg("incoming_call", None, &call_in)),
         ("register off", msg("register", Some("off"), &acct)),
     ]
 }
 
 /// Runs `cycles` cycles through one engine; counts the allocations of each step.
 pub fn engine_cost(cycles: usize) -> Result<EngineCost, String> {
-    let (cfg, _) = Config::from_json(ENGINE_CONFIG)
-        .map_err(|p| format!("bench config refused: {p:?}"))?;
+    let (cfg, _) =
+        Config::from_json(ENGINE_CONFIG).map_err(|p| format!("bench config refused: {p:?}"))?;
     let mut e = Engine::new(cfg, 7);
     let mut device = Vars::new();
     device.set(Var::PhoneIp, "192.168.5.23");

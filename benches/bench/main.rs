@@ -115,7 +115,10 @@ impl Plan {
                 only: None,
             }
         };
-        if let Some(n) = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()) {
+        if let Some(n) = std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             p.runs = n;
         }
         let mut it = args.iter();
@@ -190,7 +193,9 @@ impl Runs {
     /// A broken path: recorded as an error and as the reason for the figures under `prefix`.
     fn fail(&mut self, prefix: &str, what: String) {
         eprintln!("bench: {prefix}: {what}");
-        self.na.entry(prefix.to_string()).or_insert_with(|| what.clone());
+        self.na
+            .entry(prefix.to_string())
+            .or_insert_with(|| what.clone());
         self.errors.push(format!("{prefix}: {what}"));
     }
 
@@ -547,7 +552,10 @@ fn bench_throughput_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
         cpu1.saturating_sub(cpu0) as f64 / p.burst_n as f64 / 1e3,
     );
     let st = d.drained(PATIENCE)?;
-    let dropped: f64 = st.get("dropped").and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let dropped: f64 = st
+        .get("dropped")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
     r.push("throughput.socket", rate);
     r.push("throughput.socket.dropped", dropped);
     r.push("throughput.socket.connections", rx.connections() as f64);
@@ -616,7 +624,11 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
     r.push("rss.idle_anon", idle_anon as f64);
     r.push(&format!("rss.{key}.anon"), peak_anon as f64);
-    let num = |k: &str| st.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let num = |k: &str| {
+        st.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     r.push("rss.idle", idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
     r.push(&format!("rss.{key}.delivered"), num("delivered"));
@@ -651,10 +663,7 @@ fn bench_idle(p: &Plan, r: &mut Runs, after_traffic: &DaemonProc) -> Result<(), 
     let f1 = fresh.ctx_switches()?;
     r.push("idle.after_traffic", (a1.0 - a0.0) as f64);
     r.push("idle.fresh", (f1.0 - f0.0) as f64);
-    r.push(
-        "idle.involuntary",
-        ((a1.1 - a0.1) + (f1.1 - f0.1)) as f64,
-    );
+    r.push("idle.involuntary", ((a1.1 - a0.1) + (f1.1 - f0.1)) as f64);
     let threads = std::fs::read_dir(format!("/proc/{}/task", fresh.pid()))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -791,8 +800,14 @@ fn main() {
     match cost {
         None => {}
         Some(Ok(c)) => {
-            r.push("alloc.handle_per_msg", c.handle_allocs as f64 / c.messages as f64);
-            r.push("alloc.handle_per_event", c.handle_allocs as f64 / c.derived as f64);
+            r.push(
+                "alloc.handle_per_msg",
+                c.handle_allocs as f64 / c.messages as f64,
+            );
+            r.push(
+                "alloc.handle_per_event",
+                c.handle_allocs as f64 / c.derived as f64,
+            );
             r.push(
                 "alloc.dispatch_per_event",
                 c.dispatch_allocs as f64 / c.derived as f64,
@@ -860,16 +875,19 @@ fn main() {
         ),
     );
     let commit = Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "?".into());
-    r.note(
-        "binary",
-        format!("{} (commit {commit})", bin().display()),
-    );
+    r.note("binary", format!("{} (commit {commit})", bin().display()));
     let rep = build_report(&p, &r, &sz, started.elapsed());
     print!("{}", rep.table());
     if let Some(dir) = p.json.parent() {
@@ -918,14 +936,26 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
 
     rep.section("0. the measuring receiver alone (1 keep-alive connection, sequential GETs)");
     rep.row(
-        Row::new("receiver.bench.rps", "in-bench receiver: requests/s", Unit::PerS, Better::Higher, v("receiver.bench.rps"))
-            .peer("nginx-light", v("receiver.nginx.rps"))
-            .peer("event-notify listen", v("receiver.listen.rps")),
+        Row::new(
+            "receiver.bench.rps",
+            "in-bench receiver: requests/s",
+            Unit::PerS,
+            Better::Higher,
+            v("receiver.bench.rps"),
+        )
+        .peer("nginx-light", v("receiver.nginx.rps"))
+        .peer("event-notify listen", v("receiver.listen.rps")),
     );
     rep.row(
-        Row::new("receiver.bench.p50", "in-bench receiver: round trip p50", us, Better::Lower, v("receiver.bench.p50"))
-            .peer("nginx-light", v("receiver.nginx.p50"))
-            .peer("event-notify listen", v("receiver.listen.p50")),
+        Row::new(
+            "receiver.bench.p50",
+            "in-bench receiver: round trip p50",
+            us,
+            Better::Lower,
+            v("receiver.bench.p50"),
+        )
+        .peer("nginx-light", v("receiver.nginx.p50"))
+        .peer("event-notify listen", v("receiver.listen.p50")),
     );
 
     rep.section(&format!(
@@ -977,15 +1007,27 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
     };
     for (path, label) in [("socket", "socket client → daemon"), ("lib", "library API")] {
         let k = format!("throughput.{path}");
-        let mut row = Row::new(&k, &format!("{label}: notifications/s"), Unit::PerS, Better::Higher, na_or(&k, &k))
-            .goal(Goal::ge(5000.0, "≥ 5,000/s"));
+        let mut row = Row::new(
+            &k,
+            &format!("{label}: notifications/s"),
+            Unit::PerS,
+            Better::Higher,
+            na_or(&k, &k),
+        )
+        .goal(Goal::ge(5000.0, "≥ 5,000/s"));
         for (name, val) in peer_tp() {
             row = row.peer(&name, val);
         }
         rep.row(row);
         rep.row(
-            Row::new(&format!("{k}.dropped"), &format!("{label}: dropped"), Unit::Count, Better::Lower, na_or(&k, &format!("{k}.dropped")))
-                .goal(Goal::eq(0.0, "0")),
+            Row::new(
+                &format!("{k}.dropped"),
+                &format!("{label}: dropped"),
+                Unit::Count,
+                Better::Lower,
+                na_or(&k, &format!("{k}.dropped")),
+            )
+            .goal(Goal::eq(0.0, "0")),
         );
     }
     let peer_cpu = || {
@@ -1002,7 +1044,13 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         ("lib", "CPU per notification, library (engine + workers)"),
     ] {
         let k = format!("cpu.{path}");
-        let mut row = Row::new(&k, label, us, Better::Lower, na_or(&format!("throughput.{path}"), &k));
+        let mut row = Row::new(
+            &k,
+            label,
+            us,
+            Better::Lower,
+            na_or(&format!("throughput.{path}"), &k),
+        );
         for (name, val) in peer_cpu() {
             row = row.peer(&name, val);
         }
@@ -1032,8 +1080,14 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
             .collect::<Vec<_>>()
     };
     rep.row(
-        Row::new("rss.idle", "RSS idle (fresh daemon)", Unit::KiB, Better::Lower, na_or("rss.small", "rss.idle"))
-            .goal(Goal::lt(4096.0, "< 4 MiB")),
+        Row::new(
+            "rss.idle",
+            "RSS idle (fresh daemon)",
+            Unit::KiB,
+            Better::Lower,
+            na_or("rss.small", "rss.idle"),
+        )
+        .goal(Goal::lt(4096.0, "< 4 MiB")),
     );
     rep.row(Row::new(
         "rss.idle_anon",
@@ -1085,8 +1139,14 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         _ => Val::Na("a burst failed".into()),
     };
     rep.row(
-        Row::new("rss.flat", &format!("peak RSS {} / peak RSS {}", p.rss_big, p.rss_small), Unit::Ratio, Better::Lower, flat)
-            .goal(Goal::lt(1.1, "flat (< 1.1)")),
+        Row::new(
+            "rss.flat",
+            &format!("peak RSS {} / peak RSS {}", p.rss_big, p.rss_small),
+            Unit::Ratio,
+            Better::Lower,
+            flat,
+        )
+        .goal(Goal::lt(1.1, "flat (< 1.1)")),
     );
 
     rep.section(&format!(
@@ -1094,12 +1154,24 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         p.idle.as_secs_f64()
     ));
     rep.row(
-        Row::new("idle.fresh", "fresh daemon", Unit::Count, Better::Lower, na_or("idle", "idle.fresh"))
-            .goal(Goal::eq(0.0, "0")),
+        Row::new(
+            "idle.fresh",
+            "fresh daemon",
+            Unit::Count,
+            Better::Lower,
+            na_or("idle", "idle.fresh"),
+        )
+        .goal(Goal::eq(0.0, "0")),
     );
     rep.row(
-        Row::new("idle.after_traffic", "daemon after a burst (connection pooled)", Unit::Count, Better::Lower, na_or("idle", "idle.after_traffic"))
-            .goal(Goal::eq(0.0, "0")),
+        Row::new(
+            "idle.after_traffic",
+            "daemon after a burst (connection pooled)",
+            Unit::Count,
+            Better::Lower,
+            na_or("idle", "idle.after_traffic"),
+        )
+        .goal(Goal::eq(0.0, "0")),
     );
 
     rep.section("6. start-up and size");
@@ -1111,7 +1183,13 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         na_or("startup", "startup"),
     ));
     for s in sz {
-        let mut row = Row::new(&s.key, &s.label, Unit::Bytes, Better::Lower, na_or(&s.key, &s.key));
+        let mut row = Row::new(
+            &s.key,
+            &s.label,
+            Unit::Bytes,
+            Better::Lower,
+            na_or(&s.key, &s.key),
+        );
         for (name, key) in &s.peers {
             row = row.peer(name, na_or(key, key));
         }
@@ -1123,8 +1201,14 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
 
     rep.section("7. heap allocations on the event path (counting global allocator)");
     rep.row(
-        Row::new("alloc.handle_per_event", "Engine::handle: allocations per derived event", Unit::Count, Better::Lower, na_or("alloc", "alloc.handle_per_event"))
-            .goal(Goal::eq(0.0, "0")),
+        Row::new(
+            "alloc.handle_per_event",
+            "Engine::handle: allocations per derived event",
+            Unit::Count,
+            Better::Lower,
+            na_or("alloc", "alloc.handle_per_event"),
+        )
+        .goal(Goal::eq(0.0, "0")),
     );
     rep.row(Row::new(
         "alloc.handle_per_msg",

@@ -153,7 +153,10 @@ impl DaemonProc {
                 }
             }
             if let Ok(Some(st)) = d.child.try_wait() {
-                return Err(format!("daemon exited ({st}) before ready; log:\n{}", d.log()));
+                return Err(format!(
+                    "daemon exited ({st}) before ready; log:\n{}",
+                    d.log()
+                ));
             }
             if Instant::now() > deadline {
                 return Err(format!("daemon not ready within 10 s; log:\n{}", d.log()));
@@ -274,18 +277,15 @@ impl Peer {
             Peer::Curl => "curl",
             Peer::Wget => "busybox",
         };
-        let found = std::env::var_os("PATH").is_some_and(|p| {
-            std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-        });
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
         (!found).then_some(tool)
     }
 
     /// The hook script: the firmware runs `sh hook.sh EVENT CALL_ID REMOTE NAME IP TIMESTAMP`
     /// (values already URL-safe) for each event, and the script sends the request.
     pub fn script(self, port: u16) -> String {
-        let url = format!(
-            "http://127.0.0.1:{port}/in?n=$2&ev=$1&from=$3&name=$4&ip=$5&t=$6"
-        );
+        let url = format!("http://127.0.0.1:{port}/in?n=$2&ev=$1&from=$3&name=$4&ip=$5&t=$6");
         let cmd = match self {
             Peer::Curl => format!("exec curl -s -o /dev/null --max-time 3 \"{url}\""),
             // No `-T 3`: Debian 12's busybox 1.35 wget segfaults with it (it arms an alarm
@@ -442,7 +442,8 @@ pub fn cpu_ns(pid: u32, keep: impl Fn(&str) -> bool) -> Result<u64, String> {
         if !keep(comm.trim()) {
             continue;
         }
-        let s = std::fs::read_to_string(t.join("schedstat")).map_err(|e| format!("schedstat: {e}"))?;
+        let s =
+            std::fs::read_to_string(t.join("schedstat")).map_err(|e| format!("schedstat: {e}"))?;
         ns += s
             .split_whitespace()
             .next()
@@ -457,7 +458,9 @@ pub fn children_cpu_ns() -> u64 {
     use nix::sys::resource::{getrusage, UsageWho};
     getrusage(UsageWho::RUSAGE_CHILDREN)
         .map(|u| {
-            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1_000;
+            let t = |tv: nix::sys::time::TimeVal| {
+                tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1_000
+            };
             t(u.user_time()) + t(u.system_time())
         })
         .unwrap_or(0)
@@ -491,10 +494,7 @@ impl MemSampler {
             }
             (rss, anon)
         });
-        MemSampler {
-            stop,
-            t: Some(t),
-        }
+        MemSampler { stop, t: Some(t) }
     }
 
     /// (peak VmRSS, peak RssAnon) seen, KiB.

@@ -329,7 +329,10 @@ impl Report {
         for w in why {
             let reason = w.split_once(": ").map_or(w.clone(), |x| x.1.to_string());
             let who = w.split_once(": ").map_or("", |x| x.0);
-            let who = who.split(" (").nth(1).map_or(who.to_string(), |p| p.trim_end_matches(')').to_string());
+            let who = who
+                .split(" (")
+                .nth(1)
+                .map_or(who.to_string(), |p| p.trim_end_matches(')').to_string());
             let k = format!("{who}\u{0}{reason}");
             if !seen.contains(&k) {
                 seen.push(k);

@@ -18,8 +18,16 @@ pub struct Size {
 
 const TARGETS: [(&str, &str, &str); 3] = [
     ("x86_64", "x86_64-unknown-linux-gnu", "strip"),
-    ("armv7", "armv7-unknown-linux-gnueabihf", "arm-linux-gnueabihf-strip"),
-    ("aarch64", "aarch64-unknown-linux-musl", "aarch64-linux-gnu-strip"),
+    (
+        "armv7",
+        "armv7-unknown-linux-gnueabihf",
+        "arm-linux-gnueabihf-strip",
+    ),
+    (
+        "aarch64",
+        "aarch64-unknown-linux-musl",
+        "aarch64-linux-gnu-strip",
+    ),
 ];
 
 fn root() -> PathBuf {
@@ -52,7 +60,14 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
         .env("CARGO_TARGET_DIR", &dir)
-        .args(["build", "--release", "--bin", "event-notify", "--target", triple])
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "event-notify",
+            "--target",
+            triple,
+        ])
         .stdin(Stdio::null());
     if !tls {
         cmd.arg("--no-default-features");
@@ -86,7 +101,9 @@ fn stripped_size(bin: &Path, strip: &str) -> Result<u64, String> {
         .status()
         .is_ok_and(|s| s.success());
     let n = if ok {
-        std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(meta.len())
+        std::fs::metadata(&copy)
+            .map(|m| m.len())
+            .unwrap_or(meta.len())
     } else {
         meta.len()
     };
@@ -121,10 +138,19 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
             };
             let peers = match arch {
                 "x86_64" => vec![
-                    ("curl + libcurl".to_string(), "size.peer.curl.x86_64".to_string()),
-                    ("busybox".to_string(), "size.peer.busybox.x86_64".to_string()),
+                    (
+                        "curl + libcurl".to_string(),
+                        "size.peer.curl.x86_64".to_string(),
+                    ),
+                    (
+                        "busybox".to_string(),
+                        "size.peer.busybox.x86_64".to_string(),
+                    ),
                 ],
-                a => vec![("busybox-static".to_string(), format!("size.peer.busybox.{a}"))],
+                a => vec![(
+                    "busybox-static".to_string(),
+                    format!("size.peer.busybox.{a}"),
+                )],
             };
             out.push(Size {
                 key,
@@ -146,7 +172,10 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
             key: format!("size.{arch}.notls.small"),
             label: format!("stripped size: {arch}, no TLS, flash-size build (cross/small.sh)"),
             bytes,
-            peers: vec![("busybox-static".to_string(), format!("size.peer.busybox.{arch}"))],
+            peers: vec![(
+                "busybox-static".to_string(),
+                format!("size.peer.busybox.{arch}"),
+            )],
         });
     }
     out
@@ -183,11 +212,10 @@ fn file_size(p: &Path) -> Result<u64, String> {
 /// busybox-static binaries are the ones cross/setup.sh fetched for the QEMU images.
 pub fn peers() -> Vec<(String, Result<u64, String>)> {
     let libcurl = Path::new("/usr/lib/x86_64-linux-gnu/libcurl.so.4");
-    let curl = file_size(Path::new("/usr/bin/curl"))
-        .and_then(|c| {
-            let real = std::fs::canonicalize(libcurl).map_err(|e| format!("libcurl: {e}"))?;
-            Ok(c + file_size(&real)?)
-        });
+    let curl = file_size(Path::new("/usr/bin/curl")).and_then(|c| {
+        let real = std::fs::canonicalize(libcurl).map_err(|e| format!("libcurl: {e}"))?;
+        Ok(c + file_size(&real)?)
+    });
     let cache = root().join("cross/cache");
     vec![
         ("size.peer.curl.x86_64".into(), curl),
