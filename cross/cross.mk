@@ -69,7 +69,6 @@ check-boards:
 # The flash-size build: std rebuilt for size with nightly, panic=immediate-abort (cross/small.sh).
 cross-small: cross-ready
 	@sh cross/small.sh $(CROSS_TRIPLE_armhf) notls
-	@sh cross/small.sh $(CROSS_TRIPLE_arm64) notls
 
 cross-sizes: cross-ready
 	@sh cross/sizes.sh --build

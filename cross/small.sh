@@ -7,7 +7,10 @@
 # (-C panic=immediate-abort: no unwinding tables, no panic message formatting). Behaviour is the
 # same; a panic (there is none on any input, by design) would end the process without a message.
 #
-# Needs the nightly toolchain with its rust-src component (installed here if missing).
+# Needs the nightly toolchain with its rust-src component (installed here if missing). Made for
+# the primary target, armv7-unknown-linux-gnueabihf (static glibc); a musl target would need the
+# nightly's own rust-std for that target (its self-contained crt objects), which this machine's
+# rustup cannot fetch.
 # Output: target/small/<tls|notls>/TRIPLE/release/event-notify; prints "SIZE PATH".
 set -eu
 triple=${1:?usage: small.sh TRIPLE [tls|notls]}

@@ -160,8 +160,9 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
             });
         }
     }
-    // The flash-size build (cross/small.sh: std rebuilt for size, panic=immediate-abort).
-    for (arch, triple, _) in &TARGETS[1..] {
+    // The flash-size build of the primary target (cross/small.sh: std rebuilt for size,
+    // panic=immediate-abort).
+    for (arch, triple, _) in &TARGETS[1..2] {
         let bytes = if build_them {
             eprintln!("bench: building the flash-size {triple} (cross/small.sh)");
             small(triple)
