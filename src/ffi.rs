@@ -592,10 +592,10 @@ pub unsafe extern "C" fn en_get_counters(e: *mut en_engine, out: *mut en_counter
         if out.is_null() {
             return EN_E_NULL;
         }
-        let Some(status) = no_sigpipe(|| engine.handle.inbox().status()) else {
+        let Some(d) = no_sigpipe(|| engine.handle.inbox().counters()) else {
             return EN_E_STOPPED;
         };
-        let mut c = counters_from_status(&status);
+        let mut c = en_counters::from(d);
         c.refused += engine.refused.load(Ordering::Relaxed);
         // SAFETY: non-NULL, and points to an en_counters by the caller's contract.
         unsafe { out.write(c) };
@@ -603,36 +603,25 @@ pub unsafe extern "C" fn en_get_counters(e: *mut en_engine, out: *mut en_counter
     })
 }
 
-/// The counters from the `key value` lines of the engine's status.
-fn counters_from_status(status: &str) -> en_counters {
-    let mut c = en_counters::default();
-    for line in status.lines() {
-        let Some((key, value)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(v) = value.parse::<u64>() else {
-            continue;
-        };
-        let slot = match key {
-            "messages" => &mut c.messages,
-            "events" => &mut c.events,
-            "queued" => &mut c.queued,
-            "delivered" => &mut c.delivered,
-            "retried" => &mut c.retried,
-            "failed" => &mut c.failed,
-            "dropped" => &mut c.dropped,
-            "not_configured" => &mut c.not_configured,
-            "too_long" => &mut c.too_long,
-            "pending" => &mut c.pending,
-            "in_flight" => &mut c.in_flight,
-            "refused" => &mut c.refused,
-            "reloads" => &mut c.reloads,
-            "reload_errors" => &mut c.reload_errors,
-            _ => continue,
-        };
-        *slot = v;
+impl From<daemon::Counters> for en_counters {
+    fn from(d: daemon::Counters) -> en_counters {
+        en_counters {
+            messages: d.messages,
+            events: d.events,
+            queued: d.queued,
+            delivered: d.delivered,
+            retried: d.retried,
+            failed: d.failed,
+            dropped: d.dropped,
+            not_configured: d.not_configured,
+            too_long: d.too_long,
+            pending: d.pending,
+            in_flight: d.in_flight,
+            refused: d.refused,
+            reloads: d.reloads,
+            reload_errors: d.reload_errors,
+        }
     }
-    c
 }
 
 /// Stops the engine and frees it: waits up to `flush_ms` milliseconds for the notifications
@@ -1012,14 +1001,28 @@ mod tests {
     }
 
     #[test]
-    fn counters_are_read_from_the_status_lines() {
-        let c = counters_from_status(
-            "version 0.1.0\nrefused 2\nreloads 3\nmessages 4\nevents 5\nqueued 6\ndelivered 7\n\
-             retried 8\nfailed 9\ndropped 10\nnot_configured 11\ntoo_long 12\npending 13\n\
-             in_flight 14\nreload_errors 15\nevent dnd_on on derived=1\n",
-        );
+    fn counters_come_from_the_engine_field_by_field() {
+        let d = daemon::Counters {
+            messages: 4,
+            events: 5,
+            queued: 6,
+            delivered: 7,
+            retried: 8,
+            failed: 9,
+            dropped: 10,
+            pending: 13,
+            in_flight: 14,
+            not_configured: 11,
+            too_long: 12,
+            duplicates: 99,
+            unknown_call: 98,
+            call_table_full: 97,
+            refused: 2,
+            reloads: 3,
+            reload_errors: 15,
+        };
         assert_eq!(
-            c,
+            en_counters::from(d),
             en_counters {
                 messages: 4,
                 events: 5,
@@ -1038,7 +1041,6 @@ mod tests {
             }
         );
     }
-
     #[test]
     fn a_sigpipe_in_the_callers_thread_is_absorbed() {
         // In a child process with SIGPIPE at its default action (deadly, as in a C program):

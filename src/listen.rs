@@ -911,14 +911,7 @@ pub fn form_decode(s: &[u8]) -> String {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+use crate::core::wire::hex;
 
 /// Appends `s` with control characters escaped (`\n`, `\r`, `\t`, `\xNN`, `\u{NN}`), so that
 /// a decoded value always stays on its own line.

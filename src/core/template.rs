@@ -133,6 +133,22 @@ fn push_part(
         .map_err(|_| err(TemplateErrorKind::TooManyParts, text, at))
 }
 
+/// The literal text before a variable (from `lit_start` to its `$`), then the variable.
+fn push_var(
+    parts: &mut Vec<Part, MAX_PARTS>,
+    lit_start: usize,
+    dollar: usize,
+    var: Var,
+    src: &str,
+) -> Result<(), TemplateError> {
+    let lit = Part::Lit {
+        start: lit_start as u16,
+        end: dollar as u16,
+    };
+    push_part(parts, lit, src, dollar)?;
+    push_part(parts, Part::Var(var), src, dollar)
+}
+
 impl Template {
     /// Parses a body template (any text; values encoded per `Encoding` at expansion).
     pub fn parse_body(src: &str) -> Result<Template, TemplateError> {
@@ -258,32 +274,14 @@ impl Template {
                 let name = &inner[..close];
                 let var = Var::from_name(name)
                     .ok_or_else(|| err(TemplateErrorKind::UnknownBraced, src, dollar))?;
-                push_part(
-                    &mut parts,
-                    Part::Lit {
-                        start: lit_start as u16,
-                        end: dollar as u16,
-                    },
-                    src,
-                    i,
-                )?;
-                push_part(&mut parts, Part::Var(var), src, i)?;
+                push_var(&mut parts, lit_start, dollar, var, src)?;
                 i = dollar + 2 + close + 1;
                 lit_start = i;
                 continue;
             }
             match Var::longest_prefix(after) {
                 Some((var, len)) => {
-                    push_part(
-                        &mut parts,
-                        Part::Lit {
-                            start: lit_start as u16,
-                            end: dollar as u16,
-                        },
-                        src,
-                        i,
-                    )?;
-                    push_part(&mut parts, Part::Var(var), src, i)?;
+                    push_var(&mut parts, lit_start, dollar, var, src)?;
                     i = dollar + 1 + len;
                     lit_start = i;
                 }
