@@ -285,22 +285,11 @@ impl Tracker {
         {
             Some(i) => i,
             None => {
-                let acc = Account {
-                    user: heapless::String::try_from(user).unwrap_or_default(),
-                    host: heapless::String::try_from(host).unwrap_or_default(),
-                    registered: false,
-                };
-                if self.accounts.push(acc).is_err() {
+                if self.accounts.is_full() {
                     // Forget an account that is not registered to make room.
                     match self.accounts.iter().position(|a| !a.registered) {
                         Some(i) => {
                             self.accounts.swap_remove(i);
-                            let acc = Account {
-                                user: heapless::String::try_from(user).unwrap_or_default(),
-                                host: heapless::String::try_from(host).unwrap_or_default(),
-                                registered: false,
-                            };
-                            let _ = self.accounts.push(acc);
                         }
                         None => {
                             self.stats.account_table_full += 1;
@@ -308,6 +297,11 @@ impl Tracker {
                         }
                     }
                 }
+                let _ = self.accounts.push(Account {
+                    user: heapless::String::try_from(user).unwrap_or_default(),
+                    host: heapless::String::try_from(host).unwrap_or_default(),
+                    registered: false,
+                });
                 self.accounts.len() - 1
             }
         };
@@ -729,6 +723,31 @@ mod tests {
                 "booting_completed"
             ]
         );
+    }
+
+    #[test]
+    fn account_table_forgets_unregistered_accounts_first() {
+        let mut t = Tracker::new();
+        let mut out = DerivedList::new();
+        let reg = |s, u: &str| {
+            Msg::new(Kind::Register(s))
+                .with(Var::ActiveUser, u)
+                .with(Var::ActiveHost, "h")
+        };
+        for i in 0..MAX_ACCOUNTS {
+            t.on_msg(&reg(RegState::Ok, &format!("u{i}")), 0, &mut out)
+                .unwrap();
+        }
+        // Full of registered accounts: a new one is refused and counted.
+        assert_eq!(
+            t.on_msg(&reg(RegState::Ok, "new"), 0, &mut out),
+            Err(TrackError::AccountTableFull)
+        );
+        assert_eq!(t.stats.account_table_full, 1);
+        // Once one signs off, its place can be taken.
+        t.on_msg(&reg(RegState::Off, "u0"), 0, &mut out).unwrap();
+        t.on_msg(&reg(RegState::Ok, "new"), 0, &mut out).unwrap();
+        assert_eq!(out[0].event, Event::Registration);
     }
 
     #[test]
