@@ -568,3 +568,33 @@ fn listen_command_usage_errors() {
     let (code, _, err) = run_cli(&["listen", "--bind", &bind]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// What `output_within` uses to tell a child stuck between fork and exec (it then starts the
+/// command again) from a command that runs and hangs (a failure).
+#[test]
+fn a_child_that_never_execed_is_told_from_one_that_did() {
+    use nix::unistd::{fork, ForkResult};
+    // SAFETY: the child only sleeps and exits (async-signal-safe calls).
+    let pid = match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => unsafe {
+            let t = nix::libc::timespec {
+                tv_sec: 5,
+                tv_nsec: 0,
+            };
+            nix::libc::nanosleep(&t, std::ptr::null_mut());
+            nix::libc::_exit(0)
+        },
+        ForkResult::Parent { child } => child,
+    };
+    assert!(never_execed(pid.as_raw() as u32));
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    let mut execed = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!never_execed(execed.id()));
+    let _ = execed.kill();
+    let _ = execed.wait();
+}
