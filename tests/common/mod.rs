@@ -867,9 +867,9 @@ pub type Outcome = (i32, String, String);
 /// the vfork of `posix_spawn` as a plain fork). Twice in about 45 armv7 runs of tests/daemon.rs a
 /// `status` child did not finish in time, then not again in 100 runs; that it was stuck before
 /// exec is the likely cause, not a confirmed one. Such a child is still a copy of this process
-/// (same `/proc/PID/cmdline`): it never ran the command, so it is killed and the command started
-/// again (at most twice), with a note on stderr. A command that did start and then hangs is a
-/// failure, as always.
+/// (its command line still names this test binary): it never ran the command, so it is killed
+/// and the command started again (at most twice), with a note on stderr. A command that did
+/// start and then hangs is a failure, as always.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> Outcome {
     for _ in 0..2 {
         match try_output_within(cmd, timeout) {
@@ -886,11 +886,16 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> Outcome {
 /// A spawned child that was still a copy of the test process when its time ran out.
 struct NeverExeced;
 
-/// Whether the process `pid` is still a copy of this one (forked, never exec'd).
+/// Whether the process `pid` is still a copy of this one (forked, never exec'd): its command
+/// line (as the host kernel shows it: under qemu-user, QEMU's own with this test binary among
+/// its arguments) holds this process's `argv[0]`.
 pub fn never_execed(pid: u32) -> bool {
-    let mine = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    use std::os::unix::ffi::OsStrExt;
+    let Some(me) = std::env::args_os().next() else {
+        return false;
+    };
     let child = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    !mine.is_empty() && child == mine
+    child.split(|&b| b == 0).any(|field| field == me.as_bytes())
 }
 
 fn try_output_within(cmd: &mut Command, timeout: Duration) -> Result<Outcome, NeverExeced> {
