@@ -30,11 +30,14 @@ demo:
 # Host tests: unit, doc and integration tests (real daemon processes on loopback).
 test-host: setup-host
 	$(CARGO) test
-	$(CARGO) build --release --no-default-features --quiet
+	@# The build without TLS must keep compiling; it goes to its own target directory, so
+	@# target/release/event-notify stays the default build (with HTTPS) a user picks up.
+	$(CARGO) build --release --no-default-features --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
--include cross/cross.mk
--include tests/c/c.mk
--include bench/bench.mk
+# include, not -include: a renamed file must fail the build, not silently drop a suite.
+include cross/cross.mk
+include tests/c/c.mk
+include bench/bench.mk
 
 test: setup test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"

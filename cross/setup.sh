@@ -37,8 +37,10 @@ say() { echo "setup: $*"; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 
 # --- 1. host packages -------------------------------------------------------------------------
-host_pkgs="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu qemu-user
-qemu-system-arm cpio"
+# Each cross compiler with its C library headers: ring's C code is compiled for the target, and
+# without the headers it fails deep inside its build script (bits/libc-header-start.h).
+host_pkgs="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+qemu-user qemu-system-arm cpio"
 
 installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
@@ -79,6 +81,27 @@ else
     # shellcheck disable=SC2086
     $apt_host install -y -q --no-install-recommends $missing
 fi
+
+# --- 1b. each cross compiler finds its C library --------------------------------------------
+# A missing sysroot shows up in seconds here, naming the package, instead of minutes later inside
+# a crate's build script. Runs also with --no-install (make cross-ready), so every ARM target
+# that builds checks it first.
+# compiler  the package that holds its C library headers
+cross_ccs() {
+    echo "arm-linux-gnueabihf-gcc libc6-dev-armhf-cross"
+    echo "aarch64-linux-gnu-gcc libc6-dev-arm64-cross"
+}
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf '#include <stdint.h>\n#include <stdio.h>\nint main(void) { uint8_t x = 0; return x; }\n' >"$probe/probe.c"
+cross_ccs | while read -r cc pkg; do
+    command -v "$cc" >/dev/null 2>&1 || die "$cc not found: install $(echo "$cc" | sed 's/^/gcc-/; s/-gcc$//') (cross/setup.sh as root)"
+    if ! "$cc" -c "$probe/probe.c" -o "$probe/probe.o" 2>"$probe/err"; then
+        sed 's/^/    /' "$probe/err" >&2
+        die "$cc cannot compile '#include <stdint.h>': its C library headers are missing; install $pkg"
+    fi
+done
+say "cross compilers find their C headers"
 
 # --- 2. rust targets --------------------------------------------------------------------------
 targets="armv7-unknown-linux-gnueabihf aarch64-unknown-linux-musl"
