@@ -4,6 +4,7 @@ pub mod engine;
 pub mod event;
 pub mod hook;
 pub mod outbox;
+pub mod sign;
 pub mod template;
 pub mod tracker;
 pub mod var;
