@@ -10,6 +10,7 @@
 pub mod baresip;
 pub mod core;
 pub mod listen;
+pub mod spool;
 
 pub use crate::core::event::Event;
 pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};
