@@ -52,7 +52,7 @@ const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
 
 pub const USAGE: &str = "\
-usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N]
+usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N] [--secret S]
 
 A small HTTP/1.1 receiver: for each request, prints a line `METHOD TARGET` exactly as it
 arrived, then the decoded query pairs, the user name of an Authorization header (never the
@@ -61,6 +61,9 @@ password) and the body (form pairs decoded), each indented by two spaces; flushe
   --bind ADDR:PORT   where to listen (port 0: any free port; the port is printed on stderr)
   --status CODE      the status of every answer (200..599, default 200); the body is empty
   --count N          exit 0 after N requests
+  --secret S         check each request's X-Event-Notify-Signature with this signing secret
+                     and print `  signature ok` or `  signature refused: WHY` (the secret is
+                     never printed)
 ";
 
 /// What `listen` was asked to do.
@@ -72,6 +75,8 @@ pub struct ListenOpts {
     pub status: u16,
     /// Stop after this many requests were printed and answered.
     pub count: Option<u64>,
+    /// Verify each request's signature with this secret.
+    pub secret: Option<crate::core::sign::Secret>,
 }
 
 impl Default for ListenOpts {
@@ -80,6 +85,7 @@ impl Default for ListenOpts {
             bind: String::new(),
             status: 200,
             count: None,
+            secret: None,
         }
     }
 }
@@ -122,6 +128,14 @@ impl ListenOpts {
                             return Err(format!("--count {v}: expected a number of requests >= 1"))
                         }
                     };
+                }
+                "--secret" => {
+                    let v = value(&mut it)?;
+                    opts.secret =
+                        Some(crate::core::sign::Secret::new(v.as_bytes()).ok_or(format!(
+                            "--secret: expected 1..{} bytes",
+                            crate::core::sign::SECRET_CAP
+                        ))?);
                 }
                 other => return Err(format!("unexpected argument '{other}'")),
             }
@@ -179,6 +193,7 @@ pub fn stdout_sink() -> Sink {
 
 struct Shared {
     status: u16,
+    secret: Option<crate::core::sign::Secret>,
     count: Option<u64>,
     /// Requests admitted for printing (with `count`, those past it are dropped unanswered).
     admitted: AtomicU64,
@@ -217,6 +232,7 @@ pub fn serve(listener: TcpListener, opts: &ListenOpts, sink: Sink) -> io::Result
     };
     let shared = Arc::new(Shared {
         status: opts.status,
+        secret: opts.secret.clone(),
         count: opts.count,
         admitted: AtomicU64::new(0),
         done: AtomicU64::new(0),
@@ -291,7 +307,22 @@ fn handle(stream: TcpStream, shared: &Shared) {
         if shared.count.is_some_and(|c| n > c) || shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = (shared.sink)(render(&head, &body).as_bytes()) {
+        let mut block = render(&head, &body);
+        if let Some(secret) = &shared.secret {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            block.push_str(&crate::core::sign::check_line(
+                secret,
+                head.header(crate::core::sign::SIGNATURE_HEADER),
+                head.header(crate::core::sign::ID_HEADER),
+                &head.method,
+                &head.target,
+                &body,
+                now,
+            ));
+        }
+        if let Err(e) = (shared.sink)(block.as_bytes()) {
             return shared.stop(Some(e));
         }
         let last = shared.count == Some(n);
@@ -1340,7 +1371,8 @@ GET /d HTTP/1.1\r\n\r\n";
             Ok(Some(ListenOpts {
                 bind: "127.0.0.1:0".into(),
                 status: 503,
-                count: Some(3)
+                count: Some(3),
+                secret: None,
             }))
         );
         assert_eq!(
@@ -1348,9 +1380,18 @@ GET /d HTTP/1.1\r\n\r\n";
             Ok(Some(ListenOpts {
                 bind: "[::]:8080".into(),
                 status: 200,
-                count: None
+                count: None,
+                secret: None,
             }))
         );
+        let with = parse(&["--bind=x", "--secret", "s3cret"]).unwrap().unwrap();
+        assert_eq!(
+            with.secret.as_ref().map(|s| s.expose()),
+            Some(&b"s3cret"[..])
+        );
+        assert!(!format!("{with:?}").contains("s3cret"));
+        let err = parse(&["--bind=x", "--secret="]).unwrap_err();
+        assert!(err.contains("--secret"), "{err}");
         assert_eq!(parse(&["--help"]), Ok(None));
         for bad in [
             &["--status", "200"][..],
@@ -1386,6 +1427,7 @@ GET /d HTTP/1.1\r\n\r\n";
             bind: String::new(),
             status,
             count,
+            secret: None,
         };
         std::thread::spawn(move || {
             let _ = tx.send(serve(listener, &opts, sink));

@@ -55,6 +55,61 @@ pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
     id
 }
 
+/// A signing secret: write-only. Its `Debug` shows no byte of it, and nothing formats it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(heapless::Vec<u8, SECRET_CAP>);
+
+impl Secret {
+    /// `None` when empty or longer than [`SECRET_CAP`].
+    pub fn new(bytes: &[u8]) -> Option<Secret> {
+        if bytes.is_empty() {
+            return None;
+        }
+        heapless::Vec::from_slice(bytes).ok().map(Secret)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What `listen --secret` prints under a request: `  signature ok`, or
+/// `  signature refused: <why>`. `signature` and `id` are the request's header values.
+#[allow(clippy::too_many_arguments)]
+pub fn check_line(
+    secret: &Secret,
+    signature: Option<&str>,
+    id: Option<&str>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    now: u64,
+) -> String {
+    let r = match signature {
+        None => Err(VerifyError::Missing),
+        Some(h) => verify(
+            secret.expose(),
+            h,
+            id.unwrap_or(""),
+            method,
+            target,
+            body,
+            now,
+            REPLAY_WINDOW_S,
+        ),
+    };
+    match r {
+        Ok(()) => "  signature ok\n".to_string(),
+        Err(e) => format!("  signature refused: {e}\n"),
+    }
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// A signature header value: `t=1795333428,v1=` + 64 hex digits.
@@ -122,7 +177,7 @@ pub enum VerifyError {
     Missing,
     /// The header is not `t=<digits>,v1=<64 hex>[,v1=...]`, or is too long.
     Malformed,
-    /// The timestamp is this many seconds older than the window allows.
+    /// The timestamp is this many seconds old, more than the window allows.
     TooOld(u64),
     /// The timestamp is this many seconds ahead of the receiver's clock, beyond the window.
     InFuture(u64),
@@ -135,8 +190,13 @@ impl core::fmt::Display for VerifyError {
         match self {
             VerifyError::Missing => write!(f, "no {SIGNATURE_HEADER} header"),
             VerifyError::Malformed => write!(f, "malformed {SIGNATURE_HEADER} header"),
-            VerifyError::TooOld(s) => write!(f, "timestamp {s} s older than the replay window"),
-            VerifyError::InFuture(s) => write!(f, "timestamp {s} s in the future"),
+            VerifyError::TooOld(s) => write!(f, "timestamp {s} s old, outside the replay window"),
+            VerifyError::InFuture(s) => {
+                write!(
+                    f,
+                    "timestamp {s} s in the future, outside the replay window"
+                )
+            }
             VerifyError::Mismatch => {
                 f.write_str("signature mismatch (wrong secret, or the request was changed)")
             }
@@ -201,7 +261,7 @@ pub fn verify(
         return Err(VerifyError::Malformed);
     }
     if t + window_s < now {
-        return Err(VerifyError::TooOld(now - t - window_s));
+        return Err(VerifyError::TooOld(now - t));
     }
     if t > now + window_s {
         return Err(VerifyError::InFuture(t - now));
@@ -287,12 +347,36 @@ mod tests {
         );
         assert_eq!(
             ok(&h, ID, "POST", "/cdr?x=1", b"{\"a\":1}", t + 301),
-            Err(VerifyError::TooOld(1))
+            Err(VerifyError::TooOld(301))
         );
         assert_eq!(
             ok(&h, ID, "POST", "/cdr?x=1", b"{\"a\":1}", t - 400),
             Err(VerifyError::InFuture(400))
         );
+    }
+
+    #[test]
+    fn secret_is_never_shown_and_lines() {
+        let s = Secret::new(b"hunter2-signing").unwrap();
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert!(Secret::new(b"").is_none());
+        assert!(Secret::new(&[b'x'; SECRET_CAP + 1]).is_none());
+        let h = sign(s.expose(), 100, ID, "GET", "/a", b"");
+        assert_eq!(
+            check_line(&s, Some(&h), Some(ID), "GET", "/a", b"", 100),
+            "  signature ok\n"
+        );
+        let no = check_line(&s, None, Some(ID), "GET", "/a", b"", 100);
+        assert_eq!(
+            no,
+            "  signature refused: no X-Event-Notify-Signature header\n"
+        );
+        let old = check_line(&s, Some(&h), Some(ID), "GET", "/a", b"", 1000);
+        assert_eq!(
+            old,
+            "  signature refused: timestamp 900 s old, outside the replay window\n"
+        );
+        assert!(!old.contains("hunter2"));
     }
 
     #[test]
