@@ -13,8 +13,9 @@ all: build
 build:
 	$(CARGO) build --release
 
-# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux
+# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
+# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 
