@@ -1290,3 +1290,20 @@ impl Daemon {
         let _ = self.engine.write_status(s);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rate_limited_per_window() {
+        let mut w = WarnLimit::default();
+        let t0 = 1_000_000;
+        let allowed = (0..1000).filter(|_| w.allow(t0, "x")).count();
+        assert_eq!(allowed, WARN_BURST as usize);
+        assert_eq!(w.suppressed, 1000 - WARN_BURST as u64);
+        // The next window logs again (and reports what the last one suppressed).
+        assert!(w.allow(t0 + WARN_WINDOW_MS, "x"));
+        assert_eq!(w.suppressed, 0);
+    }
+}
