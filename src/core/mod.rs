@@ -3,6 +3,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod hook;
+pub mod id;
 pub mod outbox;
 pub mod sign;
 pub mod template;

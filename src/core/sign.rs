@@ -29,32 +29,6 @@ pub const SECRET_CAP: usize = 256;
 /// Longest signature header value accepted by [`verify`] (several `v1=` during a key rotation).
 pub const SIGNATURE_HEADER_CAP: usize = 512;
 
-/// Longest delivery id: 12 hex digits, two dashes, a u32 and a u64 in decimal.
-pub const ID_CAP: usize = 48;
-
-/// A delivery id: `<mac>-<start>-<seq>`.
-pub type DeliveryId = heapless::String<ID_CAP>;
-
-/// The delivery id of notification `seq` of daemon start `boot` on the phone with this MAC
-/// (12 hex digits; anything else, such as no MAC on the interface, gives twelve zeros). The same on
-/// every attempt of that notification, and unique across restarts since `boot` never repeats.
-///
-/// ```
-/// use event_notify::core::sign::delivery_id;
-/// assert_eq!(delivery_id("000b82123456", 17, 42), "000b82123456-17-42");
-/// assert_eq!(delivery_id("", 1, 1), "000000000000-1-1");
-/// ```
-pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
-    let mut id = DeliveryId::new();
-    let mac_ok = mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit());
-    let mac = if mac_ok { mac } else { "000000000000" };
-    for c in mac.chars() {
-        let _ = id.push(c.to_ascii_lowercase());
-    }
-    let _ = core::fmt::Write::write_fmt(&mut id, format_args!("-{boot}-{seq}"));
-    id
-}
-
 /// A signing secret: write-only. Its `Debug` shows no byte of it, and nothing formats it.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(heapless::Vec<u8, SECRET_CAP>);

@@ -8,6 +8,7 @@
 
 pub mod deliver;
 pub mod net;
+pub mod spooling;
 
 use crate::core::config::{Board, Config, Problem};
 use crate::core::engine::{Engine, Failure, Job, Note, Now, Outcome};
@@ -479,6 +480,7 @@ struct Daemon {
     held_boot: Option<(Msg, u64)>,
     started: Now,
     stopping: Option<u64>,
+    spooler: spooling::Spooler,
 }
 
 fn log_note(n: Note, limit: &mut WarnLimit) {
@@ -608,15 +610,23 @@ impl Daemon {
         };
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
+        let spool_cfg = config.delivery.clone();
+        let mut engine = Engine::new(config, seed);
+        let mut warn_notes = WarnLimit::default();
+        let spooler =
+            spooling::Spooler::start(&spool_cfg, &opts.config, &mut engine, now(), &mut |n| {
+                log_note(n, &mut warn_notes)
+            });
         let d = Daemon {
-            engine: Engine::new(config, seed),
+            engine,
+            spooler,
             device,
             sender,
             workers,
             done: done_rx,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
-            warn_notes: WarnLimit::default(),
+            warn_notes,
             inbox_rx,
             sigfd,
             inotify: Some(inotify),
@@ -783,8 +793,11 @@ impl Daemon {
         loop {
             let t = now();
             self.dispatch(t);
+            self.spooler.sync(&self.engine, false, t.ms);
             if let Some(deadline) = self.stopping {
                 if self.engine.pending() == 0 || t.ms >= deadline {
+                    // What is still queued survives the restart.
+                    self.spooler.sync(&self.engine, true, t.ms);
                     let left = self.engine.pending();
                     if left > 0 {
                         log::warn!("stopping with {left} notification(s) not delivered");
@@ -1080,6 +1093,9 @@ impl Daemon {
         for w in warnings {
             log::warn!("config: {w}");
         }
+        if cfg.delivery.spool != self.engine.config().delivery.spool {
+            log::warn!("reload: a change of delivery.spool takes effect at the next start");
+        }
         if cfg.delivery != self.engine.config().delivery {
             match Sender::new(&cfg.delivery) {
                 Ok(s) => {
@@ -1287,6 +1303,7 @@ impl Daemon {
                 c.reconnects
             );
         }
+        self.spooler.write_status(&self.engine, s);
         let _ = self.engine.write_status(s);
     }
 }

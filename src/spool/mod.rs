@@ -18,6 +18,7 @@
 //!   still waits in memory, it is only not crash-safe.
 
 pub mod boot;
+pub mod payload;
 pub mod record;
 
 pub use record::Key;
@@ -214,6 +215,11 @@ impl Spool {
     /// Notifications waiting in the spool.
     pub fn waiting(&self) -> usize {
         self.live.len()
+    }
+
+    /// The keys of the notifications waiting in the spool, oldest first.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.live.keys().copied()
     }
 
     pub fn contains(&self, key: Key) -> bool {

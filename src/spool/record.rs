@@ -26,13 +26,7 @@ pub const RECORD_CAP: usize = 8 * 1024;
 pub const TYPE_QUEUED: u8 = 1;
 pub const TYPE_TOMBSTONE: u8 = 2;
 
-/// Identifies a notification across restarts: the daemon's start counter and its sequence number
-/// in that run. Orders notifications as their events happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Key {
-    pub boot: u32,
-    pub seq: u64,
-}
+pub use crate::core::id::Key;
 
 const fn crc_table() -> [u32; 256] {
     let mut t = [0u32; 256];
