@@ -147,20 +147,36 @@ fn bad_ports_are_refused_with_their_column() {
         ("http://[::1]:0/x", 14),
     ] {
         let dir = TempDir::new("port");
-        let cfg = dir.write(
-            "c.json",
-            format!(r#"{{"events": {{"dnd_on": "{url}"}}}}"#),
-        );
+        let cfg = dir.write("c.json", format!(r#"{{"events": {{"dnd_on": "{url}"}}}}"#));
         let (code, out, err) = run_cli(&["check", "--config", cfg.to_str().unwrap()]);
         assert_eq!(code, 1, "{url}: {out}{err}");
         assert!(
-            out.contains(&format!("column {col}: the port must be a number from 1 to 65535")),
+            out.contains(&format!(
+                "column {col}: the port must be a number from 1 to 65535"
+            )),
             "{url}: {out}"
         );
         let mut d = Daemon::spawn(&format!(r#"{{"events": {{"dnd_on": "{url}"}}}}"#), &[]);
         let st = d.wait_exit(PATIENCE).expect("run must refuse");
         assert_eq!(st.code(), Some(1), "{url}: {}", d.log());
     }
+    // A port made by a variable is checked when sent: a bad one fails at once, not retried.
+    let r = Receiver::start();
+    let cfg = r#"{"events": {"dnd_on": "http://127.0.0.1:$remote/v"}, "delivery": {"backoff_initial_ms": 20, "backoff_max_ms": 40}}"#;
+    let d = Daemon::start(cfg);
+    d.emit_ok(&["dnd_on", "remote=8o8o"]);
+    d.emit_ok(&["dnd_on", &format!("remote={}", r.port())]);
+    r.wait_for(1, PATIENCE);
+    let s = d.status();
+    assert_eq!(stat(&s, "failed"), 1, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    assert!(
+        d.log()
+            .contains("dnd_on: gave up after 1 attempt(s): bad-url"),
+        "{}",
+        d.log()
+    );
+    drop(d);
     // Good ports still load.
     let dir = TempDir::new("port");
     let cfg = dir.write(
@@ -206,10 +222,7 @@ fn a_password_with_reserved_characters_is_refused_and_never_printed() {
     let d = Daemon::start(&cfg);
     d.emit_ok(&["dnd_on"]);
     let got = r.wait_for(1, PATIENCE);
-    assert_eq!(
-        got[0].basic_auth(),
-        Some(("user".into(), "pa#Zq9".into()))
-    );
+    assert_eq!(got[0].basic_auth(), Some(("user".into(), "pa#Zq9".into())));
     assert!(!d.log().contains("Zq9"));
 }
 
@@ -229,11 +242,17 @@ fn no_log_level_prints_a_credential() {
         d.emit_ok(&["dnd_on"]);
         r.wait_for(n, PATIENCE);
         let s = d.status();
-        assert!(stat(&s, "delivered") == 1 || d.wait_log("delivered", PATIENCE), "{s}");
+        assert!(
+            stat(&s, "delivered") == 1 || d.wait_log("delivered", PATIENCE),
+            "{s}"
+        );
         let log = d.log();
         assert!(log.contains("dnd_on"), "the {level} log is empty:\n{log}");
         for secret in ["Tr4ceSecret", token, "Basic "] {
-            assert!(!log.contains(secret), "{level} log shows {secret:?}:\n{log}");
+            assert!(
+                !log.contains(secret),
+                "{level} log shows {secret:?}:\n{log}"
+            );
         }
         assert!(!log.to_ascii_lowercase().contains("authorization"), "{log}");
     }
@@ -335,11 +354,7 @@ fn max_age_gives_up_a_failing_notification() {
     );
     let d = Daemon::start(&cfg);
     d.emit_ok(&["dnd_on"]);
-    assert!(
-        d.wait_log("dnd_on: gave up after", PATIENCE),
-        "{}",
-        d.log()
-    );
+    assert!(d.wait_log("dnd_on: gave up after", PATIENCE), "{}", d.log());
     let s = d.status();
     assert_eq!(stat(&s, "failed"), 1, "{s}");
     assert_eq!(stat(&s, "pending"), 0, "{s}");
@@ -483,7 +498,10 @@ fn check_refuses_what_run_refuses() {
 #[test]
 fn the_config_folder_watch_survives_delete_and_late_creation() {
     let r = Receiver::start();
-    let good = format!(r#"{{"events": {{"dnd_on": "{}"}}}}"#, r.bare_url("/w?n=$remote"));
+    let good = format!(
+        r#"{{"events": {{"dnd_on": "{}"}}}}"#,
+        r.bare_url("/w?n=$remote")
+    );
     // Deleted and made again.
     let top = TempDir::new("watch");
     let sub = top.join("etc");
