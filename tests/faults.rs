@@ -160,6 +160,23 @@ fn bad_ports_are_refused_with_their_column() {
         let st = d.wait_exit(PATIENCE).expect("run must refuse");
         assert_eq!(st.code(), Some(1), "{url}: {}", d.log());
     }
+    // A port made by a variable is checked when sent: a bad one fails at once, not retried.
+    let r = Receiver::start();
+    let cfg = r#"{"events": {"dnd_on": "http://127.0.0.1:$remote/v"}, "delivery": {"backoff_initial_ms": 20, "backoff_max_ms": 40}}"#;
+    let d = Daemon::start(cfg);
+    d.emit_ok(&["dnd_on", "remote=8o8o"]);
+    d.emit_ok(&["dnd_on", &format!("remote={}", r.port())]);
+    r.wait_for(1, PATIENCE);
+    let s = d.status();
+    assert_eq!(stat(&s, "failed"), 1, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    assert!(
+        d.log()
+            .contains("dnd_on: gave up after 1 attempt(s): bad-url"),
+        "{}",
+        d.log()
+    );
+    drop(d);
     // Good ports still load.
     let dir = TempDir::new("port");
     let cfg = dir.write(

@@ -37,6 +37,8 @@ pub enum Failure {
     Status(u16),
     /// The server answered with a redirect (3xx). Not followed, not retried: the URL is wrong.
     Redirect(u16),
+    /// The expanded URL cannot be sent (a port from a variable that is not 1..65535).
+    BadUrl,
     /// Any other transport or protocol error.
     Io,
 }
@@ -49,6 +51,7 @@ impl fmt::Display for Failure {
             Failure::Tls => f.write_str("tls-error"),
             Failure::Status(s) => write!(f, "{s}"),
             Failure::Redirect(s) => write!(f, "redirect-{s}"),
+            Failure::BadUrl => f.write_str("bad-url"),
             Failure::Io => f.write_str("io-error"),
         }
     }
@@ -91,7 +94,7 @@ impl Failure {
     pub const fn retryable(self) -> bool {
         match self {
             Failure::Connect | Failure::Timeout | Failure::Io => true,
-            Failure::Tls | Failure::Redirect(_) => false,
+            Failure::Tls | Failure::Redirect(_) | Failure::BadUrl => false,
             Failure::Status(s) => s == 408 || s == 429 || s >= 500 || s < 200,
         }
     }

@@ -102,10 +102,11 @@ impl Sender {
     /// [`LOCATION_CAP`] bytes), for the log and `status`.
     pub fn send(&self, n: &Notification) -> (Outcome, Option<String>) {
         if crate::core::outbox::Destination::of(&n.url).port == 0 {
-            // The loader refuses a bad literal port; one made by a variable lands here.
+            // The loader refuses a bad literal port; one made by a variable lands here: not
+            // sent (never to port 80), not retried.
             return (
                 Outcome::Failed {
-                    why: Failure::Connect,
+                    why: Failure::BadUrl,
                     retry_after_ms: None,
                 },
                 None,
