@@ -647,8 +647,9 @@ fn expand_check_events_and_variables_commands() {
     );
     let (code, out, _) = run_cli(&["variables"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 17);
+    assert_eq!(out.lines().count(), 18);
     assert!(out.contains("$call_id") && out.contains("$call-id"));
+    assert!(out.contains("$delivery_id"));
     for cmd in [
         "run",
         "emit",
