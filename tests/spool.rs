@@ -362,3 +362,44 @@ fn signed_requests_pass_listen_secret_and_extra_headers_arrive() {
         );
     }
 }
+
+#[test]
+fn sigterm_spools_what_is_still_queued_for_a_healthy_but_slow_receiver() {
+    // The receiver takes every connection but answers nothing: no attempt has failed yet when
+    // SIGTERM comes, so nothing was spooled while running; stopping spools all five.
+    let receiver = Receiver::builder().default_reply(Reply::Hang).start();
+    let keep = TempDir::new("spool-keep");
+    let spool = keep.join("spool");
+    let url = receiver.url("/ev?n=$remote");
+    let config = spool_config(
+        &url,
+        &spool,
+        r#", "timeout_ms": 60000, "shutdown_flush_ms": 300"#,
+    );
+    let mut first = Daemon::start(&config);
+    emit_many(&first, (1..=5).map(|i| format!("EN1 dnd_on remote={i}\n")));
+    receiver.wait_for(1, PATIENCE);
+    let s = first.status();
+    assert_eq!(num(&s, "spool_writes"), 0, "nothing failed yet: {s}");
+    first.sigterm();
+    let exit = first
+        .wait_exit(PATIENCE)
+        .expect("exits after the flush time");
+    assert!(exit.success(), "{exit:?}");
+    assert!(std::fs::metadata(&spool).unwrap().len() > 0);
+
+    receiver.release();
+    receiver.set_default(Reply::Status(200));
+    let second = Daemon::start(&config);
+    // The first one reached the server before the stop (its answer never came): it comes again,
+    // with the same id, then the other four, in order.
+    let got = receiver.wait_for(6, Duration::from_secs(20));
+    receiver.assert_no_more_than(6, Duration::from_millis(1000));
+    let ns: Vec<&str> = got.iter().map(|r| r.query("n").unwrap()).collect();
+    assert_eq!(ns, ["1", "1", "2", "3", "4", "5"]);
+    assert_eq!(
+        got[0].header("X-Event-Notify-Id"),
+        got[1].header("X-Event-Notify-Id")
+    );
+    assert_eq!(num(&second.status(), "spool_replayed"), 5);
+}
