@@ -11,6 +11,7 @@
 pub mod baresip;
 pub mod core;
 pub mod listen;
+pub mod sign;
 pub mod spool;
 
 pub use crate::core::event::Event;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use event_notify::core::sign::{sign, ID_HEADER, SIGNATURE_HEADER};
+use event_notify::sign::{sign, ID_HEADER, SIGNATURE_HEADER};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

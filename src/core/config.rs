@@ -5,7 +5,7 @@
 //! module that knows serde.
 
 use super::event::Event;
-use super::sign::{Secret, SECRET_CAP};
+use super::secret::{Secret, SECRET_CAP};
 use super::template::{Credentials, Encoding, Template, CRED_CAP};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -73,6 +73,13 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-event-notify-signature",
     "idempotency-key",
 ];
+
+/// Default cap of the spool file.
+pub const SPOOL_DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
+/// Smallest cap accepted: room for a few of the largest records.
+pub const SPOOL_MIN_MAX_BYTES: u64 = 16 * 1024;
+/// Largest cap accepted (the spool file is read whole at start and at compaction).
+pub const SPOOL_MAX_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The optional spool (`delivery.spool`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -681,7 +688,6 @@ fn parse_headers(place: &str, v: &Value, p: &mut Problems) -> Vec<(String, Templ
 }
 
 fn parse_spool(v: &Value, p: &mut Problems) -> Option<SpoolConfig> {
-    use crate::spool::{SPOOL_DEFAULT_MAX_BYTES, SPOOL_MAX_MAX_BYTES, SPOOL_MIN_MAX_BYTES};
     let place = "delivery.spool";
     let map = match v {
         Value::Null => return None,

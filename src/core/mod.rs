@@ -5,7 +5,7 @@ pub mod event;
 pub mod hook;
 pub mod id;
 pub mod outbox;
-pub mod sign;
+pub mod secret;
 pub mod template;
 pub mod tracker;
 pub mod var;

@@ -14,7 +14,7 @@
 use super::config::Method;
 use super::event::Event;
 use super::id::{DeliveryId, Key};
-use super::sign::Secret;
+use super::secret::Secret;
 use super::template::{Credentials, BODY_CAP, HEADERS_CAP, URL_CAP};
 use heapless::{String, Vec};
 

@@ -225,7 +225,7 @@ pub fn request_target(url: &str) -> String {
 /// `Name: value` without control characters is left out (the config loader refuses them
 /// first; this is the last guard against a header split).
 pub fn request_headers(n: &Notification, t: u64) -> Vec<(&str, String)> {
-    use crate::core::sign::{sign, IDEMPOTENCY_HEADER, ID_HEADER, SIGNATURE_HEADER};
+    use crate::sign::{sign, IDEMPOTENCY_HEADER, ID_HEADER, SIGNATURE_HEADER};
     let mut h: Vec<(&str, String)> = Vec::with_capacity(8);
     if let Some(c) = &n.credentials {
         h.push(("Authorization", basic_auth(c)));

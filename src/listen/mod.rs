@@ -69,7 +69,7 @@ pub struct ListenOpts {
     /// Stop after this many requests were printed and answered.
     pub count: Option<u64>,
     /// Verify each request's signature with this secret.
-    pub secret: Option<crate::core::sign::Secret>,
+    pub secret: Option<crate::core::secret::Secret>,
 }
 
 impl Default for ListenOpts {
@@ -124,11 +124,9 @@ impl ListenOpts {
                 }
                 "--secret" => {
                     let v = value(&mut it)?;
-                    opts.secret =
-                        Some(crate::core::sign::Secret::new(v.as_bytes()).ok_or(format!(
-                            "--secret: expected 1..{} bytes",
-                            crate::core::sign::SECRET_CAP
-                        ))?);
+                    opts.secret = Some(crate::core::secret::Secret::new(v.as_bytes()).ok_or(
+                        format!("--secret: expected 1..{} bytes", crate::sign::SECRET_CAP),
+                    )?);
                 }
                 other => return Err(format!("unexpected argument '{other}'")),
             }
@@ -186,7 +184,7 @@ pub fn stdout_sink() -> Sink {
 
 struct Shared {
     status: u16,
-    secret: Option<crate::core::sign::Secret>,
+    secret: Option<crate::core::secret::Secret>,
     count: Option<u64>,
     /// Requests admitted for printing (with `count`, those past it are dropped unanswered).
     admitted: AtomicU64,
@@ -299,10 +297,10 @@ fn handle(stream: TcpStream, shared: &Shared) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let head = &request.head;
-            block.push_str(&crate::core::sign::check_line(
+            block.push_str(&crate::sign::check_line(
                 secret,
-                head.header(crate::core::sign::SIGNATURE_HEADER),
-                head.header(crate::core::sign::ID_HEADER),
+                head.header(crate::sign::SIGNATURE_HEADER),
+                head.header(crate::sign::ID_HEADER),
                 &head.method,
                 &head.target,
                 &request.body,

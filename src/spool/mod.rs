@@ -30,12 +30,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Default cap of the spool file.
-pub const SPOOL_DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
-/// Smallest cap accepted: room for a few of the largest records.
-pub const SPOOL_MIN_MAX_BYTES: u64 = 16 * 1024;
-/// Largest cap accepted (the file is read whole at start and at compaction).
-pub const SPOOL_MAX_MAX_BYTES: u64 = 16 * 1024 * 1024;
+pub use crate::core::config::{SPOOL_DEFAULT_MAX_BYTES, SPOOL_MAX_MAX_BYTES, SPOOL_MIN_MAX_BYTES};
 
 /// What the spool did, for `status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -123,7 +123,7 @@ mod tests {
         c.user.push_str("phone").unwrap();
         c.password.push_str("pw-never-on-flash").unwrap();
         n.credentials = Some(c);
-        n.secret = crate::core::sign::Secret::new(b"sig-never-on-flash");
+        n.secret = crate::core::secret::Secret::new(b"sig-never-on-flash");
         let bytes = encode(&n);
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("never-on-flash"), "a secret was stored");

@@ -12,6 +12,7 @@
 //!
 //! Pure: no clock (the caller passes `now`), no I/O. The secret is only ever an input.
 
+pub use crate::core::secret::{Secret, SECRET_CAP};
 use hmac::{digest::KeyInit, Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -24,34 +25,8 @@ pub const SIGNATURE_HEADER: &str = "X-Event-Notify-Signature";
 /// How far from the receiver's clock a timestamp may be (either way) before it is refused:
 /// five minutes, as the payment webhooks use.
 pub const REPLAY_WINDOW_S: u64 = 300;
-/// Longest signing secret accepted, in bytes.
-pub const SECRET_CAP: usize = 256;
 /// Longest signature header value accepted by [`verify`] (several `v1=` during a key rotation).
 pub const SIGNATURE_HEADER_CAP: usize = 512;
-
-/// A signing secret: write-only. Its `Debug` shows no byte of it, and nothing formats it.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(heapless::Vec<u8, SECRET_CAP>);
-
-impl Secret {
-    /// `None` when empty or longer than [`SECRET_CAP`].
-    pub fn new(bytes: &[u8]) -> Option<Secret> {
-        if bytes.is_empty() {
-            return None;
-        }
-        heapless::Vec::from_slice(bytes).ok().map(Secret)
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl core::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// What `listen --secret` prints under a request: `  signature ok`, or
 /// `  signature refused: <why>`. `signature` and `id` are the request's header values.
@@ -117,7 +92,7 @@ fn mac(secret: &[u8], t: u64, id: &str, method: &str, target: &str, body: &[u8])
 /// The header value for one attempt: `t=<t>,v1=<hex>`.
 ///
 /// ```
-/// use event_notify::core::sign::{sign, verify};
+/// use event_notify::sign::{sign, verify};
 /// let h = sign(b"whsec", 1_700_000_000, "0a0b0c0d0e0f-3-17", "POST", "/cdr", b"{}");
 /// assert!(h.starts_with("t=1700000000,v1="));
 /// assert_eq!(verify(b"whsec", &h, "0a0b0c0d0e0f-3-17", "POST", "/cdr", b"{}", 1_700_000_010, 300), Ok(()));
