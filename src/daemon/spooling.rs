@@ -33,7 +33,13 @@ pub struct Spooler {
     errors: u64,
     /// When the last error was logged (ms), to keep a failing medium from flooding the log.
     last_logged_ms: Option<u64>,
+    /// After a write error, the spool is left alone until then (ms): a failing medium is not
+    /// hammered on every turn of the main loop.
+    pause_until_ms: u64,
 }
+
+/// How long the spool rests after a write error.
+pub const SPOOL_ERROR_PAUSE_MS: u64 = 5_000;
 
 /// Where the start counter lives: beside the spool if there is one, else beside the config.
 pub fn start_file(d: &Delivery, config: &Path) -> PathBuf {
@@ -63,6 +69,7 @@ impl Spooler {
             undecodable: 0,
             errors: 0,
             last_logged_ms: None,
+            pause_until_ms: 0,
         };
         let Some(cfg) = &d.spool else { return s };
         match Spool::open(Path::new(&cfg.path), cfg.max_bytes) {
@@ -107,6 +114,7 @@ impl Spooler {
     fn log_error(&mut self, e: &SpoolError, now_ms: u64) {
         if let SpoolError::Io(..) = e {
             self.errors += 1;
+            self.pause_until_ms = now_ms + SPOOL_ERROR_PAUSE_MS;
         }
         let quiet = self
             .last_logged_ms
@@ -119,6 +127,9 @@ impl Spooler {
 
     /// Makes the spool hold what waits for a retry (`all`: everything held, at stop).
     pub fn sync(&mut self, engine: &Engine, all: bool, now_ms: u64) {
+        if !all && now_ms < self.pause_until_ms {
+            return;
+        }
         let Some(spool) = &mut self.spool else {
             return;
         };

@@ -217,6 +217,11 @@ impl Spool {
         self.live.keys().copied()
     }
 
+    /// Bytes of the waiting records (the file's size right after a compaction).
+    pub fn live_bytes(&self) -> u64 {
+        self.live.values().map(|&(_, l)| l as u64).sum()
+    }
+
     pub fn contains(&self, key: Key) -> bool {
         self.live.contains_key(&key)
     }
@@ -245,7 +250,12 @@ impl Spool {
                 continue;
             }
             let rec_len = (buf.len() - at) as u64;
-            if self.len + buf.len() as u64 > self.max_bytes && !compacted {
+            // Compact only when it frees something: a file of nothing but waiting records stays
+            // as it is (no rewrite per attempt while the spool is full).
+            if self.len + buf.len() as u64 > self.max_bytes
+                && !compacted
+                && self.len > self.live_bytes()
+            {
                 compacted = true;
                 if let Err(e) = self.compact() {
                     self.scratch = buf;
@@ -522,6 +532,15 @@ mod tests {
         }
         assert!(s.stats.compactions > 0);
         assert_eq!(s.stats.full, 1);
+        // Full of waiting records only: refusing more writes nothing at all.
+        let writes = s.stats.writes;
+        for extra in 0..5 {
+            assert!(matches!(
+                s.append([(k(10_000 + extra), pl.as_slice())]),
+                Err(SpoolError::Full(_))
+            ));
+        }
+        assert_eq!(s.stats.writes, writes, "no rewrite per refused append");
         drop(s);
         let (_, r) = Spool::open(&p, cap).unwrap();
         assert_eq!(keys(&r), kept);
