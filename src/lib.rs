@@ -19,4 +19,5 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod ffi;
+pub mod import;
 pub mod logger;
