@@ -507,8 +507,8 @@ fn import(args: &[String]) -> i32 {
                 eprintln!("{file}: {f}");
             }
             eprintln!(
-                "{file}: imported {} events from a {} file",
-                imported.events, imported.vendor
+                "{file}: imported {} events from a {} file ({} of them off)",
+                imported.events, imported.vendor, imported.off
             );
             print!("{}", imported.config_json);
             OK

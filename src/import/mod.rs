@@ -108,8 +108,10 @@ pub struct Imported {
     pub vendor: Vendor,
     /// The config (pretty JSON); `check` passes on it.
     pub config_json: String,
-    /// How many events the file set (on or off).
+    /// How many events the file sets, on or off.
     pub events: usize,
+    /// Of those, how many it turns off (an empty URL).
+    pub off: usize,
     pub report: Vec<Finding>,
 }
 
@@ -151,28 +153,36 @@ impl fmt::Display for ImportError {
 
 impl std::error::Error for ImportError {}
 
-/// The format of `text`, from its content.
-pub fn detect(text: &str) -> Option<Vendor> {
+/// The name of the root element, if `text` starts like an XML document.
+fn xml_root(text: &str) -> Option<&str> {
     let t = text.trim_start_matches('\u{feff}').trim_start();
-    if t.starts_with('<') {
-        // The root element's name decides; skip the prolog and comments.
-        let mut r = xml::Reader::new(t);
-        while let Ok(Some(tok)) = r.next_token() {
-            if let xml::Token::Start { name, .. } = tok {
-                return match name {
-                    "settings" | "phone-settings" => Some(Vendor::Snom),
-                    "gs_provision" | "config" => Some(Vendor::Grandstream),
-                    _ => None,
-                };
-            }
-        }
+    if !t.starts_with('<') {
         return None;
     }
-    let mut lines = t.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut r = xml::Reader::new(t);
+    while let Ok(Some(tok)) = r.next_token() {
+        if let xml::Token::Start { name, .. } = tok {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// The format of `text`, from its content.
+pub fn detect(text: &str) -> Option<Vendor> {
+    match xml_root(text) {
+        Some("settings" | "phone-settings") => return Some(Vendor::Snom),
+        Some("gs_provision" | "config") => return Some(Vendor::Grandstream),
+        // Snom's text form is often wrapped in <html><pre> so a browser shows it.
+        Some("html") | None => {}
+        Some(_) => return None,
+    }
+    let t = text.trim_start_matches('\u{feff}').trim_start();
     if t.starts_with("#!version:") {
         return Some(Vendor::Yealink);
     }
-    for l in lines.by_ref().filter(|l| !l.starts_with('#')) {
+    let lines = t.lines().map(str::trim);
+    for l in lines.filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('<')) {
         if l.starts_with("action_url.") {
             return Some(Vendor::Yealink);
         }
@@ -203,12 +213,7 @@ pub fn import(
     };
     let parsed = match vendor {
         Vendor::Yealink => vendor::yealink(text),
-        Vendor::Snom
-            if text
-                .trim_start_matches('\u{feff}')
-                .trim_start()
-                .starts_with('<') =>
-        {
+        Vendor::Snom if !matches!(xml_root(text), None | Some("html")) => {
             vendor::snom_xml(text).map_err(ImportError::Xml)?
         }
         Vendor::Snom => vendor::snom_text(text),
@@ -220,10 +225,11 @@ pub fn import(
         return Err(ImportError::NothingFound(vendor));
     }
     let mut events = Map::new();
-    let mut count = 0;
+    let (mut count, mut off) = (0, 0);
     for e in Event::ALL {
         if let Some((url, _)) = &set.urls[e.index()] {
             count += 1;
+            off += usize::from(url.is_empty());
             events.insert(e.key().to_string(), Value::String(url.clone()));
         }
     }
@@ -252,6 +258,7 @@ pub fn import(
         vendor,
         config_json,
         events: count,
+        off,
         report: r.finish(),
     })
 }
