@@ -210,6 +210,14 @@ pub fn longest_var(
         .copied()
 }
 
+/// The entry of `table` named exactly `word`.
+pub fn exact_var(
+    table: &'static [(&'static str, VarTo)],
+    word: &str,
+) -> Option<(&'static str, VarTo)> {
+    table.iter().find(|(n, _)| *n == word).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

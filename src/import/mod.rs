@@ -447,7 +447,20 @@ fn rewrite(vendor: Vendor, value: &str, key: &str, line: usize, r: &mut Report) 
     while let Some(d) = rest.find('$') {
         out.push_str(&rest[..d]);
         let after = &rest[d + 1..];
-        match map::longest_var(table, after) {
+        // Yealink and Snom read the whole word after `$` as the name (`$local_uri` is not
+        // `$local` followed by `_uri`); Grandstream's pages use the guide's rule, the longest
+        // known name.
+        let found = match vendor {
+            Vendor::Grandstream => map::longest_var(table, after),
+            Vendor::Yealink | Vendor::Snom => {
+                let dash = vendor == Vendor::Snom;
+                let len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || (dash && c == '-')))
+                    .unwrap_or(after.len());
+                map::exact_var(table, &after[..len])
+            }
+        };
+        match found {
             Some((name, VarTo::Var(var, note))) => {
                 let next = after[name.len()..].chars().next();
                 if next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {

@@ -45,6 +45,29 @@ fn yealink_keys_values_and_variables() {
 }
 
 #[test]
+fn a_vendor_variable_is_its_whole_word() {
+    let i = ok(
+        "action_url.incoming_call = http://h/in?l=$local_uri&r=$remote&x=$remote_uri\n",
+        None,
+    );
+    assert_eq!(
+        events(&i)["incoming_call"],
+        "http://h/in?l=$$local_uri&r=$remote&x=$$remote_uri"
+    );
+    assert!(
+        has(&i, "$local_uri: not a yealink variable"),
+        "{:#?}",
+        i.report
+    );
+    // Grandstream's rule is the guide's: the longest known name.
+    let i = ok(
+        "<config version=\"1\"><P8310>h/x?a=$remote_x</P8310></config>",
+        None,
+    );
+    assert_eq!(events(&i)["incoming_call"], "h/x?a=${remote}_x");
+}
+
+#[test]
 fn snom_xml_and_text() {
     let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<settings>\n <phone-settings e=\"2\">\n  <!-- action URLs -->\n  <action_incoming_url perm=\"\">http://h/in?a=$remote&amp;c=$call-id&amp;k=$active_key</action_incoming_url>\n  <action_log_on_url perm=\"R\"> http://h/reg?u=$active_user </action_log_on_url>\n  <action_foo_url perm=\"\">http://h/x</action_foo_url>\n  <user_pass idx=\"1\" perm=\"\">pw</user_pass>\n </phone-settings>\n <functionKeys><fkey idx=\"0\">line</fkey></functionKeys>\n</settings>\n";
     let i = ok(xml, None);
