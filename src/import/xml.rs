@@ -291,8 +291,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// ASCII letters, digits, `_ - . :` and any non-ASCII character (XML allows most; the
+/// importers only look for ASCII names, and this keeps the Unicode tables off the flash).
 fn is_name_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':') || !c.is_ascii()
 }
 
 /// Character data with the predefined entities and character references decoded.
