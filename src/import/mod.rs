@@ -90,6 +90,27 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// As the admin API's import route reports it:
+    /// `{"line": 12, "key": "action_url.mute", "level": "skipped", "message": "..."}`
+    /// (`line` null for the whole file).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "line".into(),
+            if self.line > 0 {
+                Value::from(self.line)
+            } else {
+                Value::Null
+            },
+        );
+        m.insert("key".into(), Value::from(self.key.as_str()));
+        m.insert("level".into(), Value::from(self.level.as_str()));
+        m.insert("message".into(), Value::from(self.message.as_str()));
+        Value::Object(m)
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {

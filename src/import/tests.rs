@@ -152,6 +152,19 @@ fn merge_keeps_the_rest_and_replaces_imported_events() {
 }
 
 #[test]
+fn findings_as_json_for_the_api() {
+    let i = ok(
+        "action_url.mute = http://h/m\naction_url.hold = http://h/h\n",
+        None,
+    );
+    let j = i.report[0].to_json();
+    assert_eq!(j["line"], 1);
+    assert_eq!(j["key"], "action_url.mute");
+    assert_eq!(j["level"], "skipped");
+    assert!(j["message"].as_str().unwrap().contains("no equivalent"));
+}
+
+#[test]
 fn refusals() {
     assert_eq!(
         import("hello", None, None).unwrap_err(),
