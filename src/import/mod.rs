@@ -334,17 +334,19 @@ enum Kind {
 }
 
 fn classify(vendor: Vendor, s: &Setting) -> Kind {
+    // Both vendors write their keys in lower case; a hand-edited file may not.
+    let name = s.name.to_ascii_lowercase();
     match vendor {
-        Vendor::Yealink => match s.name.strip_prefix("action_url.") {
+        Vendor::Yealink => match name.strip_prefix("action_url.") {
             Some(k) => match map::YEALINK_KEYS.iter().find(|(n, _)| *n == k) {
                 Some((_, t)) => Kind::Action(*t),
                 None => Kind::Unknown("not a Yealink action URL key in the published list"),
             },
             None => Kind::Other,
         },
-        Vendor::Snom => match map::SNOM_KEYS.iter().find(|(n, _)| *n == s.name) {
+        Vendor::Snom => match map::SNOM_KEYS.iter().find(|(n, _)| *n == name) {
             Some((_, t)) => Kind::Action(*t),
-            None if s.name.starts_with("action_") && s.name.ends_with("_url") => {
+            None if name.starts_with("action_") && name.ends_with("_url") => {
                 Kind::Unknown("not a Snom action URL setting in the published list")
             }
             None => Kind::Other,

@@ -116,6 +116,7 @@ fn bad_urls_are_skipped_with_the_reason_and_never_echoed() {
     let i = ok(text, Some(Vendor::Yealink));
     let e = events(&i);
     assert_eq!(e.len(), 1);
+    assert!(ok("ACTION_URL.Hold = http://h/x\n", Some(Vendor::Yealink)).events == 1);
     assert!(
         has(&i, "incoming_call: the URL is refused: column 1: scheme"),
         "{:#?}",
