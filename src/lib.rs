@@ -6,6 +6,8 @@
 //!   schedule. No I/O, no clock: the caller passes `now` in.
 //! - the daemon layer: the Unix socket, signals, config reload, HTTP delivery (the only module
 //!   that knows ureq), the `listen` receiver.
+//! - [`import`]: another vendor's provisioning file (Yealink, Snom, Grandstream) into a config,
+//!   with a report of what does not carry over (the `import` command and the admin API).
 
 pub mod baresip;
 pub mod core;
