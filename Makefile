@@ -38,7 +38,7 @@ test-host: setup-host
 # under fuzz/corpus/<target>/ (commit what is worth keeping; `make test` replays it on stable
 # through tests/fuzz_corpus.rs). Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_line config template netstring
+FUZZ_TARGETS ?= wire_line config template netstring import
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

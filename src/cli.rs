@@ -438,7 +438,7 @@ fn import(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{IMPORT_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let [file] = a.words.as_slice() else {
         return usage("import needs exactly one FILE", IMPORT_HELP);
@@ -468,7 +468,7 @@ fn import(args: &[String]) -> i32 {
     };
     if let Err(e) = read {
         eprintln!("event-notify: {file}: cannot read: {e}");
-        return REFUSED;
+        return EXIT_REFUSED;
     }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -492,12 +492,12 @@ fn import(args: &[String]) -> i32 {
                         e.line(),
                         e.column()
                     );
-                    return REFUSED;
+                    return EXIT_REFUSED;
                 }
             },
             Err(e) => {
                 eprintln!("{path}: cannot read: {e}");
-                return REFUSED;
+                return EXIT_REFUSED;
             }
         },
     };
@@ -511,11 +511,11 @@ fn import(args: &[String]) -> i32 {
                 imported.events, imported.vendor, imported.off
             );
             print!("{}", imported.config_json);
-            OK
+            EXIT_OK
         }
         Err(e) => {
             eprintln!("{file}: error: {e}");
-            REFUSED
+            EXIT_REFUSED
         }
     }
 }

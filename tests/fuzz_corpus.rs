@@ -38,3 +38,8 @@ fn template_corpus() {
 fn netstring_corpus() {
     replay("netstring", event_notify::fuzz::netstring);
 }
+
+#[test]
+fn import_corpus() {
+    replay("import", event_notify::fuzz::import);
+}
