@@ -40,6 +40,11 @@ fn netstring_corpus() {
 }
 
 #[test]
+fn http_head_corpus() {
+    replay("http_head", event_notify::fuzz::http_head);
+}
+
+#[test]
 fn import_corpus() {
     replay("import", event_notify::fuzz::import);
 }
