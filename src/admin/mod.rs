@@ -27,8 +27,9 @@ use std::time::Duration;
 
 /// Client connections served at once; one more is answered 503 and closed.
 pub const MAX_CONNS: usize = 8;
-/// Stack of each connection's thread.
-pub const CONN_STACK: usize = 256 * 1024;
+/// Stack of each connection's thread (a validated config is large, and a test send runs ureq
+/// and rustls on it).
+pub const CONN_STACK: usize = 1024 * 1024;
 /// Longest time a response may take to be written.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
 /// The session cookie's name.
