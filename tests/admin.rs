@@ -61,15 +61,12 @@ impl Admin {
         ];
         args.extend_from_slice(extra);
         let d = Daemon::start_with(config, &args);
-        assert!(
-            d.wait_log("admin: serving http://", PATIENCE),
-            "{}",
-            d.log()
-        );
+        assert!(d.wait_log("admin: serving http", PATIENCE), "{}", d.log());
         let log = d.log();
         let url = log
-            .split("admin: serving http://")
+            .split("admin: serving ")
             .nth(1)
+            .and_then(|r| r.split("://").nth(1))
             .and_then(|r| r.split('/').next())
             .expect("admin address in the log");
         Admin {
@@ -601,11 +598,36 @@ fn tapi_flow_set_at_line_open_deliver_delete_at_line_close() {
         "{body}"
     );
     assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), before);
-    // Without credentials: 401.
+    // Without credentials: 401. A browser replaying cached credentials for another site: 403.
     assert_eq!(
         curl(&[], &a.url("/dummy.htm?action_incoming_url=h%2Fx")).0,
         401
     );
+    let (st, _, _) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "-H",
+            "Referer: http://evil.example/page",
+        ],
+        &a.url("/dummy.htm?action_incoming_url=h%2Fx"),
+    );
+    assert_eq!(st, 403);
+    let (st, _, _) = curl(
+        &[
+            "--basic",
+            "-u",
+            &u,
+            "-H",
+            "Origin: http://evil.example",
+            "--data",
+            "{}",
+        ],
+        &a.url("/api/v1/events/dnd_on/test"),
+    );
+    assert_eq!(st, 403);
+    assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), before);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -969,4 +991,55 @@ fn kill_9_during_a_burst_of_writes_leaves_a_valid_config() {
         "config after kill -9 is not valid:\n{text}\n{out:?}"
     );
     assert!(text.contains("/m"), "{text}");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn https_with_a_certificate_gives_secure_cookies_and_takes_basic() {
+    let dir = TempDir::new("admin-tls");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+    let cert_file = dir.write("cert.pem", cert.pem());
+    let key_file = dir.write("key.pem", key.serialize_pem());
+    let a = Admin::start(
+        r#"{"events":{}}"#,
+        &[
+            "--admin-cert",
+            cert_file.to_str().unwrap(),
+            "--admin-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(a.d.log().contains("serving https://"), "{}", a.d.log());
+    let base = format!("https://{}", a.addr);
+    let ca = cert_file.to_str().unwrap();
+    let (st, head, _) = curl(
+        &["--cacert", ca, "--basic", "-u", &user()],
+        &format!("{base}/api/v1/status"),
+    );
+    assert_eq!(st, 200);
+    assert!(header(&head, "strict-transport-security").is_some());
+    let (st, head, _) = curl(
+        &[
+            "--cacert",
+            ca,
+            "-H",
+            &format!("Origin: {base}"),
+            "--data",
+            &format!(r#"{{"user":"admin","password":"{PASSWORD}"}}"#),
+        ],
+        &format!("{base}/api/v1/login"),
+    );
+    assert_eq!(st, 200);
+    assert!(
+        header(&head, "set-cookie").unwrap().contains("; Secure"),
+        "{head}"
+    );
+    // Plain HTTP to the HTTPS port gets nothing useful.
+    let got = http_exchange(a.addr, b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!got.contains("\"counters\""), "{got}");
 }
