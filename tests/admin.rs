@@ -239,7 +239,7 @@ fn browser_session_needs_csrf_token_and_origin_and_ends_at_logout() {
         "POST",
         "/api/v1/login",
         &[("Origin", &origin)],
-        &format!(r#"{{"user":"admin","password":"wrong password"}}"#),
+        r#"{"user":"admin","password":"wrong password"}"#,
     );
     assert_eq!(st, 401, "{body}");
     assert_eq!(json(&body)["code"], "bad_credentials");
