@@ -816,6 +816,49 @@ mod tests {
         );
     }
 
+    /// Hostile headers: nothing panics, nothing random gets in.
+    #[test]
+    fn random_authorization_headers_never_panic_or_pass() {
+        let c = Credentials::new("admin", "pa ss:wörd", 10).unwrap();
+        let k = NonceKey::new().unwrap();
+        let pieces = [
+            "Digest ",
+            "Basic ",
+            "username=",
+            "\"",
+            "\\",
+            ",",
+            "=",
+            "é",
+            "😀",
+            "realm=\"event-notify\"",
+            "nonce=\"",
+            "1-",
+            "uri=\"/\"",
+            "qop=auth",
+            "response=\"",
+            "algorithm=SHA-256",
+            " ",
+            "nc=1",
+            "cnonce=\"x\"",
+        ];
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            let mut h = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                h.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            x = x.wrapping_add(1);
+            let v = check_authorization(&h, "GET", "/", &c, &k, 100, true);
+            assert_ne!(v, Verdict::Ok, "{h:?}");
+            let _ = auth_params(&h);
+            let _ = AllowList::parse(&h);
+        }
+    }
+
     #[test]
     fn allow_list() {
         let a = AllowList::parse("192.168.1.*, 10.0.0.0/8 ::1 172.16.0.5").unwrap();
