@@ -1083,7 +1083,11 @@ fn digest_sha256_and_md5_work_and_a_replayed_request_is_refused() {
     }
     // Signed for another target: not accepted here.
     let h = digest_header("SHA-256", &nonce, "GET", "/api/v1/config", 9);
-    assert_eq!(a.raw("GET", "/api/v1/status", &[("Authorization", &h)], "").0, 401);
+    assert_eq!(
+        a.raw("GET", "/api/v1/status", &[("Authorization", &h)], "")
+            .0,
+        401
+    );
     // A wrong password counts towards the lockout like any other.
     assert!(!a.d.log().contains(PASSWORD));
 }
