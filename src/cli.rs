@@ -298,26 +298,36 @@ fn admin_options(a: &Args, board: &Board) -> Result<Option<crate::admin::AdminOp
     }))
 }
 
-/// Reads one line of standard input, without echo when it is a terminal.
+/// Reads one line of standard input, without echo when it is a terminal. Echo is turned off with
+/// `stty` (busybox has it) rather than termios from the library: nix's termios does not link in
+/// the static armv7 C library builds.
 fn read_secret(prompt: &str) -> Result<String, String> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     use std::io::{BufRead, IsTerminal};
+    use std::process::{Command, Stdio};
     let stdin = std::io::stdin();
     let tty = stdin.is_terminal();
-    let saved = if tty {
-        eprint!("{prompt}");
-        let t = tcgetattr(&stdin).map_err(|e| e.to_string())?;
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(|e| e.to_string())?;
-        Some(t)
-    } else {
-        None
+    let stty = |arg: &str| {
+        Command::new("stty")
+            .arg(arg)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
+    let quiet = tty && {
+        eprint!("{prompt}");
+        stty("-echo")
+    };
+    if tty && !quiet {
+        eprint!("(stty not found: the password will show) ");
+    }
     let mut line = String::new();
     let r = stdin.lock().read_line(&mut line);
-    if let Some(t) = saved {
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &t);
+    if quiet {
+        stty("echo");
+    }
+    if tty {
         eprintln!();
     }
     r.map_err(|e| e.to_string())?;
