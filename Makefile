@@ -14,8 +14,9 @@ build:
 	$(CARGO) build --release
 
 # What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
-# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs
+# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs), and
+# curl (the admin server's tests use it as a real Digest/Basic client).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs curl
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 
