@@ -38,6 +38,7 @@ test-host: setup-host
 include cross/cross.mk
 include tests/c/c.mk
 include bench/bench.mk
+include tests/page/page.mk
 
 test: setup test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"
