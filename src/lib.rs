@@ -7,6 +7,7 @@
 //! - the daemon layer: the Unix socket, signals, config reload, HTTP delivery (the only module
 //!   that knows ureq), the `listen` receiver.
 
+pub mod admin;
 pub mod baresip;
 pub mod core;
 pub mod listen;

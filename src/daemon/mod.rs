@@ -50,6 +50,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     pub board: Board,
     pub baresip: Option<String>,
+    /// The admin server, started once the inbox exists.
+    pub admin: Option<crate::admin::AdminSlot>,
 }
 
 /// What reaches the engine's thread from other threads of this process.
@@ -58,6 +60,8 @@ pub enum Input {
     Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),
     Counters(mpsc::Sender<Counters>),
+    /// Counters, per-event figures and states, for the admin API.
+    Snapshot(mpsc::Sender<Snapshot>),
     /// Stop after flushing for up to this many milliseconds.
     Stop(u64),
 }
@@ -105,6 +109,16 @@ pub struct Counters {
     pub refused: u64,
     pub reloads: u64,
     pub reload_errors: u64,
+}
+
+/// What the admin API's status shows, typed.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub events: [crate::core::engine::EventStats; crate::core::event::Event::COUNT],
+    /// "on", "off" or "disabled", per event.
+    pub states: [&'static str; crate::core::event::Event::COUNT],
+    pub uptime_s: u64,
 }
 
 /// Why the daemon could not start (or stopped).
@@ -253,6 +267,15 @@ impl Inbox {
     pub fn counters(&self) -> Option<Counters> {
         let (tx, rx) = mpsc::channel();
         if !self.input(Input::Counters(tx)) {
+            return None;
+        }
+        rx.recv().ok()
+    }
+
+    /// Counters and per-event figures (the admin API's status).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Snapshot(tx)) {
             return None;
         }
         rx.recv().ok()
@@ -524,6 +547,9 @@ impl Daemon {
             Some(p) => Some(bind_socket(p)?),
             None => None,
         };
+        if let Some(admin) = &opts.admin {
+            admin.start(inbox.clone(), opts.config.clone(), opts.board.clone())?;
+        }
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
         let d = Daemon {
@@ -749,6 +775,9 @@ impl Daemon {
                 }
                 Input::Counters(reply) => {
                     let _ = reply.send(self.counters());
+                }
+                Input::Snapshot(reply) => {
+                    let _ = reply.send(self.snapshot());
                 }
                 Input::Status(reply) => {
                     let mut s = String::new();
@@ -1022,6 +1051,20 @@ impl Daemon {
             refused: self.counters.refused.iter().sum(),
             reloads: self.counters.reloads,
             reload_errors: self.counters.reload_errors,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let cfg = self.engine.config();
+        Snapshot {
+            counters: self.counters(),
+            events: self.engine.events,
+            states: core::array::from_fn(|i| match cfg.events[i].as_ref() {
+                None => "off",
+                Some(c) if !c.enabled => "disabled",
+                Some(_) => "on",
+            }),
+            uptime_s: now().ms.saturating_sub(self.started.ms) / 1000,
         }
     }
 
