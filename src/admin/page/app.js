@@ -67,7 +67,7 @@ const keys = (o) => Object.keys(o).length;
 
 // API: every call goes through here (CSRF header on writes; a 401 means the session ended).
 async function api(method, path, body, hdrs) {
-  const headers = { Accept: 'application/json', ...hdrs };
+  const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest', ...hdrs };
   if (body) headers['Content-Type'] = 'application/json';
   if (method !== 'GET') headers['X-CSRF-Token'] = S.csrf;
   let r, data = {};
