@@ -13,8 +13,9 @@ all: build
 build:
 	$(CARGO) build --release
 
-# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux
+# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
+# curl (the admin server's tests use it as a real Digest/Basic client).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux curl
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 

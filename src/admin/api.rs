@@ -977,8 +977,12 @@ pub fn cti(ctx: &Ctx, req: &Request) -> Response {
                     .iter()
                     .find(|(_, e)| field.starts_with(&format!("events.{}", e.key())))
                     .map_or(field, |(k, _)| k.as_str());
+                let col = p["column"]
+                    .as_u64()
+                    .map(|c| format!("column {c}: "))
+                    .unwrap_or_default();
                 lines.push(format!(
-                    "refused setting {name}: {}",
+                    "refused setting {name}: {col}{}",
                     p["message"].as_str().unwrap_or("")
                 ));
             }

@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Largest request head (request line and headers).
-pub const HEAD_CAP: usize = 8 * 1024;
+pub const ADMIN_HEAD_CAP: usize = 8 * 1024;
 /// Largest request body (a whole config, with room for JSON overhead).
-pub const BODY_CAP: usize = 96 * 1024;
+pub const ADMIN_BODY_CAP: usize = 96 * 1024;
 /// Most headers in one request.
-pub const MAX_HEADERS: usize = 32;
+pub const ADMIN_MAX_HEADERS: usize = 32;
 /// The whole head must arrive within this; a client that sends one byte a second is dropped.
 pub const HEAD_TIMEOUT_MS: u64 = 5_000;
 /// The whole body must arrive within this.
@@ -186,7 +186,7 @@ fn read_some<S: Read + Deadline>(
 
 /// Reads one request within the bounds above.
 pub fn read_request<S: Read + Deadline>(s: &mut S) -> Result<Request, ReadError> {
-    let mut buf = vec![0u8; HEAD_CAP];
+    let mut buf = vec![0u8; ADMIN_HEAD_CAP];
     let mut len = 0;
     let deadline = Instant::now() + Duration::from_millis(HEAD_TIMEOUT_MS);
     let (mut req, head_len, body_len) = loop {
@@ -201,7 +201,7 @@ pub fn read_request<S: Read + Deadline>(s: &mut S) -> Result<Request, ReadError>
             return Err(ReadError(None));
         }
         len += n;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
         let mut p = httparse::Request::new(&mut headers);
         match p.parse(&buf[..len]) {
             Ok(httparse::Status::Partial) => continue,
@@ -229,7 +229,7 @@ pub fn read_request<S: Read + Deadline>(s: &mut S) -> Result<Request, ReadError>
                 let body_len = match req.header("content-length") {
                     None => 0,
                     Some(v) => match v.trim().parse::<usize>() {
-                        Ok(n) if n <= BODY_CAP => n,
+                        Ok(n) if n <= ADMIN_BODY_CAP => n,
                         Ok(_) => {
                             return Err(ReadError(Some(Response::text(413, "body too large"))))
                         }
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(
             status(&format!(
                 "GET / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-                BODY_CAP + 1
+                ADMIN_BODY_CAP + 1
             )),
             Some(413)
         );
@@ -345,7 +345,7 @@ mod tests {
             Some(501)
         );
         assert_eq!(
-            status(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(HEAD_CAP))),
+            status(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(ADMIN_HEAD_CAP))),
             Some(431)
         );
         assert_eq!(status("GARBAGE\0\r\n\r\n"), Some(400));

@@ -27,8 +27,9 @@ use std::time::Duration;
 
 /// Client connections served at once; one more is answered 503 and closed.
 pub const MAX_CONNS: usize = 8;
-/// Stack of each connection's thread.
-pub const CONN_STACK: usize = 256 * 1024;
+/// Stack of each connection's thread (a validated config is large, and a test send runs ureq
+/// and rustls on it).
+pub const CONN_STACK: usize = 1024 * 1024;
 /// Longest time a response may take to be written.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
 /// The session cookie's name.
@@ -408,13 +409,26 @@ fn route(ctx: &Ctx, req: &Request) -> Response {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let state_changing = matches!(method, "POST" | "PUT" | "DELETE" | "PATCH");
-    if let Who::Session { csrf, .. } = &who {
-        if state_changing {
+    // The CTI request changes the config even as a GET: it is for machines only.
+    let state_changing =
+        matches!(method, "POST" | "PUT" | "DELETE" | "PATCH") || path == "/dummy.htm";
+    match &who {
+        Who::Session { .. } if path == "/dummy.htm" => {
+            return Response::text(401, "the CTI request takes Digest or Basic authentication");
+        }
+        Who::Session { csrf, .. } if state_changing => {
             if let Err(r) = csrf_ok(req, csrf) {
                 return r;
             }
         }
+        // A browser replays cached Digest/Basic credentials on requests other sites make it
+        // send (the classic router CSRF): a request that names another origin is refused.
+        // Machine clients (curl, CTI drivers) send neither header.
+        Who::Machine if state_changing && !same_origin_or_none(req) => {
+            log::warn!("admin: refused a cross-site request to {path}");
+            return Response::error(403, "csrf", "request from another origin");
+        }
+        _ => {}
     }
     dispatch(ctx, req, method, path, &who)
 }
@@ -435,6 +449,23 @@ fn own_origin(req: &Request) -> Option<String> {
         if req.tls { "https" } else { "http" },
         host.trim()
     ))
+}
+
+/// No `Origin` and no `Referer`, or both (when sent) naming this server.
+fn same_origin_or_none(req: &Request) -> bool {
+    let Some(own) = own_origin(req) else {
+        return req.header("origin").is_none() && req.header("referer").is_none();
+    };
+    let origin_ok = req
+        .header("origin")
+        .is_none_or(|o| o.trim().eq_ignore_ascii_case(&own));
+    let referer_ok = req.header("referer").is_none_or(|r| {
+        let r = r.trim();
+        r.len() >= own.len()
+            && r[..own.len()].eq_ignore_ascii_case(&own)
+            && matches!(r.as_bytes().get(own.len()), None | Some(b'/'))
+    });
+    origin_ok && referer_ok
 }
 
 fn csrf_ok(req: &Request, csrf: &str) -> Result<(), Response> {
