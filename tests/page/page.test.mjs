@@ -170,7 +170,6 @@ step('Incoming Call ON with a URL built from the palette; Save says "in force"',
   assert.match(await page.textContent('#save-state'), /1 unsaved change/);
   // The live preview shows the request with sample values, percent-encoded.
   await until('the preview', async () => /^GET http:\/\/127\.0\.0\.1:\d+\/in\?from=/.test(await page.textContent('#pv-incoming_call')));
-  await page.screenshot({ path: path.join(SHOTS, 'desktop-edit.png'), fullPage: true });
   const before = readCfg();
   await page.click('#save');
   await page.locator('#save-state', { hasText: 'in force' }).waitFor({ timeout: WAIT });
@@ -300,21 +299,33 @@ step('leaving with unsaved changes asks first', async () => {
   assert.equal(page.isClosed(), false, 'the page stays when the admin says no');
 });
 
-step('screenshots at phone width (360 px)', async () => {
+step('screenshots: desktop (1280 px) and phone (360 px), no sideways scrolling', async () => {
   page.once('dialog', (d) => d.accept());
   await page.click('#discard');
+  const closed = async () => {
+    if (await page.isVisible('#ed-incoming_call')) await row('incoming_call').locator('.row-toggle').click();
+    await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+  };
+  const opened = async () => {
+    await row('incoming_call').locator('.row-toggle').click();
+    await page.locator('#pv-incoming_call', { hasText: 'GET http' }).waitFor();
+    await page.evaluate(() => { document.activeElement.blur(); document.getElementById('ev-incoming_call').scrollIntoView(); window.scrollBy(0, -90); });
+    await page.mouse.move(0, 0);
+  };
+  await closed();
+  await page.screenshot({ path: path.join(SHOTS, 'desktop-list.png'), fullPage: true });
+  await opened();
+  await page.setViewportSize({ width: 1280, height: 1100 });
+  await page.screenshot({ path: path.join(SHOTS, 'desktop-edit.png') });
   await page.setViewportSize({ width: 360, height: 780 });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: path.join(SHOTS, 'phone-list.png') });
+  await closed();
   const w = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(w <= 360, `no sideways scrolling at 360 px (page is ${w} px wide)`);
-  if (!await page.isVisible('#f-incoming_call-url')) await row('incoming_call').locator('.row-toggle').click();
-  await row('incoming_call').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(SHOTS, 'phone-list.png') });
+  await opened();
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= 360, 'the open editor fits 360 px');
   await page.screenshot({ path: path.join(SHOTS, 'phone-edit.png') });
   await page.setViewportSize({ width: 1280, height: 900 });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.keyboard.press('Escape');
-  await page.screenshot({ path: path.join(SHOTS, 'desktop-list.png'), fullPage: true });
 });
 
 step('logout ends the session', async () => {

@@ -40,7 +40,8 @@ const DL = {
 const RESULT = { 'connect-error': 'cannot connect', timeout: 'timed out', 'tls-error': 'TLS error',
   'io-error': 'connection error', redirect: 'redirected' };
 const FIELDS = ['url', 'enabled', 'method', 'body', 'content_type', 'username'];
-const COUNTERS = ['delivered', 'retried', 'failed', 'dropped', 'queued'];
+// Per-event counters are totals since start; only the daemon-wide ones have "pending".
+const COUNTERS = ['delivered', 'retried', 'failed', 'dropped'];
 
 // h('div.a.b', {attr}, ...children) builds an element; text always goes in as text, never HTML.
 function h(sel, attrs, ...kids) {
@@ -228,7 +229,7 @@ function refreshStatus(k) {
     if (l.status >= 200 && l.status < 300) text = 'delivered' + when + ': ' + l.status, cls = 'ok';
     else if (l.retry_in_s != null) text = 'failing: ' + code + ', retry in ' + ago(l.retry_in_s) + (l.attempt ? ' (attempt ' + l.attempt + ')' : '');
     else text = 'failed' + when + ': ' + code + (l.location ? ' → ' + l.location : '');
-  } else if (c.queued) text = 'sending…';
+  } else if (c.queued > (c.delivered || 0) + (c.failed || 0) + (c.dropped || 0)) text = 'sending…';
   r.st.textContent = text; r.st.className = 'last ' + cls;
   r.cnt.textContent = COUNTERS.filter((n) => c[n]).map((n) => ' · ' + c[n] + ' ' + n).join('');
 }
@@ -436,7 +437,7 @@ async function save() {
   S.busy = false;
   if (r.status === 200) {
     S.ev = {}; S.dl = {}; S.probs = {};
-    S.savedAt = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    S.savedAt = new Date().toLocaleTimeString([], { hour12: false });
     if (await loadConfig()) rebuild();
     if (r.data.in_force === false) saveState('Saved, but the phone has not taken it yet.', 'warn');
     return pollNow();
@@ -489,7 +490,7 @@ async function poll() {
       S.status = {};
       for (const e of r.data.events || []) S.status[e.key] = e;
       for (const ev of S.events) if (S.rows[ev.key]) refreshStatus(ev.key);
-      $('foot').textContent = 'event-notify ' + (r.data.version || '') + ' · up ' + ago(r.data.uptime_s || 0) + COUNTERS.map((n) => ' · ' + (c[n] || 0) + ' ' + n).join('');
+      $('foot').textContent = 'event-notify ' + (r.data.version || '') + ' · up ' + ago(r.data.uptime_s || 0) + [...COUNTERS, 'pending'].map((n) => ' · ' + (c[n] || 0) + ' ' + n).join('');
     }
   }
   if (S.cfg) S.timer = setTimeout(poll, 5000);
