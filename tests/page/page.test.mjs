@@ -303,8 +303,9 @@ step('screenshots: desktop (1280 px) and phone (360 px), no sideways scrolling',
   page.once('dialog', (d) => d.accept());
   await page.click('#discard');
   const closed = async () => {
-    if (await page.isVisible('#ed-incoming_call')) await row('incoming_call').locator('.row-toggle').click();
+    for (const t of await page.locator('.ev.open .row-toggle').all()) await t.click();
     await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+    await page.mouse.move(0, 0);
   };
   const opened = async () => {
     await row('incoming_call').locator('.row-toggle').click();

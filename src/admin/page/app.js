@@ -347,7 +347,7 @@ function paintProbs(k, live = {}) {
     box.append(...list.map((p) => problem(p, input)));
   }
 }
-const isWarn = (p) => p.warning || p.level === 'warning' || /^warning/.test(p.text || '');
+const isWarn = (p) => p.severity === 'warning' || p.warning || /^warning/.test(p.text || '');
 // One problem: its message, and for a template the text around the column with that column marked.
 function problem(p, input) {
   const el = h('div.prob' + (isWarn(p) ? '.warn' : ''), {}, h('span.prob-msg', { text: (p.column ? 'Column ' + p.column + ': ' : '') + p.message }));
