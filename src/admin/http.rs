@@ -357,6 +357,34 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        let seeds: [&[u8]; 4] = [
+            b"GET / HTTP/1.1\r\n",
+            b"Content-Length: 5\r\n",
+            b"\r\n",
+            b"Cookie: a=\xff;;=\r\n",
+        ];
+        for _ in 0..5_000 {
+            let mut req = Vec::new();
+            for _ in 0..(x % 8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 3 == 0 {
+                    req.push((x >> 8) as u8);
+                } else {
+                    req.extend_from_slice(seeds[(x % 4) as usize]);
+                }
+            }
+            x = x.wrapping_add(1);
+            if let Ok(r) = read_request(&mut Mem(io::Cursor::new(req))) {
+                let _ = (r.path(), r.query(), r.cookie("a"), form_pairs(r.query()));
+            }
+        }
+    }
+
+    #[test]
     fn forms() {
         assert_eq!(
             form_pairs("settings=save&action_incoming_url=http%3A%2F%2Fh%2Fx%3Fa%3D1+2&x=")

@@ -157,6 +157,21 @@ impl Prepared {
             .spawn(move || {
                 for conn in listener.incoming() {
                     let Ok(stream) = conn else { continue };
+                    // An address outside the allow-list is answered at once, before a thread or a
+                    // read is spent on it.
+                    if let Ok(peer) = stream.peer_addr() {
+                        if !ctx.allow.allows(peer.ip()) {
+                            log::warn!("admin: {} is not in the allow-list: refused", peer.ip());
+                            let mut s = stream;
+                            let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
+                            let _ = security_headers(
+                                Response::error(403, "forbidden", "address not allowed"),
+                                false,
+                            )
+                            .write_to(&mut s, false);
+                            continue;
+                        }
+                    }
                     if ctx.active.load(Ordering::Acquire) >= MAX_CONNS {
                         let mut s = stream;
                         let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
@@ -224,6 +239,7 @@ fn tls_config(
 struct Tables {
     lockout: Lockout,
     sessions: Sessions,
+    basic: auth::BasicCache,
 }
 
 /// What the handlers share.
@@ -544,6 +560,14 @@ fn failed(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64, how: &str) -> Response
 
 fn authenticate(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64) -> Result<Who, Response> {
     if let Some(h) = req.header("authorization") {
+        let is_basic = h
+            .trim_start()
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("basic "));
+        let mac = ctx.key.mac(h.trim().as_bytes());
+        if is_basic && basic_allowed(ctx, req) && ctx.tables().basic.hit(&mac, now) {
+            return Ok(Who::Machine);
+        }
         let v = auth::check_authorization(
             h,
             &req.method,
@@ -555,10 +579,14 @@ fn authenticate(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64) -> Result<Who, R
         );
         return match v {
             Verdict::Ok => {
-                ctx.tables().lockout.succeed(ip);
+                let mut t = ctx.tables();
+                t.lockout.succeed(ip);
+                if is_basic {
+                    t.basic.insert(mac, now);
+                }
                 Ok(Who::Machine)
             }
-            Verdict::Bad => Err(failed(ctx, req, ip, now, if h.trim_start().len() > 5 && h.trim_start()[..5].eq_ignore_ascii_case("basic") { "Basic" } else { "Digest" })),
+            Verdict::Bad => Err(failed(ctx, req, ip, now, if is_basic { "Basic" } else { "Digest" })),
             Verdict::Stale => Err(unauthorized(ctx, req, now, true)),
             Verdict::Unusable => Err(unauthorized(ctx, req, now, false)),
             Verdict::BasicRefused => Err(Response::error(
