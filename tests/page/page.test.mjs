@@ -299,6 +299,19 @@ step('leaving with unsaved changes asks first', async () => {
   assert.equal(page.isClosed(), false, 'the page stays when the admin says no');
 });
 
+step('a session that ends keeps the unsaved edits: sign in again and they are there', async () => {
+  // End the session from outside (as the idle timeout would); the page notices at its next call.
+  const { csrf_token: csrf } = await (await page.request.get(base + '/api/v1/session')).json();
+  const r = await page.request.post(base + '/api/v1/logout', { headers: { 'X-CSRF-Token': csrf, Origin: base } });
+  assert.equal(r.status(), 204);
+  await page.locator('#login-msg', { hasText: 'unsaved changes are kept' }).waitFor({ timeout: WAIT });
+  await page.fill('#login-pass', ADMIN_PW);
+  await page.press('#login-pass', 'Enter');
+  await page.locator('#app-view').waitFor();
+  assert.equal(await page.inputValue('#dl-attempts'), '5');
+  assert.match(await page.textContent('#save-state'), /1 unsaved change/);
+});
+
 step('screenshots: desktop (1280 px) and phone (360 px), no sideways scrolling', async () => {
   page.once('dialog', (d) => d.accept());
   await page.click('#discard');
