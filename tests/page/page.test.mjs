@@ -151,6 +151,26 @@ step('the twenty events in the guide\'s order, with key, switch and last result'
   assert.match(await page.textContent('#dl-attempts-h'), /Default/);
 });
 
+step('keyboard alone: a row opens with Enter, Tab reaches its fields, Escape closes it; focus is visible', async () => {
+  const active = () => page.evaluate(() => {
+    const e = document.activeElement, cs = getComputedStyle(e);
+    return { id: e.id, cls: e.className, ring: cs.outlineStyle !== 'none' || cs.boxShadow !== 'none' };
+  });
+  await page.focus('#ev-incoming_call .row-toggle');
+  await page.keyboard.press('Enter');
+  assert.equal(await row('incoming_call').locator('.row-toggle').getAttribute('aria-expanded'), 'true');
+  await page.keyboard.press('Tab'); // Send test is not offered without a URL
+  assert.equal((await active()).cls, 'switch');
+  assert.ok((await active()).ring, 'the focused switch shows a ring');
+  await page.keyboard.press('Tab');
+  assert.equal((await active()).id, 'f-incoming_call-url');
+  assert.ok((await active()).ring, 'the focused URL field shows a ring');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.isVisible('#ed-incoming_call'), false);
+  assert.equal((await active()).cls, 'row-toggle');
+  assert.ok((await active()).ring, 'the focused row shows a ring');
+});
+
 step('Incoming Call ON with a URL built from the palette; Save says "in force"', async () => {
   await row('incoming_call').locator('.switch').click();
   const url = page.locator('#f-incoming_call-url');
@@ -350,6 +370,19 @@ step('logout ends the session', async () => {
   assert.equal(r.status(), 401);
   await page.reload();
   await page.locator('#login-user').waitFor();
+  assert.equal(await page.isVisible('#app-view'), false);
+});
+
+step('repeated wrong passwords lock the login, and the page says for how long', async () => {
+  const msg = page.locator('#login-msg');
+  for (let i = 0; i < 6 && !/locked/.test(await msg.textContent()); i++) {
+    await page.fill('#login-user', 'admin');
+    await page.fill('#login-pass', 'wrong-' + i);
+    await page.press('#login-pass', 'Enter');
+    await until('an answer', async () => (await page.inputValue('#login-pass')) === '' && await msg.isVisible());
+    await page.waitForTimeout(100);
+  }
+  assert.match(await msg.textContent(), /Too many failed sign-ins: locked, try again in \d+ s\./);
   assert.equal(await page.isVisible('#app-view'), false);
 });
 
