@@ -34,7 +34,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'en-page-'));
 const ADMIN_PW = 'adm-' + crypto.randomBytes(6).toString('hex');
 const STORED_PW = 'stored-' + crypto.randomBytes(6).toString('hex'); // in the config from the start
 const NEW_PW = 'typed-' + crypto.randomBytes(6).toString('hex'); // set through the page
-const SECRETS = [ADMIN_PW, STORED_PW, NEW_PW];
+const URL_PW = 'inurl-' + crypto.randomBytes(6).toString('hex'); // user:password@ in a stored URL
+const SECRETS = [ADMIN_PW, STORED_PW, NEW_PW, URL_PW];
 const children = [];
 let recv, daemon, base, rport, ctx, page;
 const apiBodies = []; // every API response the browser got: [url, text]
@@ -74,7 +75,8 @@ before(async () => {
   execFileSync(BIN, ['passwd', '--file', path.join(tmp, 'cred'), '--user', 'admin'], { input: ADMIN_PW + '\n' });
   fs.writeFileSync(cfgPath, JSON.stringify({ events: {
     terminate_call: { url: `http://127.0.0.1:${rport}/end?id=$call_id`, method: 'POST', content_type: 'form',
-      body: 't=$duration', username: 'crm', password: STORED_PW } } }));
+      body: 't=$duration', username: 'crm', password: STORED_PW },
+    hold_call: `http://bob:${URL_PW}@127.0.0.1:${rport}/hold?id=$call_id` } }));
   daemon = start(['run', '--config', cfgPath, '--socket', path.join(tmp, 'sock'),
     '--admin', '127.0.0.1:0', '--admin-credentials', path.join(tmp, 'cred')], { env: { ...process.env, EVENT_NOTIFY_LOG: 'info' } });
   base = await until('the admin server', () => (/admin: serving (http:\/\/127\.0\.0\.1:\d+)\//.exec(daemon.err) || [])[1]);
@@ -145,7 +147,7 @@ step('the twenty events in the guide\'s order, with key, switch and last result'
   assert.equal(await row('terminate_call').locator('.switch').getAttribute('aria-checked'), 'true');
   assert.equal(await row('incoming_call').locator('.switch').getAttribute('aria-checked'), 'false');
   assert.match(await row('terminate_call').locator('.last').textContent(), /never sent/);
-  assert.match(await page.textContent('#summary'), /1 of 20 events on/);
+  assert.match(await page.textContent('#summary'), /2 of 20 events on/);
   // Delivery settings show their defaults.
   assert.equal(await page.inputValue('#dl-attempts'), '8');
   assert.match(await page.textContent('#dl-attempts-h'), /Default/);
@@ -262,6 +264,8 @@ step('a password is write-only: never in the DOM, the page source or any API res
   await page.click('#save');
   await page.locator('#save-state', { hasText: 'in force' }).waitFor({ timeout: WAIT });
   assert.match(readCfg(), new RegExp(NEW_PW), 'the daemon stored it');
+  assert.match(readCfg(), new RegExp(URL_PW), 'saving the whole config kept the password inside a URL');
+  assert.match(await row('hold_call').locator('.url').textContent(), /^http:\/\/bob:\*\*\*\*@127/);
   if (!await page.isVisible('#f-incoming_call-password')) await row('incoming_call').locator('.row-toggle').click();
   assert.equal(await page.inputValue('#f-incoming_call-password'), '');
   assert.match(await row('incoming_call').locator('label[for="f-incoming_call-password"] .badge').textContent(), /^set$/);

@@ -422,7 +422,7 @@ function saveState(text, cls = '') {
   $('save').disabled = $('discard').disabled = S.busy || !n;
   $('savebar').classList.toggle('dirty', n > 0);
   if (!text && n) text = plural(n, 'unsaved change'), cls = 'dirty';
-  if (!text) text = S.savedAt ? 'Saved at ' + S.savedAt + ': in force.' : 'No unsaved changes.', cls = S.savedAt ? 'ok' : '';
+  if (!text) text = S.savedAt ? 'Saved, in force (' + S.savedAt + ')' : 'No unsaved changes.', cls = S.savedAt ? 'ok' : '';
   el.textContent = text; el.className = 'save-state ' + cls;
 }
 function banner(cls = '', ...kids) {
