@@ -478,7 +478,7 @@ fn load(
             return Err(REFUSED);
         }
     };
-    Config::from_json(&text).map_err(|problems| {
+    crate::daemon::validate_config(&text).map_err(|problems| {
         for p in problems {
             println!("{path}: {p}");
         }

@@ -20,4 +20,6 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod logger;

@@ -833,7 +833,7 @@ pub fn test_send(ctx: &Ctx, req: &Request, key: &str) -> Response {
     };
     let line = format!("{} {}", n.method.as_str(), n.url);
     let t0 = Instant::now();
-    let outcome = sender.send(&n);
+    let (outcome, location) = sender.send(&n);
     let ms = t0.elapsed().min(Duration::from_secs(3600)).as_millis() as u64;
     use crate::core::engine::{Failure, Outcome};
     let v = match outcome {
@@ -845,6 +845,13 @@ pub fn test_send(ctx: &Ctx, req: &Request, key: &str) -> Response {
             ..
         } => {
             json!({"ok": false, "request_line": line, "status": code, "elapsed_ms": ms})
+        }
+        Outcome::Failed {
+            why: Failure::Redirect(code),
+            ..
+        } => {
+            json!({"ok": false, "request_line": line, "status": code, "result": "redirect",
+                   "error": "redirect: not followed; correct the URL", "location": location, "elapsed_ms": ms})
         }
         Outcome::Failed { why, .. } => {
             let text = match why {
@@ -873,16 +880,14 @@ pub fn status(ctx: &Ctx) -> Response {
             let st = &s.events[e.index()];
             let last = st.last.map(|l| {
                 let (result, status) = match l.outcome {
-                    Outcome::Delivered(code) if (300..400).contains(&code) => ("redirect".to_string(), Some(code)),
                     Outcome::Delivered(code) => (code.to_string(), Some(code)),
-                    Outcome::Failed { why: Failure::Status(code), .. } if (300..400).contains(&code) => {
-                        ("redirect".to_string(), Some(code))
-                    }
+                    Outcome::Failed { why: Failure::Redirect(code), .. } => ("redirect".to_string(), Some(code)),
                     Outcome::Failed { why: Failure::Status(code), .. } => (code.to_string(), Some(code)),
                     Outcome::Failed { why, .. } => (why.to_string(), None),
                 };
+                let location = if result == "redirect" { s.locations[e.index()].clone() } else { None };
                 json!({"result": result, "status": status, "attempt": l.attempt, "at": l.at_unix,
-                       "ago_s": unix.saturating_sub(l.at_unix), "retry_in_s": null, "location": null})
+                       "ago_s": unix.saturating_sub(l.at_unix), "retry_in_s": null, "location": location})
             });
             json!({
                 "key": e.key(),

@@ -469,6 +469,46 @@ impl BasicCache {
     }
 }
 
+/// Digest nonces seen with their highest nonce count, so a captured request cannot be replayed
+/// (bounded: when full the oldest nonce is forgotten; nonces expire after [`NONCE_TTL_S`]).
+pub const NONCE_SEEN_CAP: usize = 64;
+
+#[derive(Default)]
+pub struct NonceCounts(Vec<(String, u32, u64)>);
+
+impl NonceCounts {
+    /// Records `nc` for `nonce`; `false` if it is not higher than one already seen (a replay).
+    pub fn fresh(&mut self, nonce: &str, nc: u32, now_s: u64) -> bool {
+        self.0.retain(|(_, _, at)| now_s.saturating_sub(*at) <= NONCE_TTL_S);
+        if let Some(e) = self.0.iter_mut().find(|(n, _, _)| n == nonce) {
+            if nc <= e.1 {
+                return false;
+            }
+            e.1 = nc;
+            return true;
+        }
+        if self.0.len() >= NONCE_SEEN_CAP {
+            if let Some(i) = (0..self.0.len()).min_by_key(|&i| self.0[i].2) {
+                self.0.swap_remove(i);
+            }
+        }
+        self.0.push((nonce.to_string(), nc, now_s));
+        true
+    }
+}
+
+/// The `nonce` and `nc` of a Digest `Authorization` header (no `nc`: 0).
+pub fn digest_nonce_nc(header: &str) -> Option<(String, u32)> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("digest") {
+        return None;
+    }
+    let p = auth_params(rest);
+    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let nc = get("nc").and_then(|n| u32::from_str_radix(&n, 16).ok()).unwrap_or(0);
+    Some((get("nonce")?, nc))
+}
+
 /// One allow-list entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Allow {
@@ -857,6 +897,22 @@ mod tests {
             let _ = auth_params(&h);
             let _ = AllowList::parse(&h);
         }
+    }
+
+    #[test]
+    fn a_digest_nonce_count_cannot_be_replayed() {
+        let mut n = NonceCounts::default();
+        assert!(n.fresh("a", 1, 0));
+        assert!(!n.fresh("a", 1, 1));
+        assert!(n.fresh("a", 2, 1));
+        assert!(n.fresh("b", 1, 1));
+        for i in 0..NONCE_SEEN_CAP as u32 {
+            assert!(n.fresh(&format!("x{i}"), 1, 2));
+        }
+        assert_eq!(n.0.len(), NONCE_SEEN_CAP);
+        let h = "Digest username=\"admin\", nonce=\"3c-ab\", nc=0000000a, uri=\"/\"";
+        assert_eq!(digest_nonce_nc(h), Some(("3c-ab".into(), 10)));
+        assert_eq!(digest_nonce_nc("Basic eA=="), None);
     }
 
     #[test]

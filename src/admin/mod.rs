@@ -240,6 +240,7 @@ struct Tables {
     lockout: Lockout,
     sessions: Sessions,
     basic: auth::BasicCache,
+    nonces: auth::NonceCounts,
 }
 
 /// What the handlers share.
@@ -580,6 +581,13 @@ fn authenticate(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64) -> Result<Who, R
         return match v {
             Verdict::Ok => {
                 let mut t = ctx.tables();
+                if let Some((nonce, nc)) = auth::digest_nonce_nc(h) {
+                    if !t.nonces.fresh(&nonce, nc, now) {
+                        drop(t);
+                        log::warn!("admin: a replayed Digest request from {ip}: refused");
+                        return Err(unauthorized(ctx, req, now, true));
+                    }
+                }
                 t.lockout.succeed(ip);
                 if is_basic {
                     t.basic.insert(mac, now);

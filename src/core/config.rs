@@ -11,6 +11,9 @@ use std::fmt;
 
 /// Largest config file accepted, in bytes.
 pub const CONFIG_FILE_CAP: usize = 64 * 1024;
+/// `delivery.max_age_s` when the config does not set it: a day. A CRM still wants a call
+/// record after a night's outage; older than that, the outbox's room is better spent on new ones.
+pub const DEFAULT_MAX_AGE_S: u32 = 86_400;
 
 /// HTTP method of a notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +51,13 @@ pub struct Delivery {
     pub connect_timeout_ms: u32,
     /// Whole request, connect included.
     pub timeout_ms: u32,
-    /// Attempts per notification, the first included; 0 = until delivered (bounded by the outbox).
+    /// Attempts per notification, the first included; 0 (the default) = until delivered, bounded
+    /// by `max_age_s` and the outbox. Kept for old configs: a value other than 0 gives up after
+    /// that many attempts (with a warning: an outage can then lose notifications).
     pub attempts: u32,
+    /// Age after which a notification that still fails is given up, in seconds; 0 = never
+    /// (only the outbox's capacity, oldest first, then drops).
+    pub max_age_s: u32,
     pub backoff_initial_ms: u32,
     pub backoff_max_ms: u32,
     /// How long SIGTERM waits for the outbox to drain.
@@ -63,7 +71,8 @@ impl Default for Delivery {
         Delivery {
             connect_timeout_ms: 2_000,
             timeout_ms: 5_000,
-            attempts: 8,
+            attempts: 0,
+            max_age_s: DEFAULT_MAX_AGE_S,
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             shutdown_flush_ms: 3_000,
@@ -150,6 +159,74 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Parses JSON like `serde_json::from_str`, but refuses an object with the same key twice
+/// (serde_json keeps the last one silently).
+fn strict_json(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Strict;
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = a.next_element_seed(Strict)? {
+                v.push(x);
+            }
+            Ok(Value::Array(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut m = Map::new();
+            while let Some(k) = a.next_key::<String>()? {
+                if m.contains_key(&k) {
+                    return Err(A::Error::custom(format_args!(
+                        "the key \"{}\" is set twice in one object",
+                        k.escape_debug()
+                    )));
+                }
+                let v = a.next_value_seed(Strict)?;
+                m.insert(k, v);
+            }
+            Ok(Value::Object(m))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
 /// Where a JSON syntax error is, as `line L column C`.
 fn syntax_place(e: &serde_json::Error) -> String {
     format!("line {} column {}", e.line(), e.column())
@@ -164,7 +241,7 @@ impl Config {
             p.error("", format!("file larger than {CONFIG_FILE_CAP} bytes"));
             return Err(p.0);
         }
-        let root: Value = match serde_json::from_str(text) {
+        let root: Value = match strict_json(text) {
             Ok(v) => v,
             Err(e) => {
                 p.error(syntax_place(&e), format!("invalid JSON: {e}"));
@@ -446,7 +523,13 @@ fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
                 number(&place, val, 1, 60_000, p).map(|n| d.connect_timeout_ms = n)
             }
             "timeout_ms" => number(&place, val, 1, 120_000, p).map(|n| d.timeout_ms = n),
-            "attempts" => number(&place, val, 0, 1_000, p).map(|n| d.attempts = n),
+            "attempts" => number(&place, val, 0, 1_000, p).map(|n| {
+                d.attempts = n;
+                if n != 0 {
+                    p.warn(&place, format!("gives up a notification after {n} attempt(s): a longer outage loses it; remove it (or set 0) to retry until delivered, bounded by max_age_s"));
+                }
+            }),
+            "max_age_s" => number(&place, val, 0, 31_536_000, p).map(|n| d.max_age_s = n),
             "backoff_initial_ms" => {
                 number(&place, val, 1, 3_600_000, p).map(|n| d.backoff_initial_ms = n)
             }
@@ -468,7 +551,7 @@ fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
                 }
             },
             _ => {
-                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
+                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, max_age_s, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
                 None
             }
         };

@@ -10,7 +10,7 @@ pub mod deliver;
 pub mod net;
 
 use crate::core::config::{Board, Config, Problem};
-use crate::core::engine::{Engine, Job, Note, Now, Outcome};
+use crate::core::engine::{Engine, Failure, Job, Note, Now, Outcome};
 use crate::core::hook::{Kind, Msg};
 use crate::core::outbox::Ticket;
 use crate::core::var::{Var, Vars};
@@ -31,15 +31,22 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 
-/// Socket clients served at once; one more is told `ERR busy` and closed.
+/// Socket clients served at once. When full, the client idle the longest is closed to make
+/// room: a new client always gets in (a SIP stack may keep one connection idle for hours).
 pub const MAX_CLIENTS: usize = 16;
+/// Warnings of one kind logged per [`WARN_WINDOW_MS`]; more are counted and reported as
+/// "N similar suppressed" when the window ends.
+pub const WARN_BURST: u32 = 10;
+/// The rate-limit window of repeated warnings.
+pub const WARN_WINDOW_MS: u64 = 60_000;
 /// Messages from in-process producers (the baresip adapter) waiting for the engine.
 pub const INBOX_CAP: usize = 64;
 /// Longest wait for the interface to get an address before `booting_completed` is queued anyway.
 pub const BOOT_HOLD_MS: u64 = 120_000;
 /// How often the held `booting_completed` looks at the interface again.
 pub const BOOT_POLL_MS: u64 = 500;
-/// Stack of each delivery worker.
+/// Stack of each delivery worker. Workers are started as attempts need them, up to
+/// [`crate::core::engine::MAX_IN_FLIGHT`], and then stay.
 pub const WORKER_STACK: usize = 256 * 1024;
 
 /// What `run` needs.
@@ -119,6 +126,8 @@ pub struct Snapshot {
     /// "on", "off" or "disabled", per event.
     pub states: [&'static str; crate::core::event::Event::COUNT],
     pub uptime_s: u64,
+    /// Per event, the `Location` of the last redirect answered (until a delivery succeeds).
+    pub locations: [Option<String>; crate::core::event::Event::COUNT],
 }
 
 /// Why the daemon could not start (or stopped).
@@ -150,13 +159,31 @@ pub fn now() -> Now {
     Now { ms, unix_s }
 }
 
-/// Reads and validates a config file.
+/// The one validation of a config text, used by `check`, `run`, reloads (SIGHUP, the folder
+/// watch, `EN1 reload`) and the admin API: the JSON model ([`Config::from_json`]) and then what
+/// delivery needs of it (the `ca_file` exists and holds a certificate; a build without TLS
+/// refuses `ca_file`). `Ok` carries the config and its warnings; `Err` every problem.
+pub fn validate_config(text: &str) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+    let (cfg, warnings) = Config::from_json(text)?;
+    if let Err(e) = Sender::new(&cfg.delivery) {
+        let mut all = warnings;
+        all.push(Problem {
+            place: "delivery.ca_file".into(),
+            message: e.to_string(),
+            warning: false,
+        });
+        return Err(all);
+    }
+    Ok((cfg, warnings))
+}
+
+/// Reads and validates a config file (with [`validate_config`]).
 pub fn load_config(path: &Path) -> Result<(Config, Vec<Problem>), DaemonError> {
     let text = std::fs::read_to_string(path).map_err(|err| DaemonError::ConfigRead {
         path: path.display().to_string(),
         err,
     })?;
-    Config::from_json(&text).map_err(|problems| DaemonError::ConfigInvalid {
+    validate_config(&text).map_err(|problems| DaemonError::ConfigInvalid {
         path: path.display().to_string(),
         problems: problems
             .iter()
@@ -336,12 +363,94 @@ struct Client {
     buf: heapless::Vec<u8, MSG_CAP>,
     /// Skipping the rest of an over-long line.
     discarding: bool,
+    /// When it last sent something (or connected), for making room when full.
+    active_ms: u64,
+}
+
+/// Rate limit of one kind of repeated warning: [`WARN_BURST`] lines per [`WARN_WINDOW_MS`],
+/// then a count of what was suppressed.
+#[derive(Default)]
+struct WarnLimit {
+    window_start: u64,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl WarnLimit {
+    /// Whether to log one more warning now; reports what the last window suppressed.
+    fn allow(&mut self, now_ms: u64, what: &str) -> bool {
+        if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
+            if self.suppressed > 0 {
+                log::warn!("{} similar suppressed: {what}", self.suppressed);
+            }
+            self.window_start = now_ms;
+            self.logged = 0;
+            self.suppressed = 0;
+        }
+        if self.logged < WARN_BURST {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
+/// The delivery workers: threads started as attempts need them, up to
+/// [`crate::core::engine::MAX_IN_FLIGHT`]; each makes one attempt at a time.
+struct Workers {
+    jobs: mpsc::SyncSender<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    done: mpsc::Sender<Done>,
+    sender: Arc<RwLock<Arc<Sender>>>,
+    wake: Arc<EventFd>,
+    started: usize,
+}
+
+/// What a worker hands back: the ticket, the outcome, and a redirect's `Location`.
+type Done = (Ticket, Outcome, Option<String>);
+
+impl Workers {
+    /// Makes sure `busy` workers exist (at most the cap).
+    fn ensure(&mut self, busy: usize) -> io::Result<()> {
+        while self.started < busy.min(crate::core::engine::MAX_IN_FLIGHT) {
+            let rx = Arc::clone(&self.rx);
+            let tx = self.done.clone();
+            let sender = Arc::clone(&self.sender);
+            let wake_w = Arc::clone(&self.wake);
+            thread::Builder::new()
+                .name(format!("deliver-{}", self.started))
+                .stack_size(WORKER_STACK)
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    let s = sender.read().map(|s| Arc::clone(&s));
+                    let (outcome, location) = match s {
+                        Ok(s) => s.send(&job.n),
+                        Err(_) => return,
+                    };
+                    if tx.send((job.ticket, outcome, location)).is_err() {
+                        return;
+                    }
+                    wake(&wake_w);
+                })?;
+            self.started += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Daemon-level counters, beside the engine's.
 #[derive(Default)]
 struct DaemonCounters {
     refused: [u64; 11],
+    /// Idle clients closed to make room for a new one.
     busy: u64,
     reloads: u64,
     reload_errors: u64,
@@ -371,11 +480,19 @@ struct Daemon {
     engine: Box<Engine>,
     device: Device,
     sender: Arc<RwLock<Arc<Sender>>>,
-    jobs: mpsc::SyncSender<Job>,
-    done: mpsc::Receiver<(Ticket, Outcome)>,
+    workers: Workers,
+    done: mpsc::Receiver<Done>,
+    /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
+    redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
+    /// Rate limits of repeated warnings: socket refusals, outbox notes.
+    warn_refused: WarnLimit,
+    warn_notes: WarnLimit,
     inbox_rx: mpsc::Receiver<Input>,
     sigfd: Option<SignalFd>,
     inotify: Option<Inotify>,
+    /// What the inotify watches: the config's folder, or (while it does not exist) the nearest
+    /// existing folder above it.
+    watch: Watch,
     wake_r: Arc<EventFd>,
     /// Keeps the inbox's channel open while the engine runs.
     inbox: Inbox,
@@ -389,7 +506,10 @@ struct Daemon {
     stopping: Option<u64>,
 }
 
-fn log_note(n: Note) {
+fn log_note(n: Note, limit: &mut WarnLimit) {
+    if !matches!(n, Note::Retry(..)) && !limit.allow(now().ms, "delivery warnings") {
+        return;
+    }
     match n {
         Note::Dropped(e) => log::warn!("outbox full: dropped a {e} notification"),
         Note::TooLong(e) => {
@@ -479,59 +599,23 @@ impl Daemon {
         };
 
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        let dir = opts
-            .config
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Err(e) = inotify.add_watch(
-            dir,
-            // A finished write, or a file renamed into place (how editors save).
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-        ) {
-            log::warn!(
-                "cannot watch {} for changes ({e}); reload with SIGHUP",
-                dir.display()
-            );
-        }
-
+        let watch = watch_config_dir(&inotify, &opts.config, None);
         let wake_w = Arc::new(EventFd::from_flags(
             EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
         )?);
         let wake_r = Arc::clone(&wake_w);
 
-        // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
+        // Delivery workers: started as attempts need them (see Workers::ensure).
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
-        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(Ticket, Outcome)>();
-        for i in 0..crate::core::engine::MAX_IN_FLIGHT {
-            let rx = Arc::clone(&jobs_rx);
-            let tx = done_tx.clone();
-            let sender = Arc::clone(&sender);
-            let wake_w = Arc::clone(&wake_w);
-            thread::Builder::new()
-                .name(format!("deliver-{i}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => match rx.recv() {
-                            Ok(j) => j,
-                            Err(_) => return,
-                        },
-                        Err(_) => return,
-                    };
-                    let s = sender.read().map(|s| Arc::clone(&s));
-                    let outcome = match s {
-                        Ok(s) => s.send(&job.n),
-                        Err(_) => return,
-                    };
-                    if tx.send((job.ticket, outcome)).is_err() {
-                        return;
-                    }
-                    wake(&wake_w);
-                })?;
-        }
-        drop(done_tx);
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let workers = Workers {
+            jobs: jobs_tx,
+            rx: Arc::new(Mutex::new(jobs_rx)),
+            done: done_tx,
+            sender: Arc::clone(&sender),
+            wake: Arc::clone(&wake_w),
+            started: 0,
+        };
 
         let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Input>(INBOX_CAP);
         let inbox = Inbox {
@@ -556,11 +640,15 @@ impl Daemon {
             engine: Engine::new(config, seed),
             device,
             sender,
-            jobs: jobs_tx,
+            workers,
             done: done_rx,
+            redirects: [const { None }; crate::core::event::Event::COUNT],
+            warn_refused: WarnLimit::default(),
+            warn_notes: WarnLimit::default(),
             inbox_rx,
             sigfd,
             inotify: Some(inotify),
+            watch,
             wake_r,
             inbox,
             baresip,
@@ -584,6 +672,72 @@ impl Daemon {
         );
         Ok(d)
     }
+}
+
+/// The inotify watch for config changes.
+#[derive(Default)]
+struct Watch {
+    wd: Option<nix::sys::inotify::WatchDescriptor>,
+    /// The watch is on the config's own folder (else on a folder above it, or none).
+    dir: bool,
+}
+
+impl Watch {
+    fn on_dir(&self) -> bool {
+        self.dir && self.wd.is_some()
+    }
+
+    fn take(&mut self) -> Option<Watch> {
+        self.wd.map(|wd| Watch {
+            wd: Some(wd),
+            dir: self.dir,
+        })
+    }
+}
+
+/// Watches the config's folder for a finished write or a file renamed into place; while the
+/// folder does not exist, watches the nearest existing folder above it for its creation.
+/// `old` is the previous watch, removed when it is replaced.
+fn watch_config_dir(inotify: &Inotify, config: &Path, old: Option<Watch>) -> Watch {
+    let dir = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let on_dir = AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF;
+    let new = match inotify.add_watch(dir, on_dir) {
+        Ok(wd) => Watch {
+            wd: Some(wd),
+            dir: true,
+        },
+        Err(e) => {
+            let above = dir.ancestors().skip(1).find(|a| a.is_dir());
+            let flags = AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_DELETE_SELF;
+            match above.map(|a| inotify.add_watch(a, flags)) {
+                Some(Ok(wd)) => Watch {
+                    wd: Some(wd),
+                    dir: false,
+                },
+                _ => {
+                    log::warn!(
+                        "cannot watch {} for changes ({e}); reload with SIGHUP",
+                        dir.display()
+                    );
+                    Watch::default()
+                }
+            }
+        }
+    };
+    if let Some(Watch { wd: Some(wd), .. }) = old {
+        if Some(wd) != new.wd {
+            let _ = inotify.rm_watch(wd);
+        }
+    }
+    new
 }
 
 /// Follows a baresip over its ctrl_tcp module in a thread of its own.
@@ -627,7 +781,16 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
         path: path.display().to_string(),
         err,
     };
-    if path.exists() {
+    // Replace only a socket nobody answers; anything else at the path (a regular file, the
+    // config itself, a folder) is refused, never deleted (issue 10 #6).
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket; refusing to replace it (choose another --socket path)",
+            )));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(err(io::Error::new(
                 io::ErrorKind::AddrInUse,
@@ -724,12 +887,14 @@ impl Daemon {
             self.drain_inbox();
             self.check_held_boot();
             // Clients before accepting new ones, so indices stay valid.
-            for i in (0..client_ready.len()).rev() {
+            for i in (0..client_ready.len().min(self.clients.len())).rev() {
                 if client_ready[i] && !self.serve_client(i) {
                     self.clients.swap_remove(i);
                 }
             }
-            if listen_ready {
+            if self.stopping.is_some() {
+                self.clients.clear();
+            } else if listen_ready {
                 self.accept();
             }
         }
@@ -738,7 +903,15 @@ impl Daemon {
     fn dispatch(&mut self, t: Now) {
         while let Some(job) = self.engine.next_job(t) {
             log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
-            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            if let Err(e) = self.workers.ensure(self.engine.in_flight()) {
+                log::error!("cannot start a delivery worker: {e}");
+            }
+            let sent = if self.workers.started == 0 {
+                Err(mpsc::SendError(job))
+            } else {
+                self.workers.jobs.send(job)
+            };
+            if let Err(mpsc::SendError(job)) = sent {
                 // Workers gone: cannot happen while the daemon runs; keep the notification.
                 self.engine.complete(
                     job.ticket,
@@ -747,7 +920,7 @@ impl Daemon {
                         retry_after_ms: None,
                     },
                     t,
-                    &mut log_note,
+                    &mut |n| log_note(n, &mut self.warn_notes),
                 );
                 return;
             }
@@ -755,12 +928,30 @@ impl Daemon {
     }
 
     fn collect_results(&mut self) {
-        while let Ok((ticket, outcome)) = self.done.try_recv() {
+        while let Ok((ticket, outcome, location)) = self.done.try_recv() {
             let t = now();
-            if let Outcome::Delivered(code) = outcome {
-                log::debug!("delivered ({code}), attempt {}", ticket.attempt);
+            let event = self.engine.event_of(ticket);
+            match (outcome, event) {
+                (Outcome::Delivered(code), Some(e)) => {
+                    log::debug!("delivered ({code}), attempt {}", ticket.attempt);
+                    self.redirects[e.index()] = None;
+                }
+                (
+                    Outcome::Failed {
+                        why: Failure::Redirect(code),
+                        ..
+                    },
+                    Some(e),
+                ) => {
+                    let loc = location.unwrap_or_else(|| "(none)".into());
+                    log::warn!("{e}: the server answered {code} redirect to {loc}: not followed, not retried; correct the URL in the config");
+                    self.redirects[e.index()] = Some((code, loc));
+                }
+                _ => {}
             }
-            self.engine.complete(ticket, outcome, t, &mut log_note);
+            let warn = &mut self.warn_notes;
+            self.engine
+                .complete(ticket, outcome, t, &mut |n| log_note(n, warn));
         }
     }
 
@@ -802,7 +993,8 @@ impl Daemon {
         if let Some(p) = &self.opts.socket {
             let _ = std::fs::remove_file(p);
         }
-        self.clients.clear();
+        // The clients are closed by the main loop after this wake-up's client work: emptying
+        // the list here, while the loop walks it by index, panicked (issue 10 #1).
     }
 
     /// Handles one message; the reply detail for the socket.
@@ -818,7 +1010,11 @@ impl Daemon {
             self.held_boot = Some((msg.clone(), now().ms));
             return Ok("held until the network is up".into());
         }
-        match self.engine.handle(msg, &device, now(), &mut log_note) {
+        let warn = &mut self.warn_notes;
+        match self
+            .engine
+            .handle(msg, &device, now(), &mut |n| log_note(n, warn))
+        {
             Ok(h) => Ok(format!("derived={} queued={}", h.derived, h.queued)),
             Err(e) => {
                 log::info!("message ignored: {e}");
@@ -838,7 +1034,10 @@ impl Daemon {
         }
         let msg = msg.clone();
         self.held_boot = None;
-        let _ = self.engine.handle(&msg, &device, t, &mut log_note);
+        let warn = &mut self.warn_notes;
+        let _ = self
+            .engine
+            .handle(&msg, &device, t, &mut |n| log_note(n, warn));
     }
 
     fn on_signals(&mut self) {
@@ -871,7 +1070,12 @@ impl Daemon {
             }
             hit |= events.iter().any(|e| e.name.as_deref() == name.as_deref());
         }
-        if hit {
+        // The folder may have been deleted (its watch is gone) or made (watch it now): re-arm,
+        // and take a config that appeared meanwhile (issue 10 #12).
+        let was = self.watch.on_dir();
+        self.watch = watch_config_dir(inotify, &self.opts.config, self.watch.take());
+        let armed_now = !was && self.watch.on_dir();
+        if hit || (armed_now && self.opts.config.exists()) {
             let _ = self.reload(false);
         }
     }
@@ -890,7 +1094,7 @@ impl Daemon {
         if !forced && text == self.config_text {
             return Ok(());
         }
-        let (cfg, warnings) = match Config::from_json(&text) {
+        let (cfg, warnings) = match validate_config(&text) {
             Ok(c) => c,
             Err(problems) => {
                 self.counters.reload_errors += 1;
@@ -934,19 +1138,27 @@ impl Daemon {
         let Some(l) = &self.listener else { return };
         loop {
             match l.accept() {
-                Ok((mut stream, _)) => {
-                    if self.clients.len() >= MAX_CLIENTS {
-                        self.counters.busy += 1;
-                        let _ = stream.write_all(b"ERR busy too many clients\n");
-                        continue;
-                    }
+                Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
+                    }
+                    if self.clients.len() >= MAX_CLIENTS {
+                        // Make room: close the client idle the longest (issue 10 #7).
+                        let oldest =
+                            (0..self.clients.len()).min_by_key(|&i| self.clients[i].active_ms);
+                        if let Some(i) = oldest {
+                            self.counters.busy += 1;
+                            if self.warn_refused.allow(now().ms, "socket clients closed") {
+                                log::warn!("{MAX_CLIENTS} socket clients: closed the one idle the longest to make room");
+                            }
+                            self.clients.swap_remove(i);
+                        }
                     }
                     self.clients.push(Client {
                         stream,
                         buf: heapless::Vec::new(),
                         discarding: false,
+                        active_ms: now().ms,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -962,7 +1174,11 @@ impl Daemon {
     fn serve_client(&mut self, i: usize) -> bool {
         let mut chunk = [0u8; 1024];
         loop {
-            let n = match self.clients[i].stream.read(&mut chunk) {
+            let Some(c) = self.clients.get_mut(i) else {
+                return false;
+            };
+            c.active_ms = now().ms;
+            let n = match c.stream.read(&mut chunk) {
                 Ok(0) => return false,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -993,7 +1209,9 @@ impl Daemon {
                     c.discarding = true;
                     let e = WireError::TooLong;
                     self.counters.refused[refused_index(e)] += 1;
-                    log::warn!("refused a socket message: {e}");
+                    if self.warn_refused.allow(now().ms, "refused socket messages") {
+                        log::warn!("refused a socket message: {e}");
+                    }
                     let reply = format!("ERR {} {e}\n", e.code());
                     if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
                         return false;
@@ -1022,7 +1240,9 @@ impl Daemon {
             }
             Err(e) => {
                 self.counters.refused[refused_index(e)] += 1;
-                log::warn!("refused a socket message: {e}");
+                if self.warn_refused.allow(now().ms, "refused socket messages") {
+                    log::warn!("refused a socket message: {e}");
+                }
                 format!("ERR {} {e}\n", e.code())
             }
         }
@@ -1065,6 +1285,7 @@ impl Daemon {
                 Some(_) => "on",
             }),
             uptime_s: now().ms.saturating_sub(self.started.ms) / 1000,
+            locations: core::array::from_fn(|i| self.redirects[i].as_ref().map(|(_, l)| l.clone())),
         }
     }
 
@@ -1093,6 +1314,11 @@ impl Daemon {
         let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
         let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
         let _ = writeln!(s, "clients {}", self.clients.len());
+        for e in crate::core::event::Event::ALL {
+            if let Some((code, loc)) = &self.redirects[e.index()] {
+                let _ = writeln!(s, "redirect {} {code} {loc}", e.key());
+            }
+        }
         if let Some(b) = &self.baresip {
             let c = b.stats.snapshot();
             let _ = writeln!(
@@ -1108,5 +1334,22 @@ impl Daemon {
             );
         }
         let _ = self.engine.write_status(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rate_limited_per_window() {
+        let mut w = WarnLimit::default();
+        let t0 = 1_000_000;
+        let allowed = (0..1000).filter(|_| w.allow(t0, "x")).count();
+        assert_eq!(allowed, WARN_BURST as usize);
+        assert_eq!(w.suppressed, 1000 - WARN_BURST as u64);
+        // The next window logs again (and reports what the last one suppressed).
+        assert!(w.allow(t0 + WARN_WINDOW_MS, "x"));
+        assert_eq!(w.suppressed, 0);
     }
 }
