@@ -149,7 +149,9 @@ step('the twenty events in the guide\'s order, with key, switch and last result'
   assert.match(await row('terminate_call').locator('.last').textContent(), /never sent/);
   assert.match(await page.textContent('#summary'), /2 of 20 events on/);
   // Delivery settings show their defaults.
-  assert.equal(await page.inputValue('#dl-attempts'), '8');
+  const cfg = await (await page.request.get(base + '/api/v1/config')).json();
+  assert.equal(await page.inputValue('#dl-attempts'), String(cfg.delivery.attempts));
+  assert.equal(cfg.delivery.attempts, cfg.delivery_defaults.attempts);
   assert.match(await page.textContent('#dl-attempts-h'), /Default/);
 });
 
@@ -314,7 +316,7 @@ step('two admins: the second save with a stale ETag is refused clearly and keeps
 
 step('leaving with unsaved changes asks first', async () => {
   await page.click('#dl-attempts');
-  await page.fill('#dl-attempts', '5');
+  await page.fill('#dl-attempts', '5'); // the default is 0 (until delivered) or 8: never 5
   assert.match(await page.textContent('#save-state'), /1 unsaved change/);
   let asked = false;
   page.once('dialog', async (d) => { asked = d.type() === 'beforeunload'; await d.dismiss(); });
