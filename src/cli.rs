@@ -12,10 +12,10 @@ use crate::core::wire;
 use crate::daemon::{self, DaemonError};
 use std::path::PathBuf;
 
-pub const OK: i32 = 0;
-pub const REFUSED: i32 = 1;
-pub const USAGE: i32 = 2;
-pub const UNREACHABLE: i32 = 3;
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_REFUSED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_UNREACHABLE: i32 = 3;
 
 const MAIN_HELP: &str = "\
 event-notify: phone events to HTTP requests (Maintenance > Event Notify)
@@ -147,14 +147,14 @@ impl Args {
 
 fn usage(msg: &str, help: &str) -> i32 {
     eprintln!("event-notify: {msg}\n\n{help}");
-    USAGE
+    EXIT_USAGE
 }
 
 /// Runs the command line; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     let Some(cmd) = args.first() else {
         eprint!("{MAIN_HELP}");
-        return USAGE;
+        return EXIT_USAGE;
     };
     let rest = &args[1..];
     match cmd.as_str() {
@@ -169,11 +169,11 @@ pub fn main(args: &[String]) -> i32 {
         "variables" => list(rest, false),
         "help" | "--help" | "-h" => {
             print!("{MAIN_HELP}");
-            OK
+            EXIT_OK
         }
         "--version" | "version" => {
             println!("event-notify {}", env!("CARGO_PKG_VERSION"));
-            OK
+            EXIT_OK
         }
         other => usage(&format!("unknown command {other:?}"), MAIN_HELP),
     }
@@ -210,7 +210,7 @@ fn run(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{RUN_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     if let Some(w) = a.words.first() {
         return usage(&format!("unexpected argument {w:?}"), RUN_HELP);
@@ -220,7 +220,7 @@ fn run(args: &[String]) -> i32 {
         Ok(b) => b,
         Err(e) => {
             log::error!("{e}");
-            return REFUSED;
+            return EXIT_REFUSED;
         }
     };
     let Some(config) = a
@@ -236,7 +236,7 @@ fn run(args: &[String]) -> i32 {
             Ok(p) => Some(crate::admin::AdminSlot::new(p)),
             Err(e) => {
                 log::error!("{e}");
-                return REFUSED;
+                return EXIT_REFUSED;
             }
         },
         Err(e) => return usage(&e, RUN_HELP),
@@ -252,14 +252,14 @@ fn run(args: &[String]) -> i32 {
         baresip: a.flag("baresip").map(str::to_string),
     };
     match daemon::run(opts) {
-        Ok(()) => OK,
+        Ok(()) => EXIT_OK,
         Err(e @ (DaemonError::ConfigInvalid { .. } | DaemonError::ConfigRead { .. })) => {
             log::error!("{e}");
-            REFUSED
+            EXIT_REFUSED
         }
         Err(e) => {
             log::error!("{e}");
-            REFUSED
+            EXIT_REFUSED
         }
     }
 }
@@ -331,7 +331,7 @@ fn passwd(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{PASSWD_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let Some(file) = a.flag("file") else {
         return usage("--file PATH is needed", PASSWD_HELP);
@@ -343,13 +343,13 @@ fn passwd(args: &[String]) -> i32 {
         || user.chars().any(char::is_control)
     {
         eprintln!("event-notify: the user name must be 1 to 128 characters without ':', space, quote, backslash");
-        return REFUSED;
+        return EXIT_REFUSED;
     }
     let pw = match read_secret("new admin password: ") {
         Ok(p) => p,
         Err(e) => {
             eprintln!("event-notify: cannot read the password: {e}");
-            return REFUSED;
+            return EXIT_REFUSED;
         }
     };
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -357,34 +357,34 @@ fn passwd(args: &[String]) -> i32 {
             Ok(p2) if p2 == pw => {}
             Ok(_) => {
                 eprintln!("event-notify: the two passwords differ; nothing written");
-                return REFUSED;
+                return EXIT_REFUSED;
             }
             Err(e) => {
                 eprintln!("event-notify: cannot read the password: {e}");
-                return REFUSED;
+                return EXIT_REFUSED;
             }
         }
     }
     if pw.chars().count() < 8 || pw.len() > crate::admin::auth::CRED_FIELD_CAP {
         eprintln!("event-notify: the password must be 8 to 128 bytes long; nothing written");
-        return REFUSED;
+        return EXIT_REFUSED;
     }
     let creds =
         match crate::admin::auth::Credentials::new(user, &pw, crate::admin::auth::PBKDF2_ROUNDS) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("event-notify: {e}");
-                return REFUSED;
+                return EXIT_REFUSED;
             }
         };
     match creds.store(std::path::Path::new(file)) {
         Ok(()) => {
             println!("{file}: credentials of user {user} written (mode 0600)");
-            OK
+            EXIT_OK
         }
         Err(e) => {
             eprintln!("event-notify: {file}: {e}");
-            REFUSED
+            EXIT_REFUSED
         }
     }
 }
@@ -407,7 +407,7 @@ fn emit(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{EMIT_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let Some(verb) = a.words.first() else {
         return usage("emit needs a VERB", EMIT_HELP);
@@ -420,22 +420,22 @@ fn emit(args: &[String]) -> i32 {
     // Refuse here what the daemon would refuse, with the same words.
     if let Err(e) = wire::parse_request(line.as_bytes()) {
         eprintln!("event-notify: refused: {e}");
-        return REFUSED;
+        return EXIT_REFUSED;
     }
     let path = client::socket_path(a.flag("socket"), None);
     let reply = Client::connect(&path).and_then(|mut c| c.request(&line));
     match reply {
         Ok(r) if r.starts_with("OK") => {
             println!("{r}");
-            OK
+            EXIT_OK
         }
         Ok(r) => {
             eprintln!("event-notify: {r}");
-            REFUSED
+            EXIT_REFUSED
         }
         Err(e) => {
             eprintln!("event-notify: {e}");
-            UNREACHABLE
+            EXIT_UNREACHABLE
         }
     }
 }
@@ -447,7 +447,7 @@ fn status(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{STATUS_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let path = client::socket_path(a.flag("socket"), None);
     match Client::connect(&path).and_then(|mut c| c.status()) {
@@ -455,11 +455,11 @@ fn status(args: &[String]) -> i32 {
             for l in lines {
                 println!("{l}");
             }
-            OK
+            EXIT_OK
         }
         Err(e) => {
             eprintln!("event-notify: {e}");
-            UNREACHABLE
+            EXIT_UNREACHABLE
         }
     }
 }
@@ -475,14 +475,14 @@ fn load(
         Ok(t) => t,
         Err(e) => {
             eprintln!("{path}: cannot read: {e}");
-            return Err(REFUSED);
+            return Err(EXIT_REFUSED);
         }
     };
     crate::daemon::validate_config(&text).map_err(|problems| {
         for p in problems {
             println!("{path}: {p}");
         }
-        REFUSED
+        EXIT_REFUSED
     })
 }
 
@@ -493,7 +493,7 @@ fn check(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{CHECK_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let path = a
         .flag("config")
@@ -510,7 +510,7 @@ fn check(args: &[String]) -> i32 {
                 .filter(|e| cfg.event(**e).is_some())
                 .count();
             println!("{path}: ok: {on} of {} events on", Event::COUNT);
-            OK
+            EXIT_OK
         }
         Err(code) => code,
     }
@@ -523,7 +523,7 @@ fn expand(args: &[String]) -> i32 {
     };
     if a.help {
         print!("{EXPAND_HELP}");
-        return OK;
+        return EXIT_OK;
     }
     let Some(name) = a.words.first() else {
         return usage("expand needs an EVENT", EXPAND_HELP);
@@ -538,17 +538,17 @@ fn expand(args: &[String]) -> i32 {
     };
     let Some(event) = Event::from_name(name) else {
         eprintln!("event-notify: unknown event {name:?} (see `event-notify events`)");
-        return REFUSED;
+        return EXIT_REFUSED;
     };
     let Some(ec) = cfg.event(event) else {
         eprintln!("event-notify: {} is off in this config", event.key());
-        return REFUSED;
+        return EXIT_REFUSED;
     };
     let board = match read_board(a.flag("board")) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("event-notify: {e}");
-            return REFUSED;
+            return EXIT_REFUSED;
         }
     };
     let mut vars: Vars = daemon::Device::new(&board, &cfg).vars();
@@ -557,7 +557,7 @@ fn expand(args: &[String]) -> i32 {
     for (k, v) in f {
         let Some(var) = Var::from_name(k) else {
             eprintln!("event-notify: unknown variable {k:?} (see `event-notify variables`)");
-            return REFUSED;
+            return EXIT_REFUSED;
         };
         vars.set(var, v);
     }
@@ -566,7 +566,7 @@ fn expand(args: &[String]) -> i32 {
         eprintln!(
             "event-notify: the expanded URL is longer than {URL_CAP} bytes: it would not be sent"
         );
-        return REFUSED;
+        return EXIT_REFUSED;
     }
     println!("{} {url}", ec.method.as_str());
     if let Some(c) = &ec.credentials {
@@ -576,11 +576,11 @@ fn expand(args: &[String]) -> i32 {
         let mut b = heapless::String::<BODY_CAP>::new();
         if body.expand(&vars, ec.body_encoding, &mut b).is_err() {
             eprintln!("event-notify: the expanded body is longer than {BODY_CAP} bytes: it would not be sent");
-            return REFUSED;
+            return EXIT_REFUSED;
         }
         println!("Content-Type: {}\n\n{b}", ec.content_type);
     }
-    OK
+    EXIT_OK
 }
 
 fn list(args: &[String], events: bool) -> i32 {
@@ -589,7 +589,7 @@ fn list(args: &[String], events: bool) -> i32 {
             "usage: event-notify {}",
             if events { "events" } else { "variables" }
         );
-        return OK;
+        return EXIT_OK;
     }
     if let Some(a) = args.first() {
         return usage(&format!("unexpected argument {a:?}"), MAIN_HELP);
@@ -614,5 +614,5 @@ fn list(args: &[String], events: bool) -> i32 {
             );
         }
     }
-    OK
+    EXIT_OK
 }

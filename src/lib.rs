@@ -5,7 +5,8 @@
 //!   that derives the twenty events from SIP/UI transitions, the bounded outbox and the retry
 //!   schedule. No I/O, no clock: the caller passes `now` in.
 //! - the daemon layer: the Unix socket, signals, config reload, HTTP delivery (the only module
-//!   that knows ureq), the `listen` receiver.
+//!   that knows ureq), the server-side HTTP layer ([`http`], on httparse) and the `listen`
+//!   receiver on it.
 
 pub mod admin;
 pub mod baresip;
@@ -22,4 +23,5 @@ pub mod daemon;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod http;
 pub mod logger;

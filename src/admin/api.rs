@@ -299,7 +299,7 @@ fn config_view(text: &str) -> Value {
         }
         events.insert(e.key().into(), v);
     }
-    let parsed = Config::from_json(if text.is_empty() {
+    let parsed = crate::daemon::validate_config(if text.is_empty() {
         "{\"events\":{}}"
     } else {
         text
@@ -377,7 +377,7 @@ pub fn commit(ctx: &Ctx, root: &Map<String, Value>) -> Result<String, Response> 
         Ok(t) => t + "\n",
         Err(_) => return Err(err(500, "internal", "cannot write the config as JSON")),
     };
-    if let Err(problems) = Config::from_json(&text) {
+    if let Err(problems) = crate::daemon::validate_config(&text) {
         let path = ctx.config.display().to_string();
         return Err(Response::json(
             422,
@@ -647,14 +647,16 @@ fn candidate(
         Some(o) => old.merge(o).map_err(|m| err(400, "bad_json", &m))?,
         None => old,
     };
-    let live = Config::from_json(&text).map(|(c, _)| c).unwrap_or_default();
+    let live = crate::daemon::validate_config(&text)
+        .map(|(c, _)| c)
+        .unwrap_or_default();
     let mut one = Map::new();
     if let Some(v) = raw.to_file() {
         one.insert(e.key().into(), v);
     }
     let doc = json!({"events": one}).to_string();
     let path = ctx.config.display().to_string();
-    match Config::from_json(&doc) {
+    match crate::daemon::validate_config(&doc) {
         Ok((c, warnings)) => Ok((
             c.events[e.index()].clone(),
             warnings.iter().map(|p| problem_json(p, &path)).collect(),
@@ -1053,13 +1055,14 @@ mod tests {
         body2["events"]["establish_call"]["password"] = json!("");
         let t = Value::Object(root_from_view(&body2, &old).unwrap()).to_string();
         assert!(!t.contains("pw1"), "{t}");
-        assert!(Config::from_json(&t).is_ok(), "{t}");
+        assert!(crate::daemon::validate_config(&t).is_ok(), "{t}");
     }
 
     #[test]
     fn problems_carry_column_and_check_text() {
         let probs =
-            Config::from_json(r#"{"events":{"incoming_call":"h/x?a=${remote"}}"#).unwrap_err();
+            crate::daemon::validate_config(r#"{"events":{"incoming_call":"h/x?a=${remote"}}"#)
+                .unwrap_err();
         let p = problem_json(&probs[0], "/etc/en.json");
         assert_eq!(p["field"], "events.incoming_call.url");
         assert!(p["column"].as_u64().is_some(), "{p}");

@@ -247,40 +247,54 @@ impl Algorithm {
 }
 
 /// The server's secret for nonces, made at start.
-pub struct NonceKey([u8; 32]);
+pub struct NonceKey {
+    key: [u8; 32],
+    /// Makes every nonce unique, even two made in the same second (their counts are tracked
+    /// per nonce: two clients must not share one).
+    serial: std::sync::atomic::AtomicU64,
+}
 
 impl NonceKey {
     pub fn new() -> io::Result<NonceKey> {
-        Ok(NonceKey(random_bytes()?))
+        Ok(NonceKey {
+            key: random_bytes()?,
+            serial: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
-    fn tag(&self, t: u64) -> String {
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+    fn tag(&self, t: u64, serial: u64) -> String {
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return String::new();
         };
         m.update(&t.to_be_bytes());
+        m.update(&serial.to_be_bytes());
         hex(&m.finalize().into_bytes()[..16])
     }
 
     /// A MAC of `data` under this key (to remember a verified Basic header without keeping it).
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return [0; 32];
         };
         m.update(data);
         m.finalize().into_bytes().into()
     }
 
-    /// A nonce: the time it was made and a MAC of it.
+    /// A nonce: the time it was made, a serial number, and a MAC of both.
     pub fn nonce(&self, now_s: u64) -> String {
-        format!("{now_s:x}-{}", self.tag(now_s))
+        let n = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{now_s:x}-{n:x}-{}", self.tag(now_s, n))
     }
 
     /// `Some(fresh)` for a nonce this server made; `None` for a forged one.
     pub fn check(&self, nonce: &str, now_s: u64) -> Option<bool> {
-        let (t, tag) = nonce.split_once('-')?;
-        let t = u64::from_str_radix(t, 16).ok()?;
-        if !same(tag.as_bytes(), self.tag(t).as_bytes()) || t > now_s {
+        let mut it = nonce.splitn(3, '-');
+        let t = u64::from_str_radix(it.next()?, 16).ok()?;
+        let n = u64::from_str_radix(it.next()?, 16).ok()?;
+        let tag = it.next()?;
+        if !same(tag.as_bytes(), self.tag(t, n).as_bytes()) || t > now_s {
             return None;
         }
         Some(now_s - t <= NONCE_TTL_S)
@@ -293,7 +307,7 @@ impl NonceKey {
             format!(
                 "Digest realm=\"{REALM}\", qop=\"auth\", algorithm={}, nonce=\"{n}\", opaque=\"{}\"{}",
                 a.name(),
-                self.tag(0).get(..16).unwrap_or(""),
+                self.tag(0, 0).get(..16).unwrap_or(""),
                 if stale { ", stale=true" } else { "" }
             )
         };
@@ -479,7 +493,8 @@ pub struct NonceCounts(Vec<(String, u32, u64)>);
 impl NonceCounts {
     /// Records `nc` for `nonce`; `false` if it is not higher than one already seen (a replay).
     pub fn fresh(&mut self, nonce: &str, nc: u32, now_s: u64) -> bool {
-        self.0.retain(|(_, _, at)| now_s.saturating_sub(*at) <= NONCE_TTL_S);
+        self.0
+            .retain(|(_, _, at)| now_s.saturating_sub(*at) <= NONCE_TTL_S);
         if let Some(e) = self.0.iter_mut().find(|(n, _, _)| n == nonce) {
             if nc <= e.1 {
                 return false;
@@ -505,7 +520,9 @@ pub fn digest_nonce_nc(header: &str) -> Option<(String, u32)> {
     }
     let p = auth_params(rest);
     let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let nc = get("nc").and_then(|n| u32::from_str_radix(&n, 16).ok()).unwrap_or(0);
+    let nc = get("nc")
+        .and_then(|n| u32::from_str_radix(&n, 16).ok())
+        .unwrap_or(0);
     Some((get("nonce")?, nc))
 }
 
@@ -814,6 +831,11 @@ mod tests {
         assert_eq!(
             check_authorization(&forged, "GET", "/", &c, &k, 1010, false),
             Verdict::Unusable
+        );
+        assert_ne!(
+            k.nonce(5),
+            k.nonce(5),
+            "two clients in one second share no nonce"
         );
         let ch = k.challenges(5, true);
         assert!(ch[0].contains("algorithm=SHA-256") && ch[0].contains("stale=true"));

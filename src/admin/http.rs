@@ -1,11 +1,10 @@
-//! A minimal HTTP/1.1 server side over httparse, for the admin server only: one request per
-//! connection (`Connection: close`), bounded head and body, a deadline on reading each.
-//! (To be replaced by the crate's shared `src/http` layer once it lands; the admin server uses
-//! only [`read_request`], [`Request`] and [`Response`].)
+//! The admin server's side of HTTP: reading one request with the crate's HTTP layer
+//! ([`crate::http`]) under the admin's own bounds, and the [`Request`]/[`Response`] the handlers
+//! work on. One request per connection (`Connection: close`).
 
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Largest request head (request line and headers).
 pub const ADMIN_HEAD_CAP: usize = 8 * 1024;
@@ -13,10 +12,11 @@ pub const ADMIN_HEAD_CAP: usize = 8 * 1024;
 pub const ADMIN_BODY_CAP: usize = 96 * 1024;
 /// Most headers in one request.
 pub const ADMIN_MAX_HEADERS: usize = 32;
-/// The whole head must arrive within this; a client that sends one byte a second is dropped.
-pub const HEAD_TIMEOUT_MS: u64 = 5_000;
-/// The whole body must arrive within this.
-pub const BODY_TIMEOUT_MS: u64 = 10_000;
+/// Silence allowed before a request's first byte, and inside it (the socket read timeout).
+pub const ADMIN_IDLE_MS: u64 = 5_000;
+/// A request (head and body) must arrive within this of its first byte: a client that sends one
+/// byte a second is dropped.
+pub const ADMIN_REQUEST_MS: u64 = 8_000;
 
 /// One request as the handlers see it.
 #[derive(Clone, Debug, Default)]
@@ -152,114 +152,34 @@ pub fn reason(status: u16) -> &'static str {
 #[derive(Debug)]
 pub struct ReadError(pub Option<Response>);
 
-/// Sets the read timeout to what is left before `deadline`.
-pub trait Deadline {
-    fn set_deadline(&mut self, left: Duration) -> io::Result<()>;
-}
-
-fn read_some<S: Read + Deadline>(
-    s: &mut S,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<usize, ReadError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadError(Some(Response::text(408, "request timeout"))));
-    }
-    s.set_deadline(left).map_err(|_| ReadError(None))?;
-    loop {
-        match s.read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ReadError(Some(Response::text(408, "request timeout"))))
-            }
-            Err(_) => return Err(ReadError(None)),
-        }
+/// The bounds the admin server reads under.
+pub fn limits() -> crate::http::Limits {
+    crate::http::Limits {
+        head: ADMIN_HEAD_CAP,
+        headers: ADMIN_MAX_HEADERS,
+        body: ADMIN_BODY_CAP,
+        idle: Duration::from_millis(ADMIN_IDLE_MS),
+        request: Duration::from_millis(ADMIN_REQUEST_MS),
     }
 }
 
-/// Reads one request within the bounds above.
-pub fn read_request<S: Read + Deadline>(s: &mut S) -> Result<Request, ReadError> {
-    let mut buf = vec![0u8; ADMIN_HEAD_CAP];
-    let mut len = 0;
-    let deadline = Instant::now() + Duration::from_millis(HEAD_TIMEOUT_MS);
-    let (mut req, head_len, body_len) = loop {
-        if len == buf.len() {
-            return Err(ReadError(Some(Response::text(
-                431,
-                "request head too large",
-            ))));
+/// Reads one request (the stream's read timeout should be [`ADMIN_IDLE_MS`]).
+pub fn read_request<S: Read + Write>(s: &mut S) -> Result<Request, ReadError> {
+    let mut conn = crate::http::Connection::with_limits(s, limits());
+    match conn.read_request() {
+        Ok(Some(r)) => Ok(Request {
+            method: r.head.method,
+            target: r.head.target,
+            headers: r.head.headers,
+            body: r.body,
+            peer: None,
+            tls: false,
+        }),
+        Ok(None) | Err(crate::http::ReadError::Io(_)) => Err(ReadError(None)),
+        Err(crate::http::ReadError::Http(e)) => {
+            Err(ReadError(Some(Response::text(e.status(), e.what()))))
         }
-        let n = read_some(s, &mut buf[len..], deadline)?;
-        if n == 0 {
-            return Err(ReadError(None));
-        }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
-        let mut p = httparse::Request::new(&mut headers);
-        match p.parse(&buf[..len]) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(head_len)) => {
-                let mut req = Request {
-                    method: p.method.unwrap_or("").to_string(),
-                    target: p.path.unwrap_or("").to_string(),
-                    ..Request::default()
-                };
-                for h in p.headers.iter() {
-                    let Ok(v) = std::str::from_utf8(h.value) else {
-                        return Err(ReadError(Some(Response::text(
-                            400,
-                            "header value is not UTF-8",
-                        ))));
-                    };
-                    req.headers.push((h.name.to_string(), v.to_string()));
-                }
-                if req.header("transfer-encoding").is_some() {
-                    return Err(ReadError(Some(Response::text(
-                        501,
-                        "chunked bodies are not accepted: send Content-Length",
-                    ))));
-                }
-                let body_len = match req.header("content-length") {
-                    None => 0,
-                    Some(v) => match v.trim().parse::<usize>() {
-                        Ok(n) if n <= ADMIN_BODY_CAP => n,
-                        Ok(_) => {
-                            return Err(ReadError(Some(Response::text(413, "body too large"))))
-                        }
-                        Err(_) => {
-                            return Err(ReadError(Some(Response::text(400, "bad Content-Length"))))
-                        }
-                    },
-                };
-                break (req, head_len, body_len);
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(ReadError(Some(Response::text(431, "too many headers"))))
-            }
-            Err(_) => return Err(ReadError(Some(Response::text(400, "malformed request")))),
-        }
-    };
-    let mut body = buf[head_len..len].to_vec();
-    body.truncate(body_len);
-    let deadline = Instant::now() + Duration::from_millis(BODY_TIMEOUT_MS);
-    let mut chunk = [0u8; 4096];
-    while body.len() < body_len {
-        let want = (body_len - body.len()).min(chunk.len());
-        let n = read_some(s, &mut chunk[..want], deadline)?;
-        if n == 0 {
-            return Err(ReadError(None));
-        }
-        body.extend_from_slice(&chunk[..n]);
     }
-    req.body = body;
-    Ok(req)
 }
 
 /// Decodes `%XX` and (in forms) `+`.
@@ -308,8 +228,11 @@ mod tests {
             self.0.read(b)
         }
     }
-    impl Deadline for Mem {
-        fn set_deadline(&mut self, _: Duration) -> io::Result<()> {
+    impl Write for Mem {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
@@ -341,14 +264,14 @@ mod tests {
             Some(413)
         );
         assert_eq!(
-            status("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            status("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
             Some(501)
         );
         assert_eq!(
             status(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(ADMIN_HEAD_CAP))),
             Some(431)
         );
-        assert_eq!(status("GARBAGE\0\r\n\r\n"), Some(400));
+        assert_eq!(status("GARBAGE\0 / HTTP/1.1\r\n\r\n"), Some(400));
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\n").map(|_| ()), None); // cut short
         assert_eq!(
             status("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"),

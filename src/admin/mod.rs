@@ -280,25 +280,15 @@ fn now_s() -> u64 {
     crate::daemon::now().ms / 1000
 }
 
-impl http::Deadline for TcpStream {
-    fn set_deadline(&mut self, left: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-    }
-}
-
 fn serve_conn(ctx: &Ctx, mut stream: TcpStream) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let _ = stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)));
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(http::ADMIN_IDLE_MS)));
     let _ = stream.set_nodelay(true);
     handle_stream(ctx, &mut stream, peer, false);
 }
 
-fn handle_stream<S: Read + Write + http::Deadline>(
-    ctx: &Ctx,
-    s: &mut S,
-    peer: Option<IpAddr>,
-    tls: bool,
-) {
+fn handle_stream<S: Read + Write>(ctx: &Ctx, s: &mut S, peer: Option<IpAddr>, tls: bool) {
     let resp = match http::read_request(s) {
         Ok(mut req) => {
             req.peer = peer;
@@ -333,19 +323,13 @@ impl Write for TlsStream {
         self.0.flush()
     }
 }
-#[cfg(feature = "tls")]
-impl http::Deadline for TlsStream {
-    fn set_deadline(&mut self, left: Duration) -> io::Result<()> {
-        self.0.sock.set_deadline(left)
-    }
-}
 
 #[cfg(feature = "tls")]
 fn serve_tls(ctx: &Ctx, stream: TcpStream, cfg: Arc<rustls::ServerConfig>) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let _ = stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)));
     // The handshake shares the head's deadline.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(http::HEAD_TIMEOUT_MS)));
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(http::ADMIN_IDLE_MS)));
     let Ok(conn) = rustls::ServerConnection::new(cfg) else {
         return;
     };

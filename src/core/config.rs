@@ -335,6 +335,18 @@ fn parse_url(place: &str, url: &str, p: &mut Problems) -> Option<(Template, Opti
     }
 }
 
+/// The fields of one event object, as read; [`finish_event`] checks them together.
+struct EventFields<'a> {
+    enabled: bool,
+    method: Method,
+    url: Option<Template>,
+    url_creds: Option<Credentials>,
+    body: Option<&'a str>,
+    content_type: Option<&'a str>,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
 fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> {
     let obj = match v {
         Value::Null => return None,
@@ -364,62 +376,84 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
         }
     };
     let errors_before = p.0.iter().filter(|x| !x.warning).count();
-    let mut enabled = true;
-    let mut method = Method::Get;
-    let mut url = None;
-    let mut url_creds = None;
-    let mut body_text: Option<&str> = None;
-    let mut ct: Option<&str> = None;
-    let mut user: Option<&str> = None;
-    let mut password: Option<&str> = None;
+    let mut f = EventFields {
+        enabled: true,
+        method: Method::Get,
+        url: None,
+        url_creds: None,
+        body: None,
+        content_type: None,
+        user: None,
+        password: None,
+    };
     for (k, val) in obj {
         let fplace = format!("{place}.{k}");
-        let want_str = |p: &mut Problems| -> Option<&str> {
-            match val {
-                Value::String(s) => Some(s.as_str()),
-                other => {
-                    p.error(
-                        &fplace,
-                        format!("must be a string, not {}", type_name(other)),
-                    );
-                    None
-                }
-            }
-        };
         match k.as_str() {
-            "url" => {
-                if let Some(s) = want_str(p) {
-                    if s.trim().is_empty() {
-                        url = None;
-                    } else if let Some((t, c)) = parse_url(&fplace, s, p) {
-                        url = Some(t);
-                        url_creds = c;
-                    }
-                }
-            }
-            "enabled" => match val {
-                Value::Bool(b) => enabled = *b,
-                other => p.error(&fplace, format!("must be true or false, not {}", type_name(other))),
-            },
-            "method" => {
-                if let Some(s) = want_str(p) {
-                    if s.eq_ignore_ascii_case("get") {
-                        method = Method::Get
-                    } else if s.eq_ignore_ascii_case("post") {
-                        method = Method::Post
-                    } else {
-                        p.error(&fplace, format!("\"{s}\" is not GET or POST"))
-                    }
-                }
-            }
-            "body" => body_text = want_str(p),
-            "content_type" => ct = want_str(p),
-            "username" => user = want_str(p),
-            "password" => password = want_str(p), // never echoed
+            "url" => field_url(&fplace, val, &mut f, p),
+            "enabled" => field_enabled(&fplace, val, &mut f, p),
+            "method" => field_method(&fplace, val, &mut f, p),
+            "body" => f.body = want_str(&fplace, val, p),
+            "content_type" => f.content_type = want_str(&fplace, val, p),
+            "username" => f.user = want_str(&fplace, val, p),
+            "password" => f.password = want_str(&fplace, val, p), // never echoed
             _ => p.error(&fplace, "unknown field (expected url, enabled, method, body, content_type, username, password)"),
         }
     }
-    let (content_type, body_encoding) = match ct.map(|s| s.trim()) {
+    let e = finish_event(place, f, p);
+    if p.0.iter().filter(|x| !x.warning).count() > errors_before {
+        return None;
+    }
+    e
+}
+
+fn want_str<'a>(place: &str, v: &'a Value, p: &mut Problems) -> Option<&'a str> {
+    match v {
+        Value::String(s) => Some(s.as_str()),
+        other => {
+            p.error(place, format!("must be a string, not {}", type_name(other)));
+            None
+        }
+    }
+}
+
+fn field_url(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    let Some(s) = want_str(place, v, p) else {
+        return;
+    };
+    if s.trim().is_empty() {
+        f.url = None;
+    } else if let Some((t, c)) = parse_url(place, s, p) {
+        f.url = Some(t);
+        f.url_creds = c;
+    }
+}
+
+fn field_enabled(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    match v {
+        Value::Bool(b) => f.enabled = *b,
+        other => p.error(
+            place,
+            format!("must be true or false, not {}", type_name(other)),
+        ),
+    }
+}
+
+fn field_method(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    let Some(s) = want_str(place, v, p) else {
+        return;
+    };
+    if s.eq_ignore_ascii_case("get") {
+        f.method = Method::Get
+    } else if s.eq_ignore_ascii_case("post") {
+        f.method = Method::Post
+    } else {
+        p.error(place, format!("\"{s}\" is not GET or POST"))
+    }
+}
+
+/// `content_type`: the header and how the body's values are encoded.
+fn field_content_type(place: &str, ct: Option<&str>, p: &mut Problems) -> (&'static str, Encoding) {
+    match ct.map(|s| s.trim()) {
         None | Some("") | Some("form") | Some("application/x-www-form-urlencoded") => {
             (FORM, Encoding::Percent)
         }
@@ -432,58 +466,69 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
             );
             (FORM, Encoding::Percent)
         }
-    };
-    let mut body = None;
-    if let Some(b) = body_text.filter(|b| !b.is_empty()) {
-        if method == Method::Get {
-            p.error(format!("{place}.body"), "a body needs \"method\": \"POST\"");
-        }
-        match Template::parse_body(b) {
-            Ok(t) => {
-                for (col, word) in t.unknown_vars() {
-                    p.warn(
-                        format!("{place}.body"),
-                        format!("column {col}: unknown variable {word} is sent as typed"),
-                    );
-                }
-                body = Some(t)
+    }
+}
+
+fn field_body(place: &str, f: &EventFields, p: &mut Problems) -> Option<Template> {
+    let b = f.body.filter(|b| !b.is_empty())?;
+    if f.method == Method::Get {
+        p.error(format!("{place}.body"), "a body needs \"method\": \"POST\"");
+    }
+    match Template::parse_body(b) {
+        Ok(t) => {
+            for (col, word) in t.unknown_vars() {
+                p.warn(
+                    format!("{place}.body"),
+                    format!("column {col}: unknown variable {word} is sent as typed"),
+                );
             }
-            Err(e) => p.error(format!("{place}.body"), e.to_string()),
+            Some(t)
+        }
+        Err(e) => {
+            p.error(format!("{place}.body"), e.to_string());
+            None
         }
     }
-    let mut credentials = url_creds;
-    if user.is_some() || password.is_some() {
-        let mut c = Credentials::default();
-        let u = user.unwrap_or("");
-        let pw = password.unwrap_or("");
-        if c.user.push_str(u).is_err() || u.contains(':') {
-            p.error(
-                format!("{place}.username"),
-                format!("longer than {CRED_CAP} bytes or contains ':'"),
-            );
-        }
-        if c.password.push_str(pw).is_err() {
-            p.error(
-                format!("{place}.password"),
-                format!("longer than {CRED_CAP} bytes"),
-            );
-        }
-        if credentials.is_some() {
-            p.warn(
-                format!("{place}.username"),
-                "overrides the user name and password in the URL",
-            );
-        }
-        credentials = Some(c);
+}
+
+/// `username` / `password` (which win over the URL's user-info).
+fn field_credentials(place: &str, f: &mut EventFields, p: &mut Problems) -> Option<Credentials> {
+    let url_creds = f.url_creds.take();
+    if f.user.is_none() && f.password.is_none() {
+        return url_creds;
     }
-    let url = url?;
-    if p.0.iter().filter(|x| !x.warning).count() > errors_before {
-        return None;
+    let mut c = Credentials::default();
+    let u = f.user.unwrap_or("");
+    let pw = f.password.unwrap_or("");
+    if c.user.push_str(u).is_err() || u.contains(':') {
+        p.error(
+            format!("{place}.username"),
+            format!("longer than {CRED_CAP} bytes or contains ':'"),
+        );
     }
+    if c.password.push_str(pw).is_err() {
+        p.error(
+            format!("{place}.password"),
+            format!("longer than {CRED_CAP} bytes"),
+        );
+    }
+    if url_creds.is_some() {
+        p.warn(
+            format!("{place}.username"),
+            "overrides the user name and password in the URL",
+        );
+    }
+    Some(c)
+}
+
+fn finish_event(place: &str, mut f: EventFields, p: &mut Problems) -> Option<EventConfig> {
+    let (content_type, body_encoding) = field_content_type(place, f.content_type, p);
+    let body = field_body(place, &f, p);
+    let credentials = field_credentials(place, &mut f, p);
     Some(EventConfig {
-        enabled,
-        method,
-        url,
+        enabled: f.enabled,
+        method: f.method,
+        url: f.url?,
         body,
         body_encoding,
         content_type,

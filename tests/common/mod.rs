@@ -12,7 +12,8 @@
 //! not happen in time: a test helper's panic is the test's failure message.
 #![allow(dead_code)]
 
-use event_notify::listen::{self, Connection, HttpError, ReadError, Version};
+use event_notify::http::{self, Connection, HttpError, ReadError, Version};
+use event_notify::listen;
 use nix::sys::socket::SockaddrIn;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -746,7 +747,7 @@ fn serve_connection(tcp: TcpStream, id: usize, inner: &Inner, gen: u64) {
             Ok(None) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Http(e)) => return refuse(conn.get_mut(), e),
         };
-        let body = match listen::read_body_answering_continue(&mut conn, &head) {
+        let body = match http::read_body_answering_continue(&mut conn, &head) {
             Ok(body) => body,
             Err(ReadError::Io(_)) => return,
             Err(ReadError::Http(e)) => return refuse(conn.get_mut(), e),
@@ -797,8 +798,7 @@ fn serve_connection(tcp: TcpStream, id: usize, inner: &Inner, gen: u64) {
                 return close(conn.get_mut());
             }
         };
-        if listen::write_response(conn.get_mut(), version, status, keep_alive).is_err()
-            || !keep_alive
+        if http::write_response(conn.get_mut(), version, status, keep_alive).is_err() || !keep_alive
         {
             return close(conn.get_mut());
         }
@@ -845,7 +845,7 @@ fn close(stream: &mut Stream) {
 }
 
 fn refuse(stream: &mut Stream, e: HttpError) {
-    let _ = listen::write_response(stream, Version::Http11, e.status(), false);
+    let _ = http::write_response(stream, Version::Http11, e.status(), false);
     close(stream);
 }
 
