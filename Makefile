@@ -36,10 +36,11 @@ test-host: setup-host
 	$(CARGO) build --release --no-default-features --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
-# under fuzz/corpus/<target>/ (commit what is worth keeping; `make test` replays it on stable
-# through tests/fuzz_corpus.rs). Installs cargo-fuzz if missing.
+# under fuzz/corpus/<target>/. Only files named seed-* are committed (fuzz/.gitignore): rename
+# an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
+# every committed one on stable through tests/fuzz_corpus.rs. Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_line config template netstring
+FUZZ_TARGETS ?= wire_line config template netstring http_head import
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -7,6 +7,9 @@ use crate::core::config::Config;
 use crate::core::template::{Encoding, Template};
 use crate::core::var::{Var, Vars};
 use crate::core::wire;
+use crate::http::{Connection, Head, ReadError, MAX_BODY, MAX_HEADERS};
+use crate::listen::render;
+use std::io::{self, Read};
 
 /// The socket line parser (`EN1 ...`).
 pub fn wire_line(data: &[u8]) {
@@ -97,6 +100,88 @@ pub fn netstring(data: &[u8]) {
                 Some(Err(_)) => {}
             }
             assert!(frames <= data.len(), "more frames than bytes");
+        }
+    }
+}
+
+/// Hands out the input in pieces of a fixed size.
+struct Pieces<'a>(&'a [u8], usize);
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// The server-side HTTP layer (written by the house helper): the head parser and a connection
+/// reading successive requests out of the same bytes, delivered in pieces of a size the input
+/// chooses. Nothing may panic; a parsed head must parse the same from its own bytes; no read may
+/// take more than the limits allow.
+pub fn http_head(data: &[u8]) {
+    let Some((&piece, input)) = data.split_first() else {
+        return;
+    };
+    if let Ok(Some((head, len))) = Head::parse_prefix(input, MAX_HEADERS) {
+        assert!(len <= input.len());
+        let again = Head::parse_prefix(&input[..len], MAX_HEADERS);
+        assert_eq!(again.ok().flatten().map(|(h, _)| h), Some(head.clone()));
+        assert!(head.headers.len() <= MAX_HEADERS);
+        let _ = head.body_kind();
+        let _ = render(&head, b"");
+    }
+    let mut conn = Connection::new(Pieces(input, 1 + usize::from(piece % 16)));
+    loop {
+        let head = match conn.read_head() {
+            Ok(Some(head)) => head,
+            Ok(None) | Err(ReadError::Io(_)) | Err(ReadError::Http(_)) => return,
+        };
+        let Ok(kind) = head.body_kind() else { return };
+        match conn.read_body(kind) {
+            Ok(body) => {
+                assert!(body.len() <= MAX_BODY);
+                let _ = render(&head, &body);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The importers (`event-notify import`): the first byte picks the format (0 detect, 1 Yealink,
+/// 2 Snom, 3 Grandstream; bit 2 also merges into a fixed config), the rest is the file. Every
+/// import that succeeds must give a config `check` accepts, and no report line may carry the
+/// file's password-like values.
+pub fn import(data: &[u8]) {
+    use crate::import::{self, Vendor};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = core::str::from_utf8(rest) else {
+        return;
+    };
+    let from = match sel & 3 {
+        1 => Some(Vendor::Yealink),
+        2 => Some(Vendor::Snom),
+        3 => Some(Vendor::Grandstream),
+        _ => None,
+    };
+    let base: serde_json::Value = serde_json::json!({
+        "events": {"terminate_call": {"url": "http://h/end", "password": "fuzz-secret"}},
+        "delivery": {"attempts": 3}
+    });
+    let base = (sel & 4 != 0).then_some(&base);
+    if let Ok(i) = import::import(text, from, base) {
+        assert!(
+            Config::from_json(&i.config_json).is_ok(),
+            "an import check refuses"
+        );
+        for f in &i.report {
+            assert!(
+                !f.to_string().contains("fuzz-secret"),
+                "a secret in the report"
+            );
         }
     }
 }
