@@ -54,6 +54,7 @@ fuzz:
 include cross/cross.mk
 include tests/c/c.mk
 include bench/bench.mk
+include tests/page/page.mk
 
 test: setup test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"

@@ -503,8 +503,10 @@ fn unauthorized(ctx: &Ctx, req: &Request, now: u64, stale: bool) -> Response {
             "log in, or authenticate with HTTP Digest or Basic",
         )
     };
-    // A browser with a session cookie gets no challenge, so it shows no password popup.
-    if req.cookie(COOKIE).is_none() {
+    // A browser with a session cookie gets no challenge, so it shows no password popup; nor does
+    // the page's own script before its login (it sends X-Requested-With): a challenge there
+    // would open the browser's password dialog over the page's login form.
+    if req.cookie(COOKIE).is_none() && req.header("x-requested-with").is_none() {
         for c in ctx.key.challenges(now, stale) {
             r = r.with("WWW-Authenticate", c);
         }
