@@ -6,7 +6,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build demo test test-host setup setup-host bench bench-smoke cross qemu-test clean
+.PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean
 
 all: build
 
@@ -34,12 +34,17 @@ test-host: setup-host
 	@# target/release/event-notify stays the default build (with HTTPS) a user picks up.
 	$(CARGO) build --release --no-default-features --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
+# Lints: clippy on every target with warnings as errors, and the formatting.
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
 # include, not -include: a renamed file must fail the build, not silently drop a suite.
 include cross/cross.mk
 include tests/c/c.mk
 include bench/bench.mk
 
-test: setup test-host $(EXTRA_TESTS)
+test: setup lint test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"
 
 clean:
