@@ -205,9 +205,9 @@ fn session(
                 sink_open &= sink(m);
             });
             match outcome {
-                Outcome::Ignored => bump(&stats.ignored),
-                Outcome::Event(n) | Outcome::Answer(n) if n > 0 => bump(&stats.mapped),
-                Outcome::Event(_) | Outcome::Answer(_) => {}
+                Handled::Ignored => bump(&stats.ignored),
+                Handled::Event(n) | Handled::Answer(n) if n > 0 => bump(&stats.mapped),
+                Handled::Event(_) | Handled::Answer(_) => {}
             }
         }
     }

@@ -52,7 +52,7 @@ impl Query {
 
 /// What one ctrl_tcp message amounted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Handled {
     /// An event that gave this many messages (0: known, but nothing to report).
     Event(usize),
     /// An answer to one of our queries, that gave this many messages.
@@ -175,7 +175,7 @@ fn value(s: &str) -> Value {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Mapper {
-    calls: heapless::Vec<Call, MAX_CALLS>,
+    calls: heapless::Vec<Call, MAX_MAPPED_CALLS>,
     dials: heapless::Vec<Dial, MAX_DIALS>,
     want_callstat: bool,
     want_listcalls: bool,
@@ -244,7 +244,7 @@ impl Mapper {
 
     /// Feeds one ctrl_tcp message (an event or the answer to a query); `out` receives the
     /// messages it gives, in order.
-    pub fn input(&mut self, json: &Json, out: &mut dyn FnMut(Msg)) -> Outcome {
+    pub fn input(&mut self, json: &Json, out: &mut dyn FnMut(Msg)) -> Handled {
         let mut n = 0usize;
         let mut emit = |m: Msg| {
             n += 1;
@@ -252,18 +252,18 @@ impl Mapper {
         };
         if json.get("event").and_then(Json::as_bool) == Some(true) {
             if self.on_event(&Ev::from(json), &mut emit) {
-                Outcome::Event(n)
+                Handled::Event(n)
             } else {
-                Outcome::Ignored
+                Handled::Ignored
             }
         } else if json.get("response").and_then(Json::as_bool) == Some(true) {
             if self.on_answer(json, &mut emit) {
-                Outcome::Answer(n)
+                Handled::Answer(n)
             } else {
-                Outcome::Ignored
+                Handled::Ignored
             }
         } else {
-            Outcome::Ignored
+            Handled::Ignored
         }
     }
 
@@ -359,7 +359,7 @@ impl Mapper {
         };
         if self.calls.push(call).is_err() {
             log::warn!(
-                "baresip: call table full ({MAX_CALLS}): call {} not followed",
+                "baresip: call table full ({MAX_MAPPED_CALLS}): call {} not followed",
                 ev.id
             );
             self.stats.call_table_full += 1;
@@ -768,7 +768,7 @@ pub(super) mod tests {
         // The dial: CALL_LOCAL_SDP offer, outgoing, without Call-ID.
         assert_eq!(
             m.input(&lines[0], &mut |x| got.push(show(&x))),
-            Outcome::Event(0)
+            Handled::Event(0)
         );
         assert!(got.is_empty());
         let q = m.poll_query(10).expect("asks callstat");
@@ -780,10 +780,10 @@ pub(super) mod tests {
         // The answer to someone else's command (the test's dial) is not ours.
         assert_eq!(
             m.input(&lines[1], &mut |x| got.push(show(&x))),
-            Outcome::Ignored
+            Handled::Ignored
         );
         let a = answer(q, recorded(&lines, "c1"));
-        assert_eq!(m.input(&a, &mut |x| got.push(show(&x))), Outcome::Answer(1));
+        assert_eq!(m.input(&a, &mut |x| got.push(show(&x))), Handled::Answer(1));
         let v = out_vars("ae248b7d18a3ec8e");
         assert_eq!(got, [format!("Call(Calling) {v}")]);
         // Then the hang-up, with the same Call-ID.
@@ -970,7 +970,7 @@ pub(super) mod tests {
         assert_eq!(
             m.input(&answer(q, recorded(&lines, "r2")), &mut |x| got
                 .push(show(&x))),
-            Outcome::Answer(0)
+            Handled::Answer(0)
         );
         m.input(events[5], &mut |x| got.push(show(&x)));
         let v = IN.replace("in-answered-1", "in-remote-hold-1");
@@ -1092,7 +1092,7 @@ pub(super) mod tests {
             let j: Json = serde_json::from_str(text).unwrap();
             assert_eq!(
                 m.input(&j, &mut |x| got.push(show(&x))),
-                Outcome::Ignored,
+                Handled::Ignored,
                 "{text}"
             );
         }
@@ -1106,7 +1106,7 @@ pub(super) mod tests {
         ] {
             let j: Json = serde_json::from_str(text).unwrap();
             assert!(
-                matches!(m.input(&j, &mut |x| got.push(show(&x))), Outcome::Event(_)),
+                matches!(m.input(&j, &mut |x| got.push(show(&x))), Handled::Event(_)),
                 "{text}"
             );
         }
@@ -1145,13 +1145,13 @@ pub(super) mod tests {
     fn call_table_full_still_reports() {
         let mut m = Mapper::new();
         let mut n = 0;
-        for i in 0..MAX_CALLS + 2 {
+        for i in 0..MAX_MAPPED_CALLS + 2 {
             let j = serde_json::json!({"event": true, "type": "CALL_INCOMING",
                 "direction": "incoming", "id": format!("c{i}"), "peeruri": "sip:1@h"});
             m.input(&j, &mut |_| n += 1);
         }
-        assert_eq!(n, MAX_CALLS + 2);
-        assert_eq!(m.calls(), MAX_CALLS);
+        assert_eq!(n, MAX_MAPPED_CALLS + 2);
+        assert_eq!(m.calls(), MAX_MAPPED_CALLS);
         assert_eq!(m.stats.call_table_full, 2);
     }
 

@@ -28,7 +28,7 @@ mod mapper;
 mod netstring;
 
 pub use adapter::{run_adapter, AdapterCounts, AdapterStats};
-pub use mapper::{MapStats, Mapper, Outcome, Query, QueryKind};
+pub use mapper::{Handled, MapStats, Mapper, Query, QueryKind};
 pub use netstring::{netstring, Decoder, FrameError};
 
 /// Largest ctrl_tcp message (the JSON inside one netstring) in bytes. baresip 1.0.0's events
@@ -38,7 +38,7 @@ pub const NETSTRING_CAP: usize = 8192;
 /// Longest netstring length prefix (`8192` is 4 digits; more digits than this is garbage).
 pub const LEN_DIGITS_MAX: usize = 9;
 /// Calls the mapper follows at once (baresip's `call_max_calls` is 4 by default).
-pub const MAX_CALLS: usize = 8;
+pub const MAX_MAPPED_CALLS: usize = 8;
 /// Outgoing calls seen without their Call-ID yet (between the dial and its first event with one).
 pub const MAX_DIALS: usize = 4;
 /// How long a query (`callstat`/`listcalls`) may go unanswered before it is given up.

@@ -858,7 +858,7 @@ pub fn bin() -> &'static str {
 }
 
 /// What a finished command left: exit code (-1 if killed by a signal), stdout, stderr.
-pub type Outcome = (i32, String, String);
+pub type CmdOutput = (i32, String, String);
 
 /// Runs `cmd` with piped output; kills it and panics if it has not finished within `timeout`.
 ///
@@ -870,7 +870,7 @@ pub type Outcome = (i32, String, String);
 /// (its command line still names this test binary): it never ran the command, so it is killed
 /// and the command started again (at most twice), with a note on stderr. A command that did
 /// start and then hangs is a failure, as always.
-pub fn output_within(cmd: &mut Command, timeout: Duration) -> Outcome {
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> CmdOutput {
     for _ in 0..2 {
         match try_output_within(cmd, timeout) {
             Ok(outcome) => return outcome,
@@ -898,7 +898,7 @@ pub fn never_execed(pid: u32) -> bool {
     child.split(|&b| b == 0).any(|field| field == me.as_bytes())
 }
 
-fn try_output_within(cmd: &mut Command, timeout: Duration) -> Result<Outcome, NeverExeced> {
+fn try_output_within(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput, NeverExeced> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -952,7 +952,7 @@ fn try_output_within(cmd: &mut Command, timeout: Duration) -> Result<Outcome, Ne
 }
 
 /// Runs `event-notify ARGS...` (not the daemon) and returns what it left.
-pub fn run_cli(args: &[&str]) -> Outcome {
+pub fn run_cli(args: &[&str]) -> CmdOutput {
     output_within(Command::new(bin()).args(args), PATIENCE)
 }
 
@@ -1087,7 +1087,7 @@ impl Daemon {
     }
 
     /// `event-notify emit ARGS... --socket <this daemon's socket>`.
-    pub fn emit(&self, args: &[&str]) -> Outcome {
+    pub fn emit(&self, args: &[&str]) -> CmdOutput {
         self.cli("emit", args)
     }
 
@@ -1110,7 +1110,7 @@ impl Daemon {
     }
 
     /// Any `event-notify SUBCOMMAND ARGS... --socket ..` against this daemon.
-    pub fn cli(&self, subcommand: &str, args: &[&str]) -> Outcome {
+    pub fn cli(&self, subcommand: &str, args: &[&str]) -> CmdOutput {
         output_within(
             Command::new(bin())
                 .arg(subcommand)
