@@ -631,13 +631,13 @@ fn the_libraries_export_exactly_the_header_functions() {
     }
 }
 
-/// The example of README.md (its first C block) compiles and links; run without a config
+/// The example of docs/FIRMWARE.md (its first C block) compiles and links; run without a config
 /// file, it says why and exits 1.
 #[test]
 #[cfg(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "arm")))]
 fn the_readme_example_builds_and_runs() {
     let tc = support::native();
-    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(support::repo().join("docs/FIRMWARE.md")).unwrap();
     let start = readme.find("```c\n").expect("a ```c block") + 5;
     let len = readme[start..].find("```").expect("end of the block");
     let dir = std::env::temp_dir().join(format!("en-ffi-readme-{}", std::process::id()));

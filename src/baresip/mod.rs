@@ -9,7 +9,7 @@
 //!   netstrings, feed the mapper, hand each `Msg` to the sink, send the mapper's queries,
 //!   reconnect with capped back-off when baresip goes away.
 //!
-//! What baresip 1.0.0 (Debian 12) gives, and what is derived (see the README, "Following a baresip SIP stack"):
+//! What baresip 1.0.0 (Debian 12) gives, and what is derived (see docs/FIRMWARE.md, "Following a baresip SIP stack"):
 //! - it has no `CALL_OUTGOING`: an outgoing call first shows as `CALL_LOCAL_SDP` (`offer`,
 //!   direction `outgoing`) *without* its Call-ID. The mapper asks baresip `callstat` at once
 //!   and announces the call with the Call-ID it reports; if that answer does not fit, the call

@@ -1,6 +1,6 @@
 //! The C API: the engine linked into the handset firmware (the SIP stack, the UI).
 //!
-//! `include/event_notify.h` is its header; `README.md` shows how to link it. Every
+//! `include/event_notify.h` is its header; `docs/FIRMWARE.md` shows how to link it. Every
 //! function here:
 //! - takes and returns plain C types only;
 //! - refuses a NULL pointer or a string that is not UTF-8 with an error code (never a crash);
