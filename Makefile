@@ -6,7 +6,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean
+.PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean fuzz
 
 all: build
 
@@ -38,6 +38,19 @@ test-host: setup-host
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --check
+
+# Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
+# under fuzz/corpus/<target>/ (commit what is worth keeping; `make test` replays it on stable
+# through tests/fuzz_corpus.rs). Installs cargo-fuzz if missing.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= wire_line config template netstring http_head
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -timeout=10) || exit 1; \
+	done
 
 # include, not -include: a renamed file must fail the build, not silently drop a suite.
 include cross/cross.mk

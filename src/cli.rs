@@ -310,7 +310,7 @@ fn load(
             return Err(EXIT_REFUSED);
         }
     };
-    Config::from_json(&text).map_err(|problems| {
+    crate::daemon::validate_config(&text).map_err(|problems| {
         for p in problems {
             println!("{path}: {p}");
         }

@@ -20,5 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod logger;

@@ -8,7 +8,11 @@ struct Logger;
 
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
+        // Libraries (ureq, rustls) log at debug/trace what goes on the wire, request headers
+        // included: `authorization: Basic ...` is a credential. Only their info and more severe
+        // records pass, whatever the level (issue 10 #5).
+        let ours = m.target().starts_with("event_notify") || m.target().starts_with("event-notify");
+        m.level() <= log::max_level() && (ours || m.level() <= log::Level::Info)
     }
 
     fn log(&self, r: &log::Record) {

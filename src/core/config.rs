@@ -11,6 +11,9 @@ use std::fmt;
 
 /// Largest config file accepted, in bytes.
 pub const CONFIG_FILE_CAP: usize = 64 * 1024;
+/// `delivery.max_age_s` when the config does not set it: a day. A CRM still wants a call
+/// record after a night's outage; older than that, the outbox's room is better spent on new ones.
+pub const DEFAULT_MAX_AGE_S: u32 = 86_400;
 
 /// HTTP method of a notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +51,13 @@ pub struct Delivery {
     pub connect_timeout_ms: u32,
     /// Whole request, connect included.
     pub timeout_ms: u32,
-    /// Attempts per notification, the first included; 0 = until delivered (bounded by the outbox).
+    /// Attempts per notification, the first included; 0 (the default) = until delivered, bounded
+    /// by `max_age_s` and the outbox. Kept for old configs: a value other than 0 gives up after
+    /// that many attempts (with a warning: an outage can then lose notifications).
     pub attempts: u32,
+    /// Age after which a notification that still fails is given up, in seconds; 0 = never
+    /// (only the outbox's capacity, oldest first, then drops).
+    pub max_age_s: u32,
     pub backoff_initial_ms: u32,
     pub backoff_max_ms: u32,
     /// How long SIGTERM waits for the outbox to drain.
@@ -63,7 +71,8 @@ impl Default for Delivery {
         Delivery {
             connect_timeout_ms: 2_000,
             timeout_ms: 5_000,
-            attempts: 8,
+            attempts: 0,
+            max_age_s: DEFAULT_MAX_AGE_S,
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             shutdown_flush_ms: 3_000,
@@ -150,6 +159,74 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Parses JSON like `serde_json::from_str`, but refuses an object with the same key twice
+/// (serde_json keeps the last one silently).
+fn strict_json(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Strict;
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = a.next_element_seed(Strict)? {
+                v.push(x);
+            }
+            Ok(Value::Array(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut m = Map::new();
+            while let Some(k) = a.next_key::<String>()? {
+                if m.contains_key(&k) {
+                    return Err(A::Error::custom(format_args!(
+                        "the key \"{}\" is set twice in one object",
+                        k.escape_debug()
+                    )));
+                }
+                let v = a.next_value_seed(Strict)?;
+                m.insert(k, v);
+            }
+            Ok(Value::Object(m))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
 /// Where a JSON syntax error is, as `line L column C`.
 fn syntax_place(e: &serde_json::Error) -> String {
     format!("line {} column {}", e.line(), e.column())
@@ -164,7 +241,7 @@ impl Config {
             p.error("", format!("file larger than {CONFIG_FILE_CAP} bytes"));
             return Err(p.0);
         }
-        let root: Value = match serde_json::from_str(text) {
+        let root: Value = match strict_json(text) {
             Ok(v) => v,
             Err(e) => {
                 p.error(syntax_place(&e), format!("invalid JSON: {e}"));
@@ -258,6 +335,18 @@ fn parse_url(place: &str, url: &str, p: &mut Problems) -> Option<(Template, Opti
     }
 }
 
+/// The fields of one event object, as read; [`finish_event`] checks them together.
+struct EventFields<'a> {
+    enabled: bool,
+    method: Method,
+    url: Option<Template>,
+    url_creds: Option<Credentials>,
+    body: Option<&'a str>,
+    content_type: Option<&'a str>,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+}
+
 fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> {
     let obj = match v {
         Value::Null => return None,
@@ -287,62 +376,84 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
         }
     };
     let errors_before = p.0.iter().filter(|x| !x.warning).count();
-    let mut enabled = true;
-    let mut method = Method::Get;
-    let mut url = None;
-    let mut url_creds = None;
-    let mut body_text: Option<&str> = None;
-    let mut ct: Option<&str> = None;
-    let mut user: Option<&str> = None;
-    let mut password: Option<&str> = None;
+    let mut f = EventFields {
+        enabled: true,
+        method: Method::Get,
+        url: None,
+        url_creds: None,
+        body: None,
+        content_type: None,
+        user: None,
+        password: None,
+    };
     for (k, val) in obj {
         let fplace = format!("{place}.{k}");
-        let want_str = |p: &mut Problems| -> Option<&str> {
-            match val {
-                Value::String(s) => Some(s.as_str()),
-                other => {
-                    p.error(
-                        &fplace,
-                        format!("must be a string, not {}", type_name(other)),
-                    );
-                    None
-                }
-            }
-        };
         match k.as_str() {
-            "url" => {
-                if let Some(s) = want_str(p) {
-                    if s.trim().is_empty() {
-                        url = None;
-                    } else if let Some((t, c)) = parse_url(&fplace, s, p) {
-                        url = Some(t);
-                        url_creds = c;
-                    }
-                }
-            }
-            "enabled" => match val {
-                Value::Bool(b) => enabled = *b,
-                other => p.error(&fplace, format!("must be true or false, not {}", type_name(other))),
-            },
-            "method" => {
-                if let Some(s) = want_str(p) {
-                    if s.eq_ignore_ascii_case("get") {
-                        method = Method::Get
-                    } else if s.eq_ignore_ascii_case("post") {
-                        method = Method::Post
-                    } else {
-                        p.error(&fplace, format!("\"{s}\" is not GET or POST"))
-                    }
-                }
-            }
-            "body" => body_text = want_str(p),
-            "content_type" => ct = want_str(p),
-            "username" => user = want_str(p),
-            "password" => password = want_str(p), // never echoed
+            "url" => field_url(&fplace, val, &mut f, p),
+            "enabled" => field_enabled(&fplace, val, &mut f, p),
+            "method" => field_method(&fplace, val, &mut f, p),
+            "body" => f.body = want_str(&fplace, val, p),
+            "content_type" => f.content_type = want_str(&fplace, val, p),
+            "username" => f.user = want_str(&fplace, val, p),
+            "password" => f.password = want_str(&fplace, val, p), // never echoed
             _ => p.error(&fplace, "unknown field (expected url, enabled, method, body, content_type, username, password)"),
         }
     }
-    let (content_type, body_encoding) = match ct.map(|s| s.trim()) {
+    let e = finish_event(place, f, p);
+    if p.0.iter().filter(|x| !x.warning).count() > errors_before {
+        return None;
+    }
+    e
+}
+
+fn want_str<'a>(place: &str, v: &'a Value, p: &mut Problems) -> Option<&'a str> {
+    match v {
+        Value::String(s) => Some(s.as_str()),
+        other => {
+            p.error(place, format!("must be a string, not {}", type_name(other)));
+            None
+        }
+    }
+}
+
+fn field_url(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    let Some(s) = want_str(place, v, p) else {
+        return;
+    };
+    if s.trim().is_empty() {
+        f.url = None;
+    } else if let Some((t, c)) = parse_url(place, s, p) {
+        f.url = Some(t);
+        f.url_creds = c;
+    }
+}
+
+fn field_enabled(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    match v {
+        Value::Bool(b) => f.enabled = *b,
+        other => p.error(
+            place,
+            format!("must be true or false, not {}", type_name(other)),
+        ),
+    }
+}
+
+fn field_method(place: &str, v: &Value, f: &mut EventFields, p: &mut Problems) {
+    let Some(s) = want_str(place, v, p) else {
+        return;
+    };
+    if s.eq_ignore_ascii_case("get") {
+        f.method = Method::Get
+    } else if s.eq_ignore_ascii_case("post") {
+        f.method = Method::Post
+    } else {
+        p.error(place, format!("\"{s}\" is not GET or POST"))
+    }
+}
+
+/// `content_type`: the header and how the body's values are encoded.
+fn field_content_type(place: &str, ct: Option<&str>, p: &mut Problems) -> (&'static str, Encoding) {
+    match ct.map(|s| s.trim()) {
         None | Some("") | Some("form") | Some("application/x-www-form-urlencoded") => {
             (FORM, Encoding::Percent)
         }
@@ -355,58 +466,69 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
             );
             (FORM, Encoding::Percent)
         }
-    };
-    let mut body = None;
-    if let Some(b) = body_text.filter(|b| !b.is_empty()) {
-        if method == Method::Get {
-            p.error(format!("{place}.body"), "a body needs \"method\": \"POST\"");
-        }
-        match Template::parse_body(b) {
-            Ok(t) => {
-                for (col, word) in t.unknown_vars() {
-                    p.warn(
-                        format!("{place}.body"),
-                        format!("column {col}: unknown variable {word} is sent as typed"),
-                    );
-                }
-                body = Some(t)
+    }
+}
+
+fn field_body(place: &str, f: &EventFields, p: &mut Problems) -> Option<Template> {
+    let b = f.body.filter(|b| !b.is_empty())?;
+    if f.method == Method::Get {
+        p.error(format!("{place}.body"), "a body needs \"method\": \"POST\"");
+    }
+    match Template::parse_body(b) {
+        Ok(t) => {
+            for (col, word) in t.unknown_vars() {
+                p.warn(
+                    format!("{place}.body"),
+                    format!("column {col}: unknown variable {word} is sent as typed"),
+                );
             }
-            Err(e) => p.error(format!("{place}.body"), e.to_string()),
+            Some(t)
+        }
+        Err(e) => {
+            p.error(format!("{place}.body"), e.to_string());
+            None
         }
     }
-    let mut credentials = url_creds;
-    if user.is_some() || password.is_some() {
-        let mut c = Credentials::default();
-        let u = user.unwrap_or("");
-        let pw = password.unwrap_or("");
-        if c.user.push_str(u).is_err() || u.contains(':') {
-            p.error(
-                format!("{place}.username"),
-                format!("longer than {CRED_CAP} bytes or contains ':'"),
-            );
-        }
-        if c.password.push_str(pw).is_err() {
-            p.error(
-                format!("{place}.password"),
-                format!("longer than {CRED_CAP} bytes"),
-            );
-        }
-        if credentials.is_some() {
-            p.warn(
-                format!("{place}.username"),
-                "overrides the user name and password in the URL",
-            );
-        }
-        credentials = Some(c);
+}
+
+/// `username` / `password` (which win over the URL's user-info).
+fn field_credentials(place: &str, f: &mut EventFields, p: &mut Problems) -> Option<Credentials> {
+    let url_creds = f.url_creds.take();
+    if f.user.is_none() && f.password.is_none() {
+        return url_creds;
     }
-    let url = url?;
-    if p.0.iter().filter(|x| !x.warning).count() > errors_before {
-        return None;
+    let mut c = Credentials::default();
+    let u = f.user.unwrap_or("");
+    let pw = f.password.unwrap_or("");
+    if c.user.push_str(u).is_err() || u.contains(':') {
+        p.error(
+            format!("{place}.username"),
+            format!("longer than {CRED_CAP} bytes or contains ':'"),
+        );
     }
+    if c.password.push_str(pw).is_err() {
+        p.error(
+            format!("{place}.password"),
+            format!("longer than {CRED_CAP} bytes"),
+        );
+    }
+    if url_creds.is_some() {
+        p.warn(
+            format!("{place}.username"),
+            "overrides the user name and password in the URL",
+        );
+    }
+    Some(c)
+}
+
+fn finish_event(place: &str, mut f: EventFields, p: &mut Problems) -> Option<EventConfig> {
+    let (content_type, body_encoding) = field_content_type(place, f.content_type, p);
+    let body = field_body(place, &f, p);
+    let credentials = field_credentials(place, &mut f, p);
     Some(EventConfig {
-        enabled,
-        method,
-        url,
+        enabled: f.enabled,
+        method: f.method,
+        url: f.url?,
         body,
         body_encoding,
         content_type,
@@ -446,7 +568,13 @@ fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
                 number(&place, val, 1, 60_000, p).map(|n| d.connect_timeout_ms = n)
             }
             "timeout_ms" => number(&place, val, 1, 120_000, p).map(|n| d.timeout_ms = n),
-            "attempts" => number(&place, val, 0, 1_000, p).map(|n| d.attempts = n),
+            "attempts" => number(&place, val, 0, 1_000, p).map(|n| {
+                d.attempts = n;
+                if n != 0 {
+                    p.warn(&place, format!("gives up a notification after {n} attempt(s): a longer outage loses it; remove it (or set 0) to retry until delivered, bounded by max_age_s"));
+                }
+            }),
+            "max_age_s" => number(&place, val, 0, 31_536_000, p).map(|n| d.max_age_s = n),
             "backoff_initial_ms" => {
                 number(&place, val, 1, 3_600_000, p).map(|n| d.backoff_initial_ms = n)
             }
@@ -468,7 +596,7 @@ fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
                 }
             },
             _ => {
-                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
+                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, max_age_s, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
                 None
             }
         };

@@ -34,6 +34,10 @@ pub enum Failure {
     Tls,
     /// The server answered with this status.
     Status(u16),
+    /// The server answered with a redirect (3xx). Not followed, not retried: the URL is wrong.
+    Redirect(u16),
+    /// The expanded URL cannot be sent (a port from a variable that is not 1..65535).
+    BadUrl,
     /// Any other transport or protocol error.
     Io,
 }
@@ -45,6 +49,8 @@ impl fmt::Display for Failure {
             Failure::Timeout => f.write_str("timeout"),
             Failure::Tls => f.write_str("tls-error"),
             Failure::Status(s) => write!(f, "{s}"),
+            Failure::Redirect(s) => write!(f, "redirect-{s}"),
+            Failure::BadUrl => f.write_str("bad-url"),
             Failure::Io => f.write_str("io-error"),
         }
     }
@@ -53,7 +59,7 @@ impl fmt::Display for Failure {
 /// The result of one attempt, as the delivery layer saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// 2xx or 3xx.
+    /// 2xx.
     Delivered(u16),
     Failed {
         why: Failure,
@@ -63,10 +69,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies an HTTP status: 2xx/3xx delivered, anything else failed.
+    /// Classifies an HTTP status: 2xx delivered; 3xx a redirect (failed, not retried: a
+    /// redirect is not a delivery); anything else failed.
     pub fn from_status(status: u16, retry_after_ms: Option<u64>) -> Outcome {
-        if (200..400).contains(&status) {
+        if (200..300).contains(&status) {
             Outcome::Delivered(status)
+        } else if (300..400).contains(&status) {
+            Outcome::Failed {
+                why: Failure::Redirect(status),
+                retry_after_ms: None,
+            }
         } else {
             Outcome::Failed {
                 why: Failure::Status(status),
@@ -81,7 +93,7 @@ impl Failure {
     pub const fn retryable(self) -> bool {
         match self {
             Failure::Connect | Failure::Timeout | Failure::Io => true,
-            Failure::Tls => false,
+            Failure::Tls | Failure::Redirect(_) | Failure::BadUrl => false,
             Failure::Status(s) => s == 408 || s == 429 || s >= 500 || s < 200,
         }
     }
@@ -109,7 +121,7 @@ pub struct EventStats {
     pub queued: u64,
     pub delivered: u64,
     pub retried: u64,
-    /// Gave up: refused for good (4xx), or out of attempts.
+    /// Gave up: refused for good (4xx, redirect, TLS), or too old / out of attempts.
     pub failed: u64,
     /// Dropped because the outbox was full.
     pub dropped: u64,
@@ -137,8 +149,11 @@ pub struct Handled {
     pub dropped: u8,
 }
 
-/// The in-flight limit: how many attempts may run at once (the daemon's worker count).
-pub const MAX_IN_FLIGHT: usize = 4;
+/// The in-flight limit: how many attempts may run at once (the daemon's most delivery workers,
+/// spawned as needed). At most one attempt per destination is in flight, and retries (failing
+/// destinations) may hold at most `MAX_IN_FLIGHT - HEALTHY_RESERVE` of them, so a healthy
+/// destination always finds a worker (see [`super::outbox::HEALTHY_RESERVE`]).
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// The engine.
 pub struct Engine {
@@ -158,6 +173,7 @@ pub struct Engine {
 pub enum Note {
     Dropped(Event),
     TooLong(Event),
+    /// Gave up after this many attempts (refused for good, or too old / out of attempts).
     GaveUp(Event, Failure, u32),
     Retry(Event, Failure, u32, u64),
 }
@@ -278,6 +294,7 @@ impl Engine {
         } else {
             self.config.delivery.attempts
         };
+        n.max_age_ms = self.config.delivery.max_age_s as u64 * 1000;
         let url_ok = cfg.url.expand(v, Encoding::Percent, &mut n.url).is_ok();
         let body_ok = match &cfg.body {
             Some(b) => b.expand(v, cfg.body_encoding, &mut n.body).is_ok(),
@@ -328,6 +345,11 @@ impl Engine {
         self.outbox.poll_delay(now.ms, MAX_IN_FLIGHT)
     }
 
+    /// The event of a notification being sent, if it is still in the outbox.
+    pub fn event_of(&self, ticket: Ticket) -> Option<Event> {
+        self.outbox.get(ticket.id).map(|n| n.event)
+    }
+
     /// Records the outcome of an attempt and schedules the retry if there is one.
     pub fn complete(
         &mut self,
@@ -360,7 +382,7 @@ impl Engine {
             attempt: ticket.attempt,
             outcome,
         });
-        match (self.outbox.complete(ticket.id, retry_at), outcome) {
+        match (self.outbox.complete(ticket.id, retry_at, now.ms), outcome) {
             (Some((_, Settled::RetryAt(t))), Outcome::Failed { why, .. }) => {
                 stats.retried += 1;
                 notes(Note::Retry(
@@ -371,7 +393,7 @@ impl Engine {
                 ));
             }
             (Some((_, Settled::Removed)), Outcome::Delivered(_)) => stats.delivered += 1,
-            (Some((_, Settled::Removed)), Outcome::Failed { why, .. }) => {
+            (Some((_, Settled::Removed | Settled::GaveUp)), Outcome::Failed { why, .. }) => {
                 stats.failed += 1;
                 notes(Note::GaveUp(event, why, ticket.attempt));
             }
@@ -429,7 +451,7 @@ impl Engine {
                     let r = match l.outcome {
                         Outcome::Delivered(code) => code as i64,
                         Outcome::Failed {
-                            why: Failure::Status(code),
+                            why: Failure::Status(code) | Failure::Redirect(code),
                             ..
                         } => code as i64,
                         Outcome::Failed { .. } => -1,

@@ -66,6 +66,10 @@ pub enum TemplateErrorKind {
     CredTooLong,
     #[error("bad percent-encoding in the user name or password")]
     BadCredEscape,
+    #[error("the port must be a number from 1 to 65535")]
+    BadPort,
+    #[error("'@' after the host: a user name or password containing '/', '?' or '#' must be written percent-encoded (%2F, %3F, %23)")]
+    AtAfterHost,
 }
 
 /// The expanded text did not fit its buffer.
@@ -215,6 +219,35 @@ impl Template {
         }
         if host_at >= rest_at + auth_len || s[host_at..].starts_with(':') {
             return Err(err(TemplateErrorKind::NoHost, full, lead + host_at));
+        }
+        // A password with an unencoded '/', '?' or '#' ends the authority early: the request
+        // would go to the wrong host with the password in its path. Refuse it (issue 10 #4).
+        if creds.is_none() {
+            let tail = &rest[auth_len..];
+            if let Some(at) = tail.find('@') {
+                let before = &tail[..at];
+                let one_segment = !before.get(1..).unwrap_or("").contains('/');
+                if one_segment && !before.contains('=') && !before.contains('&') {
+                    return Err(err(TemplateErrorKind::AtAfterHost, full, lead + rest_at));
+                }
+            }
+        }
+        // The port, when written literally (issue 10 #3: `:8o8o` went to port 80).
+        let hostport = &s[host_at..rest_at + auth_len];
+        let port = if let Some(v6) = hostport.strip_prefix('[') {
+            v6.find(']')
+                .and_then(|e| v6[e + 1..].strip_prefix(':').map(|p| (e + 2, p)))
+        } else {
+            hostport.rfind(':').map(|c| (c, &hostport[c + 1..]))
+        };
+        if let Some((colon, p)) = port {
+            if !p.contains('$') && crate::core::outbox::parse_port(p).is_none() {
+                return Err(err(
+                    TemplateErrorKind::BadPort,
+                    full,
+                    lead + host_at + colon + 1,
+                ));
+            }
         }
         // The template without the userinfo.
         let mut text = String::<TEMPLATE_CAP>::new();

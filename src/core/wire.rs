@@ -159,11 +159,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
         return Err(WireError::BadVersion);
     }
     let verb = words.next().ok_or(WireError::NoVerb)?;
-    match verb {
-        "status" => return Ok(Request::Status),
-        "ping" => return Ok(Request::Ping),
-        "reload" => return Ok(Request::Reload),
-        _ => {}
+    let plain = match verb {
+        "status" => Some(Request::Status),
+        "ping" => Some(Request::Ping),
+        "reload" => Some(Request::Reload),
+        _ => None,
+    };
+    if let Some(r) = plain {
+        // These verbs take no fields: extra ones are refused, not ignored.
+        return match words.next() {
+            None => Ok(r),
+            Some(_) => Err(WireError::UnknownField),
+        };
     }
     let mut state: Option<&str> = None;
     let mut elsewhere = false;
@@ -236,6 +243,9 @@ mod tests {
             (b"EN1 call call_id=1", WireError::MissingState),
             (b"EN1 call state=maybe", WireError::BadState),
             (b"EN1 dnd_on remote", WireError::NoEquals),
+            (b"EN1 ping x=1", WireError::UnknownField),
+            (b"EN1 reload now", WireError::UnknownField),
+            (b"EN1 status all", WireError::UnknownField),
             (b"EN1 dnd_on colour=red", WireError::UnknownField),
             (b"EN1 dnd_on remote=%zz", WireError::BadEscape),
             (b"EN1 dnd_on remote=%", WireError::BadEscape),

@@ -97,8 +97,21 @@ impl Sender {
         }
     }
 
-    /// One attempt. Never panics; every error becomes a [`Failure`].
-    pub fn send(&self, n: &Notification) -> Outcome {
+    /// One attempt. Never panics; every error becomes a [`Failure`]. A redirect (3xx) is not
+    /// followed and comes back with its `Location` (user-info removed, at most
+    /// [`LOCATION_CAP`] bytes), for the log and `status`.
+    pub fn send(&self, n: &Notification) -> (Outcome, Option<String>) {
+        if crate::core::outbox::Destination::of(&n.url).port == 0 {
+            // The loader refuses a bad literal port; one made by a variable lands here: not
+            // sent (never to port 80), not retried.
+            return (
+                Outcome::Failed {
+                    why: Failure::BadUrl,
+                    retry_after_ms: None,
+                },
+                None,
+            );
+        }
         let auth = n.credentials.as_ref().map(basic_auth);
         let result = match n.method {
             Method::Get => {
@@ -128,6 +141,14 @@ impl Sender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(|s| s.saturating_mul(1000));
+                let location = (300..400).contains(&status).then(|| {
+                    location_for_log(
+                        resp.headers()
+                            .get("location")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("(none)"),
+                    )
+                });
                 // Read the (bounded) body so the connection goes back to the pool.
                 let mut reader = resp
                     .body_mut()
@@ -138,19 +159,47 @@ impl Sender {
                     &mut reader.by_ref().take(RESPONSE_BODY_CAP),
                     &mut io::sink(),
                 );
-                Outcome::from_status(status, retry_after)
+                (Outcome::from_status(status, retry_after), location)
             }
-            Err(e) => Outcome::Failed {
-                why: classify(
-                    &e,
-                    n.url
-                        .get(..5)
-                        .is_some_and(|s| s.eq_ignore_ascii_case("https")),
-                ),
-                retry_after_ms: None,
-            },
+            Err(e) => (
+                Outcome::Failed {
+                    why: classify(
+                        &e,
+                        n.url
+                            .get(..5)
+                            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
+                    ),
+                    retry_after_ms: None,
+                },
+                None,
+            ),
         }
     }
+}
+
+/// Most bytes of a redirect's `Location` kept for the log and `status`.
+pub const LOCATION_CAP: usize = 256;
+
+/// A `Location` value fit for the log: user-info (a credential) removed, control characters
+/// replaced, at most [`LOCATION_CAP`] bytes.
+pub fn location_for_log(raw: &str) -> String {
+    let mut v = raw.trim().to_string();
+    if let Some(start) = v.find("://").map(|i| i + 3) {
+        let end = v[start..]
+            .find(['/', '?', '#'])
+            .map_or(v.len(), |i| start + i);
+        if let Some(at) = v[start..end].rfind('@') {
+            v.replace_range(start..start + at + 1, "");
+        }
+    }
+    let mut out = String::new();
+    for c in v.chars() {
+        if out.len() + c.len_utf8() > LOCATION_CAP {
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+    }
+    out
 }
 
 /// Maps a ureq error to a failure. Over https, rustls reports a refused certificate or a broken
@@ -217,6 +266,16 @@ mod tests {
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         c.password.clear();
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjo=");
+    }
+
+    #[test]
+    fn location_loses_its_credentials() {
+        assert_eq!(
+            location_for_log("https://u:s3cret@crm.example/x?a=b@c"),
+            "https://crm.example/x?a=b@c"
+        );
+        assert_eq!(location_for_log("/new\r\nX: y"), "/new??X: y");
+        assert_eq!(location_for_log(&"a".repeat(1000)).len(), LOCATION_CAP);
     }
 }
 

@@ -7,10 +7,25 @@
 //! something happens — no periodic wake-ups.
 
 pub mod deliver;
+mod device;
+mod inbox;
 pub mod net;
+mod reload;
+mod socket;
+mod status;
+mod workers;
+
+pub use device::Device;
+use inbox::*;
+pub use inbox::{Handle, Inbox};
+use reload::*;
+pub use reload::{load_config, validate_config};
+use socket::*;
+use status::*;
+use workers::*;
 
 use crate::core::config::{Board, Config, Problem};
-use crate::core::engine::{Engine, Job, Note, Now, Outcome};
+use crate::core::engine::{Engine, Failure, Job, Note, Now, Outcome};
 use crate::core::hook::{Kind, Msg};
 use crate::core::outbox::Ticket;
 use crate::core::var::{Var, Vars};
@@ -31,15 +46,22 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 
-/// Socket clients served at once; one more is told `ERR busy` and closed.
+/// Socket clients served at once. When full, the client idle the longest is closed to make
+/// room: a new client always gets in (a SIP stack may keep one connection idle for hours).
 pub const MAX_CLIENTS: usize = 16;
+/// Warnings of one kind logged per [`WARN_WINDOW_MS`]; more are counted and reported as
+/// "N similar suppressed" when the window ends.
+pub const WARN_BURST: u32 = 10;
+/// The rate-limit window of repeated warnings.
+pub const WARN_WINDOW_MS: u64 = 60_000;
 /// Messages from in-process producers (the baresip adapter) waiting for the engine.
 pub const INBOX_CAP: usize = 64;
 /// Longest wait for the interface to get an address before `booting_completed` is queued anyway.
 pub const BOOT_HOLD_MS: u64 = 120_000;
 /// How often the held `booting_completed` looks at the interface again.
 pub const BOOT_POLL_MS: u64 = 500;
-/// Stack of each delivery worker.
+/// Stack of each delivery worker. Workers are started as attempts need them, up to
+/// [`crate::core::engine::MAX_IN_FLIGHT`], and then stay.
 pub const WORKER_STACK: usize = 256 * 1024;
 
 /// What `run` needs.
@@ -136,223 +158,24 @@ pub fn now() -> Now {
     Now { ms, unix_s }
 }
 
-/// Reads and validates a config file.
-pub fn load_config(path: &Path) -> Result<(Config, Vec<Problem>), DaemonError> {
-    let text = std::fs::read_to_string(path).map_err(|err| DaemonError::ConfigRead {
-        path: path.display().to_string(),
-        err,
-    })?;
-    Config::from_json(&text).map_err(|problems| DaemonError::ConfigInvalid {
-        path: path.display().to_string(),
-        problems: problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    })
-}
-
-/// The device variables: board identity, config language, and the interface read now.
-pub struct Device {
-    board: Board,
-    program_version: String,
-    interface: String,
-    language: String,
-}
-
-impl Device {
-    pub fn new(board: &Board, config: &Config) -> Device {
-        let file = board
-            .program_version_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok());
-        Device {
-            board: board.clone(),
-            program_version: board.program_version_from(file.as_deref()),
-            interface: config
-                .device
-                .interface
-                .clone()
-                .or_else(|| board.interface.clone())
-                .unwrap_or_else(|| "eth0".into()),
-            language: config
-                .device
-                .language
-                .clone()
-                .or_else(|| board.language.clone())
-                .unwrap_or_else(|| "en".into()),
-        }
-    }
-
-    pub fn vars(&self) -> Vars {
-        let mut v = Vars::new();
-        if let Some(ip) = net::ipv4(&self.interface) {
-            let mut s = heapless::String::<16>::new();
-            let _ = write!(s, "{ip}");
-            v.set(Var::PhoneIp, &s);
-        }
-        if let Some(mac) = net::mac(&self.interface) {
-            v.set(Var::Mac, &mac);
-        }
-        v.set(Var::Product, &self.board.product);
-        v.set(Var::HardwareVersion, &self.board.hardware_version);
-        v.set(Var::ProgramVersion, &self.program_version);
-        v.set(Var::Language, &self.language);
-        v
-    }
-
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-}
-
-/// Hands messages from another thread of this process to the engine (bounded: [`INBOX_CAP`];
-/// blocks while full).
-#[derive(Clone)]
-pub struct Inbox {
-    tx: mpsc::SyncSender<Input>,
-    wake: Arc<EventFd>,
-}
-
-impl Inbox {
-    /// Sends one message; `false` once the engine has stopped.
-    pub fn send(&self, msg: Msg) -> bool {
-        self.input(Input::Msg(msg))
-    }
-
-    /// Sends one message without waiting: `Full` while [`INBOX_CAP`] messages wait.
-    pub fn try_send(&self, msg: Msg) -> Result<(), SendError> {
-        let r = self.tx.try_send(Input::Msg(msg)).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => SendError::Full,
-            mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
-        });
-        if r.is_ok() {
-            wake(&self.wake);
-        }
-        r
-    }
-
-    fn input(&self, i: Input) -> bool {
-        let ok = self.tx.send(i).is_ok();
-        if ok {
-            wake(&self.wake);
-        }
-        ok
-    }
-
-    /// Re-reads the config file; `Err` with the problems if it is invalid (the running config stays).
-    pub fn reload(&self) -> Result<(), ReloadError> {
-        let (tx, rx) = mpsc::channel();
-        if !self.input(Input::Reload(tx)) {
-            return Err(ReloadError::Stopped);
-        }
-        rx.recv().unwrap_or(Err(ReloadError::Stopped))
-    }
-
-    /// The main counters.
-    pub fn counters(&self) -> Option<Counters> {
-        let (tx, rx) = mpsc::channel();
-        if !self.input(Input::Counters(tx)) {
-            return None;
-        }
-        rx.recv().ok()
-    }
-
-    /// The status lines, as `event-notify status` prints them.
-    pub fn status(&self) -> Option<String> {
-        let (tx, rx) = mpsc::channel();
-        if !self.input(Input::Status(tx)) {
-            return None;
-        }
-        rx.recv().ok()
-    }
-}
-
-/// An engine running in a thread of the calling program (the C API uses it).
-pub struct Handle {
-    inbox: Inbox,
-    thread: Option<thread::JoinHandle<Result<usize, DaemonError>>>,
-}
-
-impl Handle {
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
-    }
-
-    /// Stops the engine: flushes for up to `flush_ms`, then joins its thread. Returns how many
-    /// notifications were left undelivered.
-    pub fn stop(mut self, flush_ms: u64) -> Result<usize, DaemonError> {
-        self.inbox.input(Input::Stop(flush_ms));
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(DaemonError::Io(io::Error::other(
-                "the engine thread panicked",
-            ))),
-            None => Ok(0),
-        }
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.inbox.input(Input::Stop(0));
-            let _ = t.join();
-        }
-    }
-}
-
-/// Wakes the engine's poll. An eventfd, not a pipe: writing to it can never raise SIGPIPE,
-/// even after the engine has stopped (a C program linking the library would die of it).
-fn wake(fd: &EventFd) {
-    let _ = fd.write(1);
-}
-
-struct Client {
-    stream: UnixStream,
-    buf: heapless::Vec<u8, MSG_CAP>,
-    /// Skipping the rest of an over-long line.
-    discarding: bool,
-}
-
-/// Daemon-level counters, beside the engine's.
-#[derive(Default)]
-struct DaemonCounters {
-    refused: [u64; 11],
-    busy: u64,
-    reloads: u64,
-    reload_errors: u64,
-    boot_held: u64,
-}
-
-fn refused_index(e: WireError) -> usize {
-    e as usize
-}
-
-const WIRE_ERRORS: [WireError; 11] = [
-    WireError::TooLong,
-    WireError::NotUtf8,
-    WireError::BadVersion,
-    WireError::NoVerb,
-    WireError::UnknownVerb,
-    WireError::MissingState,
-    WireError::BadState,
-    WireError::NoEquals,
-    WireError::UnknownField,
-    WireError::BadEscape,
-    WireError::Control,
-];
-
 struct Daemon {
     opts: Options,
     engine: Box<Engine>,
     device: Device,
     sender: Arc<RwLock<Arc<Sender>>>,
-    jobs: mpsc::SyncSender<Job>,
-    done: mpsc::Receiver<(Ticket, Outcome)>,
+    workers: Workers,
+    done: mpsc::Receiver<Done>,
+    /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
+    redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
+    /// Rate limits of repeated warnings: socket refusals, outbox notes.
+    warn_refused: WarnLimit,
+    warn_notes: WarnLimit,
     inbox_rx: mpsc::Receiver<Input>,
     sigfd: Option<SignalFd>,
     inotify: Option<Inotify>,
+    /// What the inotify watches: the config's folder, or (while it does not exist) the nearest
+    /// existing folder above it.
+    watch: Watch,
     wake_r: Arc<EventFd>,
     /// Keeps the inbox's channel open while the engine runs.
     inbox: Inbox,
@@ -364,21 +187,6 @@ struct Daemon {
     held_boot: Option<(Msg, u64)>,
     started: Now,
     stopping: Option<u64>,
-}
-
-fn log_note(n: Note) {
-    match n {
-        Note::Dropped(e) => log::warn!("outbox full: dropped a {e} notification"),
-        Note::TooLong(e) => {
-            log::warn!("{e}: expanded URL or body longer than its buffer: not sent")
-        }
-        Note::GaveUp(e, why, attempts) => {
-            log::warn!("{e}: gave up after {attempts} attempt(s): {why}")
-        }
-        Note::Retry(e, why, attempt, wait) => {
-            log::info!("{e}: attempt {attempt} failed ({why}), retry in {wait} ms")
-        }
-    }
 }
 
 /// Runs the daemon (socket, signals) until SIGTERM/SIGINT.
@@ -413,103 +221,16 @@ pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
 
 impl Daemon {
     fn new(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
-        let (config, warnings) = match load_config(&opts.config) {
-            // A handset's first boot has no config yet: the daemon starts with every event off
-            // and takes the file when the web page saves it (an init system would otherwise
-            // restart it in a loop). An invalid file is still refused.
-            Err(DaemonError::ConfigRead { err, .. })
-                if signals && err.kind() == io::ErrorKind::NotFound =>
-            {
-                log::warn!(
-                    "config {} does not exist yet: every event is off until it is written",
-                    opts.config.display()
-                );
-                (Config::default(), Vec::new())
-            }
-            other => other?,
-        };
-        for w in &warnings {
-            log::warn!("config {}: {w}", opts.config.display());
-        }
-        let config_text = std::fs::read_to_string(&opts.config).unwrap_or_default();
+        let (config, config_text) = first_config(&opts, signals)?;
         let sender = Arc::new(RwLock::new(Arc::new(Sender::new(&config.delivery)?)));
-
-        // Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away).
-        // An embedded engine leaves the program's signals alone.
-        let sigfd = if signals {
-            let mut mask = SigSet::empty();
-            for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
-                mask.add(s);
-            }
-            mask.thread_block()?;
-            unsafe {
-                // SAFETY: SIG_IGN installs no handler code.
-                let _ =
-                    nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
-            }
-            Some(SignalFd::with_flags(
-                &mask,
-                SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-            )?)
-        } else {
-            None
-        };
-
+        let sigfd = signal_fd(signals)?;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        let dir = opts
-            .config
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Err(e) = inotify.add_watch(
-            dir,
-            // A finished write, or a file renamed into place (how editors save).
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-        ) {
-            log::warn!(
-                "cannot watch {} for changes ({e}); reload with SIGHUP",
-                dir.display()
-            );
-        }
-
+        let watch = watch_config_dir(&inotify, &opts.config, None);
         let wake_w = Arc::new(EventFd::from_flags(
             EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
         )?);
         let wake_r = Arc::clone(&wake_w);
-
-        // Delivery workers: each takes one job at a time; the engine bounds what is in flight.
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
-        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(Ticket, Outcome)>();
-        for i in 0..crate::core::engine::MAX_IN_FLIGHT {
-            let rx = Arc::clone(&jobs_rx);
-            let tx = done_tx.clone();
-            let sender = Arc::clone(&sender);
-            let wake_w = Arc::clone(&wake_w);
-            thread::Builder::new()
-                .name(format!("deliver-{i}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => match rx.recv() {
-                            Ok(j) => j,
-                            Err(_) => return,
-                        },
-                        Err(_) => return,
-                    };
-                    let s = sender.read().map(|s| Arc::clone(&s));
-                    let outcome = match s {
-                        Ok(s) => s.send(&job.n),
-                        Err(_) => return,
-                    };
-                    if tx.send((job.ticket, outcome)).is_err() {
-                        return;
-                    }
-                    wake(&wake_w);
-                })?;
-        }
-        drop(done_tx);
-
+        let (workers, done_rx) = Workers::new(Arc::clone(&sender), Arc::clone(&wake_w));
         let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Input>(INBOX_CAP);
         let inbox = Inbox {
             tx: inbox_tx,
@@ -519,7 +240,6 @@ impl Daemon {
             Some(addr) => Some(spawn_baresip(addr, inbox.clone())?),
             None => None,
         };
-
         let listener = match &opts.socket {
             Some(p) => Some(bind_socket(p)?),
             None => None,
@@ -530,11 +250,15 @@ impl Daemon {
             engine: Engine::new(config, seed),
             device,
             sender,
-            jobs: jobs_tx,
+            workers,
             done: done_rx,
+            redirects: [const { None }; crate::core::event::Event::COUNT],
+            warn_refused: WarnLimit::default(),
+            warn_notes: WarnLimit::default(),
             inbox_rx,
             sigfd,
             inotify: Some(inotify),
+            watch,
             wake_r,
             inbox,
             baresip,
@@ -560,29 +284,50 @@ impl Daemon {
     }
 }
 
-/// Follows a baresip over its ctrl_tcp module in a thread of its own.
-fn spawn_baresip(addr: String, inbox: Inbox) -> io::Result<Baresip> {
-    let stats = Arc::new(crate::baresip::AdapterStats::default());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (st, sp) = (Arc::clone(&stats), Arc::clone(&stop));
-    thread::Builder::new()
-        .name("baresip".into())
-        .spawn(move || {
-            crate::baresip::run_adapter(&addr, &mut |m| inbox.send(m), &sp, &st);
-        })?;
-    Ok(Baresip { stats, stop })
-}
-
-/// The baresip adapter's thread, seen from the daemon.
-struct Baresip {
-    stats: Arc<crate::baresip::AdapterStats>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+/// The config at start, and its text (to tell a real change from a touch later).
+fn first_config(opts: &Options, signals: bool) -> Result<(Config, String), DaemonError> {
+    let (config, warnings) = match load_config(&opts.config) {
+        // A handset's first boot has no config yet: the daemon starts with every event off
+        // and takes the file when the web page saves it (an init system would otherwise
+        // restart it in a loop). An invalid file is still refused.
+        Err(DaemonError::ConfigRead { err, .. })
+            if signals && err.kind() == io::ErrorKind::NotFound =>
+        {
+            log::warn!(
+                "config {} does not exist yet: every event is off until it is written",
+                opts.config.display()
+            );
+            (Config::default(), Vec::new())
+        }
+        other => other?,
+    };
+    for w in &warnings {
+        log::warn!("config {}: {w}", opts.config.display());
     }
+    let config_text = std::fs::read_to_string(&opts.config).unwrap_or_default();
+    Ok((config, config_text))
+}
+
+/// Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away). An embedded
+/// engine (`signals` false) leaves the program's signals alone.
+fn signal_fd(signals: bool) -> Result<Option<SignalFd>, DaemonError> {
+    Ok(if signals {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+            mask.add(s);
+        }
+        mask.thread_block()?;
+        unsafe {
+            // SAFETY: SIG_IGN installs no handler code.
+            let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+        }
+        Some(SignalFd::with_flags(
+            &mask,
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        )?)
+    } else {
+        None
+    })
 }
 
 /// A poll slot for `fd`, or an inert slot (no events asked) when there is none.
@@ -596,66 +341,57 @@ fn pollfd<'a>(
     }
 }
 
-fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
-    let err = |err| DaemonError::Socket {
-        path: path.display().to_string(),
-        err,
-    };
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "another daemon is listening on it",
-            )));
-        }
-        std::fs::remove_file(path).map_err(err)?;
-    }
-    let l = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
-    l.set_nonblocking(true).map_err(err)?;
-    Ok(l)
-}
-
 impl Daemon {
+    /// Once stopping: `Some(left undelivered)` when the outbox is empty or the flush time is up.
+    fn stopped(&self, t: Now) -> Option<usize> {
+        let deadline = self.stopping?;
+        if self.engine.pending() != 0 && t.ms < deadline {
+            return None;
+        }
+        let left = self.engine.pending();
+        if left > 0 {
+            log::warn!("stopping with {left} notification(s) not delivered");
+        } else {
+            log::info!("stopped: outbox empty");
+        }
+        Some(left)
+    }
+
+    /// How long poll may sleep: until the outbox has something due, the held boot message
+    /// should look at the interface again, or the flush time is up.
+    fn poll_timeout(&self, t: Now) -> PollTimeout {
+        let mut timeout = self.engine.poll_delay(t);
+        if let Some((_, since)) = &self.held_boot {
+            let until_give_up = (since + BOOT_HOLD_MS).saturating_sub(t.ms);
+            timeout = Some(
+                timeout
+                    .unwrap_or(u64::MAX)
+                    .min(BOOT_POLL_MS)
+                    .min(until_give_up),
+            );
+        }
+        if let Some(deadline) = self.stopping {
+            timeout = Some(
+                timeout
+                    .unwrap_or(u64::MAX)
+                    .min(deadline.saturating_sub(t.ms)),
+            );
+        }
+        match timeout {
+            None => PollTimeout::NONE,
+            Some(ms) => PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX),
+        }
+    }
+
     /// Runs until stopped; returns how many notifications were left undelivered.
     fn main_loop(&mut self) -> Result<usize, DaemonError> {
         loop {
             let t = now();
             self.dispatch(t);
-            if let Some(deadline) = self.stopping {
-                if self.engine.pending() == 0 || t.ms >= deadline {
-                    let left = self.engine.pending();
-                    if left > 0 {
-                        log::warn!("stopping with {left} notification(s) not delivered");
-                    } else {
-                        log::info!("stopped: outbox empty");
-                    }
-                    return Ok(left);
-                }
+            if let Some(left) = self.stopped(t) {
+                return Ok(left);
             }
-            let mut timeout = self.engine.poll_delay(t);
-            if let Some((_, since)) = &self.held_boot {
-                let until_give_up = (since + BOOT_HOLD_MS).saturating_sub(t.ms);
-                timeout = Some(
-                    timeout
-                        .unwrap_or(u64::MAX)
-                        .min(BOOT_POLL_MS)
-                        .min(until_give_up),
-                );
-            }
-            if let Some(deadline) = self.stopping {
-                timeout = Some(
-                    timeout
-                        .unwrap_or(u64::MAX)
-                        .min(deadline.saturating_sub(t.ms)),
-                );
-            }
-            let timeout = match timeout {
-                None => PollTimeout::NONE,
-                Some(ms) => {
-                    PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
-                }
-            };
+            let timeout = self.poll_timeout(t);
 
             // Fixed order: wake pipe, signals, inotify, listener, then the clients. A missing
             // source polls the wake pipe for nothing.
@@ -698,64 +434,15 @@ impl Daemon {
             self.drain_inbox();
             self.check_held_boot();
             // Clients before accepting new ones, so indices stay valid.
-            for i in (0..client_ready.len()).rev() {
+            for i in (0..client_ready.len().min(self.clients.len())).rev() {
                 if client_ready[i] && !self.serve_client(i) {
                     self.clients.swap_remove(i);
                 }
             }
-            if listen_ready {
+            if self.stopping.is_some() {
+                self.clients.clear();
+            } else if listen_ready {
                 self.accept();
-            }
-        }
-    }
-
-    fn dispatch(&mut self, t: Now) {
-        while let Some(job) = self.engine.next_job(t) {
-            log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
-            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-                // Workers gone: cannot happen while the daemon runs; keep the notification.
-                self.engine.complete(
-                    job.ticket,
-                    Outcome::Failed {
-                        why: crate::core::engine::Failure::Io,
-                        retry_after_ms: None,
-                    },
-                    t,
-                    &mut log_note,
-                );
-                return;
-            }
-        }
-    }
-
-    fn collect_results(&mut self) {
-        while let Ok((ticket, outcome)) = self.done.try_recv() {
-            let t = now();
-            if let Outcome::Delivered(code) = outcome {
-                log::debug!("delivered ({code}), attempt {}", ticket.attempt);
-            }
-            self.engine.complete(ticket, outcome, t, &mut log_note);
-        }
-    }
-
-    fn drain_inbox(&mut self) {
-        while let Ok(input) = self.inbox_rx.try_recv() {
-            match input {
-                Input::Msg(msg) => {
-                    let _ = self.handle_msg(&msg);
-                }
-                Input::Reload(reply) => {
-                    let _ = reply.send(self.reload(true));
-                }
-                Input::Counters(reply) => {
-                    let _ = reply.send(self.counters());
-                }
-                Input::Status(reply) => {
-                    let mut s = String::new();
-                    self.write_status(&mut s);
-                    let _ = reply.send(s);
-                }
-                Input::Stop(flush_ms) => self.stop(flush_ms),
             }
         }
     }
@@ -773,297 +460,7 @@ impl Daemon {
         if let Some(p) = &self.opts.socket {
             let _ = std::fs::remove_file(p);
         }
-        self.clients.clear();
-    }
-
-    /// Handles one message; the reply detail for the socket.
-    fn handle_msg(&mut self, msg: &Msg) -> Result<String, String> {
-        let device = self.device.vars();
-        if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
-        {
-            log::info!(
-                "boot: {} has no address yet; booting_completed held until it has",
-                self.device.interface()
-            );
-            self.counters.boot_held += 1;
-            self.held_boot = Some((msg.clone(), now().ms));
-            return Ok("held until the network is up".into());
-        }
-        match self.engine.handle(msg, &device, now(), &mut log_note) {
-            Ok(h) => Ok(format!("derived={} queued={}", h.derived, h.queued)),
-            Err(e) => {
-                log::info!("message ignored: {e}");
-                Ok(format!("derived=0 queued=0 ignored={}", e.code()))
-            }
-        }
-    }
-
-    fn check_held_boot(&mut self) {
-        let Some((msg, since)) = &self.held_boot else {
-            return;
-        };
-        let device = self.device.vars();
-        let t = now();
-        if device.get(Var::PhoneIp).is_empty() && t.ms < since + BOOT_HOLD_MS {
-            return;
-        }
-        let msg = msg.clone();
-        self.held_boot = None;
-        let _ = self.engine.handle(&msg, &device, t, &mut log_note);
-    }
-
-    fn on_signals(&mut self) {
-        let mut sigs = heapless::Vec::<Signal, 8>::new();
-        if let Some(fd) = &self.sigfd {
-            while let Ok(Some(info)) = fd.read_signal() {
-                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                    let _ = sigs.push(sig);
-                }
-            }
-        }
-        for sig in sigs {
-            if sig == Signal::SIGHUP {
-                log::info!("SIGHUP: reloading {}", self.opts.config.display());
-                let _ = self.reload(true);
-            } else {
-                log::info!("{sig}");
-                self.stop(self.engine.config().delivery.shutdown_flush_ms as u64);
-            }
-        }
-    }
-
-    fn on_inotify(&mut self) {
-        let name = self.opts.config.file_name().map(|n| n.to_owned());
-        let mut hit = false;
-        let Some(inotify) = &self.inotify else { return };
-        while let Ok(events) = inotify.read_events() {
-            if events.is_empty() {
-                break;
-            }
-            hit |= events.iter().any(|e| e.name.as_deref() == name.as_deref());
-        }
-        if hit {
-            let _ = self.reload(false);
-        }
-    }
-
-    /// Re-reads the config; an invalid one is refused and the running one stays.
-    fn reload(&mut self, forced: bool) -> Result<(), ReloadError> {
-        let path = self.opts.config.display().to_string();
-        let text = match std::fs::read_to_string(&self.opts.config) {
-            Ok(t) => t,
-            Err(e) => {
-                self.counters.reload_errors += 1;
-                log::error!("reload: cannot read {path}: {e}; keeping the running config");
-                return Err(ReloadError::Read(format!("{path}: {e}")));
-            }
-        };
-        if !forced && text == self.config_text {
-            return Ok(());
-        }
-        let (cfg, warnings) = match Config::from_json(&text) {
-            Ok(c) => c,
-            Err(problems) => {
-                self.counters.reload_errors += 1;
-                self.config_text = text;
-                log::error!("reload refused: {path} is invalid; keeping the running config:");
-                for p in &problems {
-                    log::error!("  {p}");
-                }
-                return Err(ReloadError::Invalid(
-                    problems.iter().map(|p| p.to_string()).collect(),
-                ));
-            }
-        };
-        for w in warnings {
-            log::warn!("config: {w}");
-        }
-        if cfg.delivery != self.engine.config().delivery {
-            match Sender::new(&cfg.delivery) {
-                Ok(s) => {
-                    if let Ok(mut cur) = self.sender.write() {
-                        *cur = Arc::new(s);
-                    }
-                }
-                Err(e) => {
-                    self.counters.reload_errors += 1;
-                    self.config_text = text;
-                    log::error!("reload refused: {e}; keeping the running config");
-                    return Err(ReloadError::Delivery(e.to_string()));
-                }
-            }
-        }
-        self.device = Device::new(&self.opts.board, &cfg);
-        self.engine.set_config(cfg);
-        self.config_text = text;
-        self.counters.reloads += 1;
-        log::info!("config reloaded");
-        Ok(())
-    }
-
-    fn accept(&mut self) {
-        let Some(l) = &self.listener else { return };
-        loop {
-            match l.accept() {
-                Ok((mut stream, _)) => {
-                    if self.clients.len() >= MAX_CLIENTS {
-                        self.counters.busy += 1;
-                        let _ = stream.write_all(b"ERR busy too many clients\n");
-                        continue;
-                    }
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    self.clients.push(Client {
-                        stream,
-                        buf: heapless::Vec::new(),
-                        discarding: false,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    log::warn!("accept: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Reads what a client sent and answers each complete line. `false`: drop the client.
-    fn serve_client(&mut self, i: usize) -> bool {
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = match self.clients[i].stream.read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            };
-            for &b in &chunk[..n] {
-                let c = &mut self.clients[i];
-                if c.discarding {
-                    if b == b'\n' {
-                        c.discarding = false;
-                    }
-                    continue;
-                }
-                if b == b'\n' {
-                    let line = core::mem::take(&mut c.buf);
-                    let reply = self.answer(&line);
-                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
-                        return false;
-                    }
-                    if self.stopping.is_some() {
-                        return false;
-                    }
-                    continue;
-                }
-                if c.buf.push(b).is_err() {
-                    c.buf.clear();
-                    c.discarding = true;
-                    let e = WireError::TooLong;
-                    self.counters.refused[refused_index(e)] += 1;
-                    log::warn!("refused a socket message: {e}");
-                    let reply = format!("ERR {} {e}\n", e.code());
-                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-
-    fn answer(&mut self, line: &[u8]) -> String {
-        match wire::parse_request(line) {
-            Ok(Request::Msg(m)) => match self.handle_msg(&m) {
-                Ok(detail) => format!("OK {detail}\n"),
-                Err(detail) => format!("ERR refused {detail}\n"),
-            },
-            Ok(Request::Ping) => "OK pong\n".into(),
-            Ok(Request::Reload) => match self.reload(true) {
-                Ok(()) => "OK reloaded\n".into(),
-                Err(_) => "ERR invalid-config the new config is invalid; the running one stays (see the log)\n".into(),
-            },
-            Ok(Request::Status) => {
-                let mut s = String::from("OK\n");
-                self.write_status(&mut s);
-                s.push('\n');
-                s
-            }
-            Err(e) => {
-                self.counters.refused[refused_index(e)] += 1;
-                log::warn!("refused a socket message: {e}");
-                format!("ERR {} {e}\n", e.code())
-            }
-        }
-    }
-
-    fn counters(&self) -> Counters {
-        let sum = |f: fn(&crate::core::engine::EventStats) -> u64| {
-            self.engine.events.iter().map(f).sum::<u64>()
-        };
-        let t = self.engine.tracker_stats();
-        Counters {
-            messages: self.engine.stats.messages,
-            events: sum(|e| e.derived),
-            queued: sum(|e| e.queued),
-            delivered: sum(|e| e.delivered),
-            retried: sum(|e| e.retried),
-            failed: sum(|e| e.failed),
-            dropped: sum(|e| e.dropped),
-            pending: self.engine.pending() as u64,
-            in_flight: self.engine.in_flight() as u64,
-            not_configured: self.engine.stats.not_configured,
-            too_long: self.engine.stats.too_long,
-            duplicates: t.duplicates,
-            unknown_call: t.unknown_call,
-            call_table_full: t.call_table_full,
-            refused: self.counters.refused.iter().sum(),
-            reloads: self.counters.reloads,
-            reload_errors: self.counters.reload_errors,
-        }
-    }
-
-    fn write_status(&self, s: &mut String) {
-        let t = now();
-        let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
-        let _ = writeln!(s, "wire EN1");
-        let _ = writeln!(
-            s,
-            "uptime_s {}",
-            t.ms.saturating_sub(self.started.ms) / 1000
-        );
-        let _ = writeln!(s, "config {}", self.opts.config.display());
-        let _ = writeln!(s, "pid {}", std::process::id());
-        let _ = writeln!(s, "interface {}", self.device.interface());
-        let refused: u64 = self.counters.refused.iter().sum();
-        let _ = writeln!(s, "refused {refused}");
-        for e in WIRE_ERRORS {
-            let n = self.counters.refused[refused_index(e)];
-            if n > 0 {
-                let _ = writeln!(s, "refused_{} {n}", e.code().replace('-', "_"));
-            }
-        }
-        let _ = writeln!(s, "busy {}", self.counters.busy);
-        let _ = writeln!(s, "reloads {}", self.counters.reloads);
-        let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
-        let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
-        let _ = writeln!(s, "clients {}", self.clients.len());
-        if let Some(b) = &self.baresip {
-            let c = b.stats.snapshot();
-            let _ = writeln!(
-                s,
-                "baresip connected={} received={} mapped={} msgs={} ignored={} errors={} reconnects={}",
-                u8::from(c.connected),
-                c.received,
-                c.mapped,
-                c.msgs,
-                c.ignored,
-                c.errors,
-                c.reconnects
-            );
-        }
-        let _ = self.engine.write_status(s);
+        // The clients are closed by the main loop after this wake-up's client work: emptying
+        // the list here, while the loop walks it by index, panicked (issue 10 #1).
     }
 }

@@ -1,0 +1,154 @@
+//! Counters, `status`, and the rate limit of repeated warnings.
+
+use super::*;
+
+/// Rate limit of one kind of repeated warning: [`WARN_BURST`] lines per [`WARN_WINDOW_MS`],
+/// then a count of what was suppressed.
+#[derive(Default)]
+pub(super) struct WarnLimit {
+    pub(super) window_start: u64,
+    pub(super) logged: u32,
+    pub(super) suppressed: u64,
+}
+
+impl WarnLimit {
+    /// Whether to log one more warning now; reports what the last window suppressed.
+    pub(super) fn allow(&mut self, now_ms: u64, what: &str) -> bool {
+        if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
+            if self.suppressed > 0 {
+                log::warn!("{} similar suppressed: {what}", self.suppressed);
+            }
+            self.window_start = now_ms;
+            self.logged = 0;
+            self.suppressed = 0;
+        }
+        if self.logged < WARN_BURST {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
+/// Daemon-level counters, beside the engine's.
+#[derive(Default)]
+pub(super) struct DaemonCounters {
+    pub(super) refused: [u64; 11],
+    /// Idle clients closed to make room for a new one.
+    pub(super) busy: u64,
+    pub(super) reloads: u64,
+    pub(super) reload_errors: u64,
+    pub(super) boot_held: u64,
+}
+
+pub(super) fn refused_index(e: WireError) -> usize {
+    e as usize
+}
+
+pub(super) const WIRE_ERRORS: [WireError; 11] = [
+    WireError::TooLong,
+    WireError::NotUtf8,
+    WireError::BadVersion,
+    WireError::NoVerb,
+    WireError::UnknownVerb,
+    WireError::MissingState,
+    WireError::BadState,
+    WireError::NoEquals,
+    WireError::UnknownField,
+    WireError::BadEscape,
+    WireError::Control,
+];
+
+impl Daemon {
+    pub(super) fn counters(&self) -> Counters {
+        let sum = |f: fn(&crate::core::engine::EventStats) -> u64| {
+            self.engine.events.iter().map(f).sum::<u64>()
+        };
+        let t = self.engine.tracker_stats();
+        Counters {
+            messages: self.engine.stats.messages,
+            events: sum(|e| e.derived),
+            queued: sum(|e| e.queued),
+            delivered: sum(|e| e.delivered),
+            retried: sum(|e| e.retried),
+            failed: sum(|e| e.failed),
+            dropped: sum(|e| e.dropped),
+            pending: self.engine.pending() as u64,
+            in_flight: self.engine.in_flight() as u64,
+            not_configured: self.engine.stats.not_configured,
+            too_long: self.engine.stats.too_long,
+            duplicates: t.duplicates,
+            unknown_call: t.unknown_call,
+            call_table_full: t.call_table_full,
+            refused: self.counters.refused.iter().sum(),
+            reloads: self.counters.reloads,
+            reload_errors: self.counters.reload_errors,
+        }
+    }
+
+    pub(super) fn write_status(&self, s: &mut String) {
+        let t = now();
+        let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(s, "wire EN1");
+        let _ = writeln!(
+            s,
+            "uptime_s {}",
+            t.ms.saturating_sub(self.started.ms) / 1000
+        );
+        let _ = writeln!(s, "config {}", self.opts.config.display());
+        let _ = writeln!(s, "pid {}", std::process::id());
+        let _ = writeln!(s, "interface {}", self.device.interface());
+        let refused: u64 = self.counters.refused.iter().sum();
+        let _ = writeln!(s, "refused {refused}");
+        for e in WIRE_ERRORS {
+            let n = self.counters.refused[refused_index(e)];
+            if n > 0 {
+                let _ = writeln!(s, "refused_{} {n}", e.code().replace('-', "_"));
+            }
+        }
+        let _ = writeln!(s, "busy {}", self.counters.busy);
+        let _ = writeln!(s, "reloads {}", self.counters.reloads);
+        let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
+        let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
+        let _ = writeln!(s, "clients {}", self.clients.len());
+        for e in crate::core::event::Event::ALL {
+            if let Some((code, loc)) = &self.redirects[e.index()] {
+                let _ = writeln!(s, "redirect {} {code} {loc}", e.key());
+            }
+        }
+        if let Some(b) = &self.baresip {
+            let c = b.stats.snapshot();
+            let _ = writeln!(
+                s,
+                "baresip connected={} received={} mapped={} msgs={} ignored={} errors={} reconnects={}",
+                u8::from(c.connected),
+                c.received,
+                c.mapped,
+                c.msgs,
+                c.ignored,
+                c.errors,
+                c.reconnects
+            );
+        }
+        let _ = self.engine.write_status(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rate_limited_per_window() {
+        let mut w = WarnLimit::default();
+        let t0 = 1_000_000;
+        let allowed = (0..1000).filter(|_| w.allow(t0, "x")).count();
+        assert_eq!(allowed, WARN_BURST as usize);
+        assert_eq!(w.suppressed, 1000 - WARN_BURST as u64);
+        // The next window logs again (and reports what the last one suppressed).
+        assert!(w.allow(t0 + WARN_WINDOW_MS, "x"));
+        assert_eq!(w.suppressed, 0);
+    }
+}

@@ -1,0 +1,145 @@
+//! The delivery workers and the outbox notes they produce.
+
+use super::*;
+
+/// The delivery workers: threads started as attempts need them, up to
+/// [`crate::core::engine::MAX_IN_FLIGHT`]; each makes one attempt at a time.
+pub(super) struct Workers {
+    pub(super) jobs: mpsc::SyncSender<Job>,
+    pub(super) rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pub(super) done: mpsc::Sender<Done>,
+    pub(super) sender: Arc<RwLock<Arc<Sender>>>,
+    pub(super) wake: Arc<EventFd>,
+    pub(super) started: usize,
+}
+
+/// What a worker hands back: the ticket, the outcome, and a redirect's `Location`.
+pub(super) type Done = (Ticket, Outcome, Option<String>);
+
+impl Workers {
+    /// No worker yet; the channel results come back on.
+    pub(super) fn new(
+        sender: Arc<RwLock<Arc<Sender>>>,
+        wake: Arc<EventFd>,
+    ) -> (Workers, mpsc::Receiver<Done>) {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(crate::core::engine::MAX_IN_FLIGHT);
+        let (done, done_rx) = mpsc::channel::<Done>();
+        let w = Workers {
+            jobs,
+            rx: Arc::new(Mutex::new(rx)),
+            done,
+            sender,
+            wake,
+            started: 0,
+        };
+        (w, done_rx)
+    }
+
+    /// Makes sure `busy` workers exist (at most the cap).
+    pub(super) fn ensure(&mut self, busy: usize) -> io::Result<()> {
+        while self.started < busy.min(crate::core::engine::MAX_IN_FLIGHT) {
+            let rx = Arc::clone(&self.rx);
+            let tx = self.done.clone();
+            let sender = Arc::clone(&self.sender);
+            let wake_w = Arc::clone(&self.wake);
+            thread::Builder::new()
+                .name(format!("deliver-{}", self.started))
+                .stack_size(WORKER_STACK)
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    let s = sender.read().map(|s| Arc::clone(&s));
+                    let (outcome, location) = match s {
+                        Ok(s) => s.send(&job.n),
+                        Err(_) => return,
+                    };
+                    if tx.send((job.ticket, outcome, location)).is_err() {
+                        return;
+                    }
+                    wake(&wake_w);
+                })?;
+            self.started += 1;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn log_note(n: Note, limit: &mut WarnLimit) {
+    if !matches!(n, Note::Retry(..)) && !limit.allow(now().ms, "delivery warnings") {
+        return;
+    }
+    match n {
+        Note::Dropped(e) => log::warn!("outbox full: dropped a {e} notification"),
+        Note::TooLong(e) => {
+            log::warn!("{e}: expanded URL or body longer than its buffer: not sent")
+        }
+        Note::GaveUp(e, why, attempts) => {
+            log::warn!("{e}: gave up after {attempts} attempt(s): {why}")
+        }
+        Note::Retry(e, why, attempt, wait) => {
+            log::info!("{e}: attempt {attempt} failed ({why}), retry in {wait} ms")
+        }
+    }
+}
+
+impl Daemon {
+    pub(super) fn dispatch(&mut self, t: Now) {
+        while let Some(job) = self.engine.next_job(t) {
+            log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
+            if let Err(e) = self.workers.ensure(self.engine.in_flight()) {
+                log::error!("cannot start a delivery worker: {e}");
+            }
+            let sent = if self.workers.started == 0 {
+                Err(mpsc::SendError(job))
+            } else {
+                self.workers.jobs.send(job)
+            };
+            if let Err(mpsc::SendError(job)) = sent {
+                // Workers gone: cannot happen while the daemon runs; keep the notification.
+                self.engine.complete(
+                    job.ticket,
+                    Outcome::Failed {
+                        why: crate::core::engine::Failure::Io,
+                        retry_after_ms: None,
+                    },
+                    t,
+                    &mut |n| log_note(n, &mut self.warn_notes),
+                );
+                return;
+            }
+        }
+    }
+
+    pub(super) fn collect_results(&mut self) {
+        while let Ok((ticket, outcome, location)) = self.done.try_recv() {
+            let t = now();
+            let event = self.engine.event_of(ticket);
+            match (outcome, event) {
+                (Outcome::Delivered(code), Some(e)) => {
+                    log::debug!("delivered ({code}), attempt {}", ticket.attempt);
+                    self.redirects[e.index()] = None;
+                }
+                (
+                    Outcome::Failed {
+                        why: Failure::Redirect(code),
+                        ..
+                    },
+                    Some(e),
+                ) => {
+                    let loc = location.unwrap_or_else(|| "(none)".into());
+                    log::warn!("{e}: the server answered {code} redirect to {loc}: not followed, not retried; correct the URL in the config");
+                    self.redirects[e.index()] = Some((code, loc));
+                }
+                _ => {}
+            }
+            let warn = &mut self.warn_notes;
+            self.engine
+                .complete(ticket, outcome, t, &mut |n| log_note(n, warn));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Entry points of the fuzz targets (`fuzz/`, cargo-fuzz on nightly), shared with the stable
+//! replay of the committed corpus (`tests/fuzz_corpus.rs`): each takes arbitrary bytes and must
+//! never panic, loop or grow without bound.
+
+use crate::baresip::Decoder;
+use crate::core::config::Config;
+use crate::core::template::{Encoding, Template};
+use crate::core::var::{Var, Vars};
+use crate::core::wire;
+
+/// The socket line parser (`EN1 ...`).
+pub fn wire_line(data: &[u8]) {
+    let _ = wire::parse_request(data);
+}
+
+/// The config loader: JSON model and validation (no file access).
+pub fn config(data: &[u8]) {
+    if let Ok(text) = core::str::from_utf8(data) {
+        if let Ok((cfg, _)) = Config::from_json(text) {
+            // A loaded config's templates expand without panicking.
+            let mut vars = Vars::new();
+            for v in Var::ALL {
+                vars.set(v, "x&y=%\"\\ z");
+            }
+            for e in cfg.events.iter().flatten() {
+                let mut url = heapless::String::<1024>::new();
+                let _ = e.url.expand(&vars, Encoding::Percent, &mut url);
+                if let Some(b) = &e.body {
+                    let mut body = heapless::String::<4096>::new();
+                    let _ = b.expand(&vars, e.body_encoding, &mut body);
+                }
+            }
+        }
+    }
+}
+
+/// Template parsing and expansion: the bytes up to the first NUL are the template, each later
+/// NUL-separated part the value of the next variable.
+pub fn template(data: &[u8]) {
+    let mut parts = data.split(|&b| b == 0);
+    let Some(src) = parts.next().and_then(|s| core::str::from_utf8(s).ok()) else {
+        return;
+    };
+    let mut vars = Vars::new();
+    for (v, value) in Var::ALL.iter().zip(parts) {
+        vars.set(*v, &String::from_utf8_lossy(value));
+    }
+    let mut small = heapless::String::<64>::new();
+    let mut big = heapless::String::<4096>::new();
+    if let Ok((t, creds)) = Template::parse_url(src) {
+        let _ = format!("{creds:?}");
+        let _ = t.expand(&vars, Encoding::Percent, &mut small);
+        if t.expand(&vars, Encoding::Percent, &mut big).is_ok() {
+            // An expanded URL never carries user-info.
+            if let Some(c) = creds.filter(|c| !c.password.is_empty()) {
+                assert!(
+                    !big.contains(&format!("{}:{}@", c.user, c.password)),
+                    "credentials in an expanded URL"
+                );
+            }
+        }
+    }
+    if let Ok(t) = Template::parse_body(src) {
+        for enc in [Encoding::Percent, Encoding::Json] {
+            small.clear();
+            big.clear();
+            let _ = t.expand(&vars, enc, &mut small);
+            let _ = t.expand(&vars, enc, &mut big);
+        }
+    }
+}
+
+/// The baresip netstring decoder: the first byte sets the read size, the rest arrives in reads
+/// of that size.
+pub fn netstring(data: &[u8]) {
+    let Some((&size, mut rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(size).max(1);
+    let mut d = Decoder::new();
+    let mut frames = 0usize;
+    while !rest.is_empty() {
+        let spare = d.spare();
+        assert!(!spare.is_empty(), "decoder has no room after draining");
+        let n = chunk.min(spare.len()).min(rest.len());
+        spare[..n].copy_from_slice(&rest[..n]);
+        d.filled(n);
+        rest = &rest[n..];
+        loop {
+            match d.next_frame() {
+                None => break,
+                Some(Ok(_)) => frames += 1,
+                Some(Err(e)) if e.is_fatal() => {
+                    d.reset();
+                    break;
+                }
+                Some(Err(_)) => {}
+            }
+            assert!(frames <= data.len(), "more frames than bytes");
+        }
+    }
+}
