@@ -7,6 +7,9 @@ use crate::core::config::Config;
 use crate::core::template::{Encoding, Template};
 use crate::core::var::{Var, Vars};
 use crate::core::wire;
+use crate::http::{Connection, Head, ReadError, MAX_BODY, MAX_HEADERS};
+use crate::listen::render;
+use std::io::{self, Read};
 
 /// The socket line parser (`EN1 ...`).
 pub fn wire_line(data: &[u8]) {
@@ -98,5 +101,49 @@ pub fn netstring(data: &[u8]) {
             }
             assert!(frames <= data.len(), "more frames than bytes");
         }
+    }
+}
+
+/// The server-side HTTP layer: the head parser, and a connection reading successive requests
+/// out of the same bytes, delivered in pieces whose size the first byte chooses. A parsed head
+/// parses the same from its own bytes; no body is over the limit.
+pub fn http_head(data: &[u8]) {
+    let Some((&piece, input)) = data.split_first() else {
+        return;
+    };
+    if let Ok(Some((head, len))) = Head::parse_prefix(input, MAX_HEADERS) {
+        assert!(len <= input.len());
+        let again = Head::parse_prefix(&input[..len], MAX_HEADERS);
+        assert_eq!(again.ok().flatten().map(|(h, _)| h), Some(head.clone()));
+        assert!(head.headers.len() <= MAX_HEADERS);
+        let _ = head.body_kind();
+        let _ = render(&head, b"");
+    }
+    let mut conn = Connection::new(Pieces(input, 1 + usize::from(piece % 16)));
+    loop {
+        let head = match conn.read_head() {
+            Ok(Some(head)) => head,
+            Ok(None) | Err(ReadError::Io(_)) | Err(ReadError::Http(_)) => return,
+        };
+        let Ok(kind) = head.body_kind() else { return };
+        match conn.read_body(kind) {
+            Ok(body) => {
+                assert!(body.len() <= MAX_BODY);
+                let _ = render(&head, &body);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Hands out the input in pieces of a fixed size.
+struct Pieces<'a>(&'a [u8], usize);
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
     }
 }

@@ -38,3 +38,8 @@ fn template_corpus() {
 fn netstring_corpus() {
     replay("netstring", event_notify::fuzz::netstring);
 }
+
+#[test]
+fn http_head_corpus() {
+    replay("http_head", event_notify::fuzz::http_head);
+}
