@@ -43,7 +43,7 @@ lint:
 # under fuzz/corpus/<target>/ (commit what is worth keeping; `make test` replays it on stable
 # through tests/fuzz_corpus.rs). Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_line config template netstring http_head
+FUZZ_TARGETS ?= wire_line config template netstring http_head import
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

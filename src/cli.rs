@@ -29,6 +29,7 @@ commands:
   check     --config FILE                           validate a config
   status    [--socket PATH]                         the daemon's counters and last results
   listen    --bind ADDR:PORT                        a receiver that prints each request
+  import    FILE [--from VENDOR] [--merge CONFIG]    another vendor's action URLs as a config
   events                                            the event keys and their aliases
   variables                                         the $variables and their aliases
 
@@ -72,6 +73,18 @@ usage: event-notify check --config FILE
 
 Validates a config: exit 0 (warnings may be printed), or exit 1 with one line per problem
 and where it is (event key, column in the template).
+";
+
+const IMPORT_HELP: &str = "\
+usage: event-notify import FILE [--from yealink|snom|grandstream] [--merge CONFIG] > config.json
+
+Turns another vendor's provisioning file (Yealink .cfg, Snom settings XML or text, Grandstream
+config XML) into a config: each action-URL key becomes one of the twenty events, the vendor's
+$variables are written as this guide's names. The config goes to stdout; the report (every key or
+variable that does not carry over, with its line and why) to stderr. The format is detected from
+the content unless --from is given. --merge CONFIG keeps everything else of CONFIG (delivery,
+device, its other events) and replaces only the events the file sets. FILE - reads stdin.
+Exit 0 imported (check passes on the output), 1 refused, 2 usage.
 ";
 
 const STATUS_HELP: &str = "\
@@ -148,6 +161,7 @@ pub fn main(args: &[String]) -> i32 {
         "check" => check(rest),
         "status" => status(rest),
         "listen" => crate::listen::cli(rest),
+        "import" => import(rest),
         "events" => list(rest, true),
         "variables" => list(rest, false),
         "help" | "--help" | "-h" => {
@@ -413,6 +427,97 @@ fn expand(args: &[String]) -> i32 {
         println!("Content-Type: {}\n\n{b}", ec.content_type);
     }
     EXIT_OK
+}
+
+fn import(args: &[String]) -> i32 {
+    use crate::import::{self, Vendor, IMPORT_FILE_CAP};
+    use std::io::Read;
+    let a = match parse(args, &["from", "merge"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, IMPORT_HELP),
+    };
+    if a.help {
+        print!("{IMPORT_HELP}");
+        return EXIT_OK;
+    }
+    let [file] = a.words.as_slice() else {
+        return usage("import needs exactly one FILE", IMPORT_HELP);
+    };
+    let from = match a.flag("from") {
+        None => None,
+        Some(v) => match Vendor::from_name(v) {
+            Some(v) => Some(v),
+            None => {
+                return usage(
+                    &format!("--from {v:?}: expected yealink, snom or grandstream"),
+                    IMPORT_HELP,
+                )
+            }
+        },
+    };
+    // Read at most one byte more than the cap, so a larger file is refused without reading
+    // it all.
+    let mut bytes = Vec::new();
+    let read = if file == "-" {
+        std::io::stdin()
+            .take(IMPORT_FILE_CAP as u64 + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(IMPORT_FILE_CAP as u64 + 1).read_to_end(&mut bytes))
+    };
+    if let Err(e) = read {
+        eprintln!("event-notify: {file}: cannot read: {e}");
+        return EXIT_REFUSED;
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Provisioning files are ASCII in practice; a stray Latin-1 byte in a comment or a
+            // display name should not stop the import. Shown, not hidden.
+            eprintln!(
+                "{file}: note: not UTF-8 text: the bytes that are not were replaced by U+FFFD"
+            );
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    };
+    let base = match a.flag("merge") {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => match crate::import::parse_base(&t) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!(
+                        "{path}: error: line {} column {}: invalid JSON: {e}",
+                        e.line(),
+                        e.column()
+                    );
+                    return EXIT_REFUSED;
+                }
+            },
+            Err(e) => {
+                eprintln!("{path}: cannot read: {e}");
+                return EXIT_REFUSED;
+            }
+        },
+    };
+    match import::import(&text, from, base.as_ref()) {
+        Ok(imported) => {
+            for f in &imported.report {
+                eprintln!("{file}: {f}");
+            }
+            eprintln!(
+                "{file}: imported {} events from a {} file ({} of them off)",
+                imported.events, imported.vendor, imported.off
+            );
+            print!("{}", imported.config_json);
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("{file}: error: {e}");
+            EXIT_REFUSED
+        }
+    }
 }
 
 fn list(args: &[String], events: bool) -> i32 {

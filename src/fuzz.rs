@@ -147,3 +147,40 @@ impl Read for Pieces<'_> {
         Ok(n)
     }
 }
+
+/// The importers (`event-notify import`): the first byte picks the format (0 detect, 1 Yealink,
+/// 2 Snom, 3 Grandstream; bit 2 also merges into a fixed config), the rest is the file. Every
+/// import that succeeds must give a config `check` accepts, and no report line may carry the
+/// file's password-like values.
+pub fn import(data: &[u8]) {
+    use crate::import::{self, Vendor};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = core::str::from_utf8(rest) else {
+        return;
+    };
+    let from = match sel & 3 {
+        1 => Some(Vendor::Yealink),
+        2 => Some(Vendor::Snom),
+        3 => Some(Vendor::Grandstream),
+        _ => None,
+    };
+    let base: serde_json::Value = serde_json::json!({
+        "events": {"terminate_call": {"url": "http://h/end", "password": "fuzz-secret"}},
+        "delivery": {"attempts": 3}
+    });
+    let base = (sel & 4 != 0).then_some(&base);
+    if let Ok(i) = import::import(text, from, base) {
+        assert!(
+            Config::from_json(&i.config_json).is_ok(),
+            "an import check refuses"
+        );
+        for f in &i.report {
+            assert!(
+                !f.to_string().contains("fuzz-secret"),
+                "a secret in the report"
+            );
+        }
+    }
+}

@@ -7,6 +7,8 @@
 //! - the daemon layer: the Unix socket, signals, config reload, HTTP delivery (the only module
 //!   that knows ureq), the server-side HTTP layer ([`http`], on httparse) and the `listen`
 //!   receiver on it.
+//! - [`import`]: another vendor's provisioning file (Yealink, Snom, Grandstream) into a config,
+//!   with a report of what does not carry over (the `import` command and the admin API).
 
 pub mod baresip;
 pub mod core;
@@ -23,4 +25,5 @@ pub mod ffi;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod import;
 pub mod logger;

@@ -6,7 +6,7 @@ fn main() {
     // `run`, `listen` and `emit` keep SIGPIPE ignored: they write to sockets and handle errors.
     if matches!(
         args.first().map(String::as_str),
-        Some("status" | "events" | "variables" | "expand" | "check" | "help" | "--help")
+        Some("status" | "events" | "variables" | "expand" | "check" | "import" | "help" | "--help")
     ) {
         // SAFETY: SIG_DFL installs no handler code.
         unsafe {

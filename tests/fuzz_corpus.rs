@@ -43,3 +43,8 @@ fn netstring_corpus() {
 fn http_head_corpus() {
     replay("http_head", event_notify::fuzz::http_head);
 }
+
+#[test]
+fn import_corpus() {
+    replay("import", event_notify::fuzz::import);
+}

@@ -26,6 +26,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             // The admin server's JSON API, and the import of other phones' configurations.
             "src/admin/",
             "src/import/",
+            // The fuzz entry points build their fixed inputs.
+            "src/fuzz.rs",
         ],
     ),
     // Only delivery knows the HTTP client.
@@ -297,8 +299,38 @@ fn limit_problems(files: &[(String, String)], readme: &str) -> Vec<String> {
     problems
 }
 
+/// The files of `files` that are test modules of another (`#[cfg(test)] mod tests;`).
+fn test_module_files(files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, text) in files {
+        let dir = match file.rsplit_once('/') {
+            Some((dir, "mod.rs" | "lib.rs" | "main.rs")) => dir.to_string(),
+            _ => file.trim_end_matches(".rs").to_string(),
+        };
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            if pair[0] != "#[cfg(test)]" {
+                continue;
+            }
+            let decl = pair[1]
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub ");
+            if let Some(name) = decl.strip_prefix("mod ").and_then(|d| d.strip_suffix(';')) {
+                out.push(format!("{dir}/{name}.rs"));
+                out.push(format!("{dir}/{name}/mod.rs"));
+            }
+        }
+    }
+    out
+}
+
+/// The non-test sources: every file of src/ but the test modules kept in files of their own.
 fn src() -> Vec<(String, String)> {
-    sources(&repo().join("src"))
+    let all = sources(&repo().join("src"));
+    let tests = test_module_files(&all);
+    all.into_iter()
+        .filter(|(f, _)| !tests.contains(f))
+        .collect()
 }
 
 fn readme() -> String {
@@ -358,6 +390,25 @@ fn the_checks_catch_broken_invariants() {
          fn g() { a.unwrap(); }\n}\n",
     );
     assert_eq!(unwrap_problems(&unwraps).len(), 1);
+    let with_test_file = vec![
+        (
+            "src/a/mod.rs".to_string(),
+            "#[cfg(test)]\nmod tests;\n".to_string(),
+        ),
+        (
+            "src/b.rs".to_string(),
+            "#[cfg(test)]\nmod tests;\n".to_string(),
+        ),
+    ];
+    assert_eq!(
+        test_module_files(&with_test_file),
+        [
+            "src/a/tests.rs",
+            "src/a/tests/mod.rs",
+            "src/b/tests.rs",
+            "src/b/tests/mod.rs"
+        ]
+    );
     let caps = file(
         "src/x.rs",
         "pub const A_CAP: usize = 8 * 1024;\npub const MAX_B: usize = 5;\n\

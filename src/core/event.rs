@@ -66,8 +66,13 @@ pub const EVENT_ALIASES: &[(&str, Event)] = &[
     ("action_redirection_off_url", Event::CallForwardingOff),
     ("action_hold_url", Event::HoldCall),
     ("action_unhold_url", Event::ResumeCall),
-    ("action_log_on_url", Event::SyslogOn),
-    ("action_log_off_url", Event::SyslogOff),
+    // Snom's "Log On" / "Log Off" URLs fire on the identity's registration and deregistration.
+    ("action_log_on_url", Event::Registration),
+    ("action_log_off_url", Event::SignOff),
+    ("action_hold", Event::HoldCall),
+    ("action_unhold", Event::ResumeCall),
+    ("action_blind_transfer", Event::BlindTransferring),
+    ("action_attended_transfer", Event::AttendedTransferring),
     ("action_transfer_url", Event::BlindTransferring),
     ("action_attended_transfer_url", Event::AttendedTransferring),
 ];
