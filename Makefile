@@ -13,8 +13,9 @@ all: build
 build:
 	$(CARGO) build --release
 
-# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux
+# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
+# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 
@@ -40,8 +41,9 @@ lint:
 	$(CARGO) fmt --check
 
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
-# under fuzz/corpus/<target>/ (commit what is worth keeping; `make test` replays it on stable
-# through tests/fuzz_corpus.rs). Installs cargo-fuzz if missing.
+# under fuzz/corpus/<target>/. Only files named seed-* are committed (fuzz/.gitignore): rename
+# an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
+# every committed one on stable through tests/fuzz_corpus.rs. Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= wire_line config template netstring http_head import
 fuzz:

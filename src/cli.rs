@@ -400,6 +400,9 @@ fn expand(args: &[String]) -> i32 {
     let mut vars: Vars = daemon::Device::new(&board, &cfg).vars();
     vars.set(Var::Event, event.key());
     vars.set_u64(Var::Timestamp, daemon::now().unix_s);
+    // The daemon numbers each notification when it is queued; an example id stands in here.
+    let sample_id = crate::core::id::delivery_id(vars.get(Var::Mac), 0, 0);
+    vars.set(Var::DeliveryId, &sample_id);
     for (k, v) in f {
         let Some(var) = Var::from_name(k) else {
             eprintln!("event-notify: unknown variable {k:?} (see `event-notify variables`)");
@@ -418,6 +421,21 @@ fn expand(args: &[String]) -> i32 {
     if let Some(c) = &ec.credentials {
         println!("Authorization: Basic {}:*** (password masked)", c.user);
     }
+    let id = vars.get(Var::DeliveryId);
+    println!("X-Event-Notify-Id: {id} (numbered when sent)");
+    println!("Idempotency-Key: {id}");
+    for (name, t) in &ec.headers {
+        let mut v = String::new();
+        let _ = t.write_to(&vars, Encoding::Percent, &mut v);
+        if header_is_secret(name) {
+            println!("{name}: *** (masked)");
+        } else {
+            println!("{name}: {v}");
+        }
+    }
+    if ec.signing_secret.is_some() || cfg.delivery.signing_secret.is_some() {
+        println!("X-Event-Notify-Signature: t=<time sent>,v1=<HMAC-SHA256> (secret not shown)");
+    }
     if let (Method::Post, Some(body)) = (ec.method, &ec.body) {
         let mut b = heapless::String::<BODY_CAP>::new();
         if body.expand(&vars, ec.body_encoding, &mut b).is_err() {
@@ -427,6 +445,25 @@ fn expand(args: &[String]) -> i32 {
         println!("Content-Type: {}\n\n{b}", ec.content_type);
     }
     EXIT_OK
+}
+
+/// A header whose value is a credential by its name (a token header, a cookie, an API key):
+/// `expand` masks it like a password.
+pub fn header_is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "cookie",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn import(args: &[String]) -> i32 {

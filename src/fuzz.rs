@@ -104,9 +104,22 @@ pub fn netstring(data: &[u8]) {
     }
 }
 
-/// The server-side HTTP layer: the head parser, and a connection reading successive requests
-/// out of the same bytes, delivered in pieces whose size the first byte chooses. A parsed head
-/// parses the same from its own bytes; no body is over the limit.
+/// Hands out the input in pieces of a fixed size.
+struct Pieces<'a>(&'a [u8], usize);
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// The server-side HTTP layer (written by the house helper): the head parser and a connection
+/// reading successive requests out of the same bytes, delivered in pieces of a size the input
+/// chooses. Nothing may panic; a parsed head must parse the same from its own bytes; no read may
+/// take more than the limits allow.
 pub fn http_head(data: &[u8]) {
     let Some((&piece, input)) = data.split_first() else {
         return;
@@ -133,18 +146,6 @@ pub fn http_head(data: &[u8]) {
             }
             Err(_) => return,
         }
-    }
-}
-
-/// Hands out the input in pieces of a fixed size.
-struct Pieces<'a>(&'a [u8], usize);
-
-impl Read for Pieces<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.1.min(buf.len()).min(self.0.len());
-        buf[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
     }
 }
 

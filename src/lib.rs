@@ -13,6 +13,8 @@
 pub mod baresip;
 pub mod core;
 pub mod listen;
+pub mod sign;
+pub mod spool;
 
 pub use crate::core::event::Event;
 pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};

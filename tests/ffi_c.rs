@@ -206,7 +206,12 @@ fn engine_threads_block_asynchronous_signals() {
     let own = || mask(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
 
     let dir = TempDir::new("ffi-signals");
-    let config = dir.write("config.json", r#"{"events": {}}"#);
+    // One event to a receiver, so that a delivery worker starts (workers start as needed).
+    let r = Receiver::start();
+    let config = dir.write(
+        "config.json",
+        format!(r#"{{"events": {{"dnd_on": "{}"}}}}"#, r.bare_url("/sig")),
+    );
     let path = CString::new(config.to_str().unwrap()).unwrap();
     let before = own();
     let mut err = 1;
@@ -214,9 +219,14 @@ fn engine_threads_block_asynchronous_signals() {
     assert_eq!(err, ffi::EN_OK);
     assert_eq!(own(), before, "en_create changed the caller's signal mask");
 
-    // The engine loop and its delivery workers. A thread names itself once it runs, so wait
-    // for all the names to show up.
-    let want = 1 + event_notify::core::engine::MAX_IN_FLIGHT;
+    // The engine loop and a delivery worker, started by the engine thread when the event
+    // below needs it (it inherits the engine thread's mask). A thread names itself once it
+    // runs, so wait for the names to show up.
+    let ev = CString::new("dnd_on").unwrap();
+    let rc = unsafe { ffi::en_event(e, ev.as_ptr(), std::ptr::null(), std::ptr::null(), 0) };
+    assert_eq!(rc, ffi::EN_OK);
+    r.wait_for(1, Duration::from_secs(10));
+    let want = 2;
     let deadline = Instant::now() + Duration::from_secs(10);
     let tasks = loop {
         let mut tasks = Vec::new();
@@ -233,7 +243,11 @@ fn engine_threads_block_asynchronous_signals() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(tasks.len(), want, "engine threads: {tasks:?}");
+    assert!(
+        tasks.iter().any(|(c, _)| c == "event-notify")
+            && tasks.iter().any(|(c, _)| c.starts_with("deliver-")),
+        "engine threads: {tasks:?}"
+    );
     for (comm, task) in &tasks {
         let m = mask(&std::fs::read_to_string(task.join("status")).unwrap());
         for sig in [

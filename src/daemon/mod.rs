@@ -12,6 +12,7 @@ mod inbox;
 pub mod net;
 mod reload;
 mod socket;
+pub mod spooling;
 mod status;
 mod workers;
 
@@ -187,6 +188,7 @@ struct Daemon {
     held_boot: Option<(Msg, u64)>,
     started: Now,
     stopping: Option<u64>,
+    spooler: spooling::Spooler,
 }
 
 /// Runs the daemon (socket, signals) until SIGTERM/SIGINT.
@@ -246,15 +248,23 @@ impl Daemon {
         };
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
+        let spool_cfg = config.delivery.clone();
+        let mut engine = Engine::new(config, seed);
+        let mut warn_notes = WarnLimit::default();
+        let spooler =
+            spooling::Spooler::start(&spool_cfg, &opts.config, &mut engine, now(), &mut |n| {
+                log_note(n, &mut warn_notes)
+            });
         let d = Daemon {
-            engine: Engine::new(config, seed),
+            engine,
+            spooler,
             device,
             sender,
             workers,
             done: done_rx,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
-            warn_notes: WarnLimit::default(),
+            warn_notes,
             inbox_rx,
             sigfd,
             inotify: Some(inotify),
@@ -343,11 +353,13 @@ fn pollfd<'a>(
 
 impl Daemon {
     /// Once stopping: `Some(left undelivered)` when the outbox is empty or the flush time is up.
-    fn stopped(&self, t: Now) -> Option<usize> {
+    fn stopped(&mut self, t: Now) -> Option<usize> {
         let deadline = self.stopping?;
         if self.engine.pending() != 0 && t.ms < deadline {
             return None;
         }
+        // What is still queued survives the restart.
+        self.spooler.sync(&self.engine, true, t.ms);
         let left = self.engine.pending();
         if left > 0 {
             log::warn!("stopping with {left} notification(s) not delivered");
@@ -388,6 +400,7 @@ impl Daemon {
         loop {
             let t = now();
             self.dispatch(t);
+            self.spooler.sync(&self.engine, false, t.ms);
             if let Some(left) = self.stopped(t) {
                 return Ok(left);
             }

@@ -132,6 +132,7 @@ impl Daemon {
                 c.reconnects
             );
         }
+        self.spooler.write_status(&self.engine, s);
         let _ = self.engine.write_status(s);
     }
 }
