@@ -79,7 +79,10 @@ pub struct Options {
 
 /// What reaches the engine's thread from other threads of this process.
 pub enum Input {
-    Msg(Msg),
+    /// Boxed: a `Msg` is about 2.4 KiB and the inbox is a channel of [`INBOX_CAP`] inputs, so
+    /// inline it would reserve ~150 KiB for messages that mostly are not there; boxed, only the
+    /// messages waiting take memory (at most `INBOX_CAP` of them).
+    Msg(Box<Msg>),
     Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),
     Counters(mpsc::Sender<Counters>),
