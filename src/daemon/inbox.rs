@@ -94,9 +94,10 @@ impl Handle {
         self.inbox.input(Input::Stop(flush_ms));
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(DaemonError::Io(io::Error::other(
-                "the engine thread panicked",
-            ))),
+            Some(Err(_)) => Err(DaemonError::Io {
+                call: "join the engine thread",
+                err: io::Error::other("the engine thread panicked"),
+            }),
             None => Ok(0),
         }
     }
@@ -169,7 +170,7 @@ impl Daemon {
     }
 
     /// Handles one message; the reply detail for the socket.
-    pub(super) fn handle_msg(&mut self, msg: &Msg) -> Result<String, String> {
+    pub(super) fn handle_msg(&mut self, msg: &Msg) -> String {
         let device = self.device.vars();
         if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
         {
@@ -177,19 +178,18 @@ impl Daemon {
                 "boot: {} has no address yet; booting_completed held until it has",
                 self.device.interface()
             );
-            self.counters.boot_held += 1;
             self.held_boot = Some((msg.clone(), now().ms));
-            return Ok("held until the network is up".into());
+            return "held until the network is up".into();
         }
         let warn = &mut self.warn_notes;
         match self
             .engine
             .handle(msg, &device, now(), &mut |n| log_note(n, warn))
         {
-            Ok(h) => Ok(format!("derived={} queued={}", h.derived, h.queued)),
+            Ok(h) => format!("derived={} queued={}", h.derived, h.queued),
             Err(e) => {
                 log::info!("message ignored: {e}");
-                Ok(format!("derived=0 queued=0 ignored={}", e.code()))
+                format!("derived=0 queued=0 ignored={}", e.code())
             }
         }
     }

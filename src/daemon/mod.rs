@@ -1,7 +1,7 @@
 //! The daemon: the Unix socket, signals, config reload, the delivery workers, and the clock.
 //!
 //! One thread owns the [`Engine`] and sleeps in `poll(2)`: on the socket and its clients, a
-//! signalfd (SIGHUP, SIGTERM, SIGINT), an inotify watch on the config's folder, and a wake pipe
+//! signalfd (SIGHUP, SIGTERM, SIGINT), an inotify watch on the config's folder, and a wake eventfd
 //! that the delivery workers and in-process producers (the baresip adapter) write to. The poll
 //! timeout is the engine's [`Engine::poll_delay`]: with nothing pending the daemon sleeps until
 //! something happens — no periodic wake-ups.
@@ -160,10 +160,24 @@ pub enum DaemonError {
     Sender(#[from] deliver::SenderError),
     #[error("socket {path}: {err}")]
     Socket { path: String, err: io::Error },
-    #[error("{0}")]
-    Sys(#[from] nix::Error),
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// A system call failed; `call` names it.
+    #[error("{call}: {err}")]
+    Sys { call: &'static str, err: nix::Error },
+    /// An I/O operation failed; `call` names it.
+    #[error("{call}: {err}")]
+    Io { call: &'static str, err: io::Error },
+}
+
+impl DaemonError {
+    /// `map_err` helper: a failed system call, named.
+    pub(crate) fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> DaemonError {
+        move |err| DaemonError::Sys { call, err }
+    }
+
+    /// `map_err` helper: a failed I/O operation, named.
+    pub(crate) fn io(call: &'static str) -> impl FnOnce(io::Error) -> DaemonError {
+        move |err| DaemonError::Io { call, err }
+    }
 }
 
 /// The clock: CLOCK_BOOTTIME (time asleep counts) and the Unix time.
@@ -233,7 +247,8 @@ pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
                 let _ = std::fs::remove_file(p);
             }
             r
-        })?;
+        })
+        .map_err(DaemonError::io("spawn the engine thread"))?;
     Ok(Handle {
         inbox,
         thread: Some(thread),
@@ -245,11 +260,13 @@ impl Daemon {
         let (config, config_text) = first_config(&opts, signals)?;
         let sender = Arc::new(RwLock::new(Arc::new(Sender::new(&config.delivery)?)));
         let sigfd = signal_fd(signals)?;
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(DaemonError::sys("inotify_init1"))?;
         let watch = watch_config_dir(&inotify, &opts.config, None);
-        let wake_w = Arc::new(EventFd::from_flags(
-            EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
-        )?);
+        let wake_w = Arc::new(
+            EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+                .map_err(DaemonError::sys("eventfd"))?,
+        );
         let wake_r = Arc::clone(&wake_w);
         let (workers, done_rx) = Workers::new(Arc::clone(&sender), Arc::clone(&wake_w));
         let (inbox_tx, inbox_rx) = mpsc::sync_channel::<Input>(INBOX_CAP);
@@ -258,7 +275,10 @@ impl Daemon {
             wake: Arc::clone(&wake_w),
         };
         let baresip = match opts.baresip.clone() {
-            Some(addr) => Some(spawn_baresip(addr, inbox.clone())?),
+            Some(addr) => Some(
+                spawn_baresip(addr, inbox.clone())
+                    .map_err(DaemonError::io("spawn the baresip thread"))?,
+            ),
             None => None,
         };
         let listener = match &opts.socket {
@@ -266,7 +286,9 @@ impl Daemon {
             None => None,
         };
         if let Some(admin) = &opts.admin {
-            admin.start(inbox.clone(), opts.config.clone(), opts.board.clone())?;
+            admin
+                .start(inbox.clone(), opts.config.clone(), opts.board.clone())
+                .map_err(DaemonError::io("start the admin server"))?;
         }
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
@@ -348,15 +370,16 @@ fn signal_fd(signals: bool) -> Result<Option<SignalFd>, DaemonError> {
         for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
             mask.add(s);
         }
-        mask.thread_block()?;
+        mask.thread_block()
+            .map_err(DaemonError::sys("pthread_sigmask"))?;
         unsafe {
             // SAFETY: SIG_IGN installs no handler code.
             let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
         }
-        Some(SignalFd::with_flags(
-            &mask,
-            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-        )?)
+        Some(
+            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+                .map_err(DaemonError::sys("signalfd"))?,
+        )
     } else {
         None
     })
@@ -428,8 +451,8 @@ impl Daemon {
             }
             let timeout = self.poll_timeout(t);
 
-            // Fixed order: wake pipe, signals, inotify, listener, then the clients. A missing
-            // source polls the wake pipe for nothing.
+            // Fixed order: wake eventfd, signals, inotify, listener, then the clients. A missing
+            // source polls the wake eventfd for nothing.
             let mut fds = Vec::with_capacity(4 + MAX_CLIENTS);
             let wake_fd = self.wake_r.as_fd();
             let slot = |fd| pollfd(fd, wake_fd);
@@ -443,7 +466,12 @@ impl Daemon {
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(DaemonError::Sys {
+                        call: "poll",
+                        err: e,
+                    })
+                }
             }
             let ready = |i: usize| {
                 fds.get(i)

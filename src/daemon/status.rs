@@ -35,18 +35,35 @@ impl WarnLimit {
 /// Daemon-level counters, beside the engine's.
 #[derive(Default)]
 pub(super) struct DaemonCounters {
-    pub(super) refused: [u64; 11],
+    /// Refused socket lines, one slot per [`WireError`] (see [`refused_index`]).
+    pub(super) refused: [u64; WIRE_ERRORS.len()],
     /// Idle clients closed to make room for a new one.
     pub(super) busy: u64,
     pub(super) reloads: u64,
     pub(super) reload_errors: u64,
-    pub(super) boot_held: u64,
 }
 
-pub(super) fn refused_index(e: WireError) -> usize {
-    e as usize
+/// The slot of `e` in [`DaemonCounters::refused`]: its place in [`WIRE_ERRORS`]. An exhaustive
+/// match, so a new variant does not compile until it has a slot; the test
+/// `refused_slots_match_wire_errors` keeps this and [`WIRE_ERRORS`] in step (not the order in
+/// which the variants are declared).
+pub(super) const fn refused_index(e: WireError) -> usize {
+    match e {
+        WireError::TooLong => 0,
+        WireError::NotUtf8 => 1,
+        WireError::BadVersion => 2,
+        WireError::NoVerb => 3,
+        WireError::UnknownVerb => 4,
+        WireError::MissingState => 5,
+        WireError::BadState => 6,
+        WireError::NoEquals => 7,
+        WireError::UnknownField => 8,
+        WireError::BadEscape => 9,
+        WireError::Control => 10,
+    }
 }
 
+/// Every [`WireError`], in the order of their counter slots (and of the `refused_*` status lines).
 pub(super) const WIRE_ERRORS: [WireError; 11] = [
     WireError::TooLong,
     WireError::NotUtf8,
@@ -60,6 +77,15 @@ pub(super) const WIRE_ERRORS: [WireError; 11] = [
     WireError::BadEscape,
     WireError::Control,
 ];
+
+// Checked when compiling: each listed error sits at its own slot.
+const _: () = {
+    let mut i = 0;
+    while i < WIRE_ERRORS.len() {
+        assert!(refused_index(WIRE_ERRORS[i]) == i);
+        i += 1;
+    }
+};
 
 impl Daemon {
     pub(super) fn counters(&self) -> Counters {
@@ -155,6 +181,20 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_slots_match_wire_errors() {
+        // Each listed error has its own slot, the slot it is listed at: so no two share a
+        // counter, and none is missing (refused_index's match is exhaustive, and its slots are
+        // all below WIRE_ERRORS.len() or indexing would panic here).
+        for (i, e) in WIRE_ERRORS.into_iter().enumerate() {
+            assert_eq!(refused_index(e), i, "{e:?}");
+        }
+        let mut codes: Vec<&str> = WIRE_ERRORS.iter().map(|e| e.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), WIRE_ERRORS.len(), "an error is listed twice");
+    }
 
     #[test]
     fn warnings_are_rate_limited_per_window() {
