@@ -109,6 +109,75 @@ impl fmt::Debug for Template {
     }
 }
 
+/// A URL template holds printable ASCII without spaces: the first other character and its offset.
+fn check_url_chars(s: &str) -> Result<(), (TemplateErrorKind, usize)> {
+    for (i, c) in s.char_indices() {
+        if c.is_control() || c == ' ' {
+            return Err((TemplateErrorKind::BadChar, i));
+        }
+        if !c.is_ascii() {
+            return Err((TemplateErrorKind::NonAscii, i));
+        }
+    }
+    Ok(())
+}
+
+/// The scheme: `(no scheme written, where the authority starts)`. Only http and https.
+fn url_scheme(s: &str) -> Result<(bool, usize), TemplateErrorKind> {
+    match s.find("://") {
+        Some(p)
+            if s[..p]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') =>
+        {
+            let scheme = &s[..p];
+            if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+                return Err(TemplateErrorKind::BadScheme);
+            }
+            Ok((false, p + 3))
+        }
+        _ => Ok((true, 0)),
+    }
+}
+
+/// The `user:password` before the host, percent-decoded.
+fn url_credentials(userinfo: &str) -> Result<Credentials, TemplateErrorKind> {
+    let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let mut c = Credentials::default();
+    decode_cred(u, &mut c.user)?;
+    decode_cred(p, &mut c.password)?;
+    Ok(c)
+}
+
+/// A password with an unencoded '/', '?' or '#' ends the authority early: the request would go
+/// to the wrong host with the password in its path (issue 10 #4). `tail` is what follows the
+/// authority; an '@' in its first path segment, outside a query's `a=b&c`, is that case.
+fn password_cut_short(tail: &str) -> bool {
+    let Some(at) = tail.find('@') else {
+        return false;
+    };
+    let before = &tail[..at];
+    let one_segment = !before.get(1..).unwrap_or("").contains('/');
+    one_segment && !before.contains('=') && !before.contains('&')
+}
+
+/// The port, when written literally (issue 10 #3: `:8o8o` went to port 80): a bad one is the
+/// offset of its ':' in `hostport`.
+fn check_url_port(hostport: &str) -> Result<(), usize> {
+    let port = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.find(']')
+            .and_then(|e| v6[e + 1..].strip_prefix(':').map(|p| (e + 2, p)))
+    } else {
+        hostport.rfind(':').map(|c| (c, &hostport[c + 1..]))
+    };
+    match port {
+        Some((colon, p)) if !p.contains('$') && crate::core::outbox::parse_port(p).is_none() => {
+            Err(colon)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn err(kind: TemplateErrorKind, text: &str, byte: usize) -> TemplateError {
     let column = text[..byte.min(text.len())].chars().count() + 1;
     TemplateError { kind, column }
@@ -181,29 +250,10 @@ impl Template {
         }
         let lead = full.len() - full.trim_start().len();
         let s = full.trim();
-        for (i, c) in s.char_indices() {
-            if c.is_control() || c == ' ' {
-                return Err(err(TemplateErrorKind::BadChar, full, lead + i));
-            }
-            if !c.is_ascii() {
-                return Err(err(TemplateErrorKind::NonAscii, full, lead + i));
-            }
-        }
-        // Scheme.
-        let (default_scheme, rest_at) = match s.find("://") {
-            Some(p)
-                if s[..p]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') =>
-            {
-                let scheme = &s[..p];
-                if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-                    return Err(err(TemplateErrorKind::BadScheme, full, lead));
-                }
-                (false, p + 3)
-            }
-            _ => (true, 0),
-        };
+        // Errors point at columns of what the admin typed: `at` is an offset in `s`.
+        let fail = |k, at: usize| err(k, full, lead + at);
+        check_url_chars(s).map_err(|(k, at)| fail(k, at))?;
+        let (default_scheme, rest_at) = url_scheme(s).map_err(|k| fail(k, 0))?;
         // Authority: up to the first '/', '?' or '#'.
         let rest = &s[rest_at..];
         let auth_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -211,46 +261,17 @@ impl Template {
         let mut creds = None;
         let mut host_at = rest_at;
         if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let mut c = Credentials::default();
-            decode_cred(u, &mut c.user).map_err(|k| err(k, full, lead + rest_at))?;
-            decode_cred(p, &mut c.password).map_err(|k| err(k, full, lead + rest_at))?;
-            creds = Some(c);
+            creds = Some(url_credentials(&authority[..at]).map_err(|k| fail(k, rest_at))?);
             host_at = rest_at + at + 1;
         }
         if host_at >= rest_at + auth_len || s[host_at..].starts_with(':') {
-            return Err(err(TemplateErrorKind::NoHost, full, lead + host_at));
+            return Err(fail(TemplateErrorKind::NoHost, host_at));
         }
-        // A password with an unencoded '/', '?' or '#' ends the authority early: the request
-        // would go to the wrong host with the password in its path. Refuse it (issue 10 #4).
-        if creds.is_none() {
-            let tail = &rest[auth_len..];
-            if let Some(at) = tail.find('@') {
-                let before = &tail[..at];
-                let one_segment = !before.get(1..).unwrap_or("").contains('/');
-                if one_segment && !before.contains('=') && !before.contains('&') {
-                    return Err(err(TemplateErrorKind::AtAfterHost, full, lead + rest_at));
-                }
-            }
+        if creds.is_none() && password_cut_short(&rest[auth_len..]) {
+            return Err(fail(TemplateErrorKind::AtAfterHost, rest_at));
         }
-        // The port, when written literally (issue 10 #3: `:8o8o` went to port 80).
-        let hostport = &s[host_at..rest_at + auth_len];
-        let port = if let Some(v6) = hostport.strip_prefix('[') {
-            v6.find(']')
-                .and_then(|e| v6[e + 1..].strip_prefix(':').map(|p| (e + 2, p)))
-        } else {
-            hostport.rfind(':').map(|c| (c, &hostport[c + 1..]))
-        };
-        if let Some((colon, p)) = port {
-            if !p.contains('$') && crate::core::outbox::parse_port(p).is_none() {
-                return Err(err(
-                    TemplateErrorKind::BadPort,
-                    full,
-                    lead + host_at + colon + 1,
-                ));
-            }
-        }
+        check_url_port(&s[host_at..rest_at + auth_len])
+            .map_err(|colon| fail(TemplateErrorKind::BadPort, host_at + colon + 1))?;
         // The template without the userinfo.
         let mut text = String::<TEMPLATE_CAP>::new();
         let _ = text.push_str(&s[..rest_at]);
