@@ -123,6 +123,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         410 => "Gone",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
