@@ -74,48 +74,11 @@ struct Plan {
 impl Plan {
     fn from_args() -> Result<Plan, String> {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let smoke = args.iter().any(|a| a == "--smoke");
         let target = sizes::target_dir();
-        let mut p = if smoke {
-            Plan {
-                smoke,
-                runs: 1,
-                lat_n: 5,
-                peer_lat_n: 3,
-                burst_n: 60,
-                peer_burst_n: 5,
-                window: 20,
-                rss_small: 20,
-                rss_big: 300,
-                idle: Duration::from_millis(500),
-                starts: 2,
-                recv_n: 50,
-                alloc_cycles: 5,
-                sizes_build: false,
-                alloc_trace: false,
-                json: target.join("bench-smoke.json"),
-                only: None,
-            }
+        let mut p = if args.iter().any(|a| a == "--smoke") {
+            Plan::smoke(&target)
         } else {
-            Plan {
-                smoke,
-                runs: 3,
-                lat_n: 1_000,
-                peer_lat_n: 1_000,
-                burst_n: 10_000,
-                peer_burst_n: 10_000,
-                window: 100,
-                rss_small: 1_000,
-                rss_big: 100_000,
-                idle: Duration::from_secs(10),
-                starts: 10,
-                recv_n: 10_000,
-                alloc_cycles: 1_000,
-                sizes_build: true,
-                alloc_trace: false,
-                json: target.join("bench.json"),
-                only: None,
-            }
+            Plan::full(&target)
         };
         if let Some(n) = std::env::var("BENCH_RUNS")
             .ok()
@@ -123,6 +86,59 @@ impl Plan {
         {
             p.runs = n;
         }
+        p.apply_args(&args)?;
+        Ok(p)
+    }
+
+    /// `--smoke`: tiny counts, to see that every step runs.
+    fn smoke(target: &std::path::Path) -> Plan {
+        Plan {
+            smoke: true,
+            runs: 1,
+            lat_n: 5,
+            peer_lat_n: 3,
+            burst_n: 60,
+            peer_burst_n: 5,
+            window: 20,
+            rss_small: 20,
+            rss_big: 300,
+            idle: Duration::from_millis(500),
+            starts: 2,
+            recv_n: 50,
+            alloc_cycles: 5,
+            sizes_build: false,
+            alloc_trace: false,
+            json: target.join("bench-smoke.json"),
+            only: None,
+        }
+    }
+
+    /// The real measurement.
+    fn full(target: &std::path::Path) -> Plan {
+        Plan {
+            smoke: false,
+            runs: 3,
+            lat_n: 1_000,
+            peer_lat_n: 1_000,
+            burst_n: 10_000,
+            peer_burst_n: 10_000,
+            window: 100,
+            rss_small: 1_000,
+            rss_big: 100_000,
+            idle: Duration::from_secs(10),
+            starts: 10,
+            recv_n: 10_000,
+            alloc_cycles: 1_000,
+            sizes_build: true,
+            alloc_trace: false,
+            json: target.join("bench.json"),
+            only: None,
+        }
+    }
+
+    /// The options that change a plan (see usage.txt).
+    fn apply_args(&mut self, args: &[String]) -> Result<(), String> {
+        let p = self;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut num = |name: &str| -> Result<usize, String> {
@@ -154,7 +170,7 @@ impl Plan {
                 _ => {} // a libtest-style filter: ignored
             }
         }
-        Ok(p)
+        Ok(())
     }
 
     fn on(&self, step: &str) -> bool {

@@ -262,7 +262,7 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut t = String::new();
-        let (wf, wo, wp, wv, wr) = (56, 12, 22, 12, 9);
+        let (wf, wo, wp, wv, wr) = (COL_FIGURE, COL_OURS, COL_PEER, COL_PEER_VAL, COL_RATIO);
         let _ = writeln!(
             t,
             "\nevent-notify bench{} — {} run(s), medians; ×: how many times better event-notify is than the peer",
@@ -285,60 +285,10 @@ impl Report {
                 Item::Section(s) => {
                     let _ = writeln!(t, "{s}");
                 }
-                Item::Row(r) => {
-                    if let Val::Na(w) = &r.ours {
-                        why.push(format!("{}: {w}", r.id));
-                    }
-                    let goal = match (&r.goal, r.met()) {
-                        (Some(g), Some(true)) => format!("{} ✓", g.text),
-                        (Some(g), Some(false)) => format!("{} ✗ MISSED", g.text),
-                        (Some(g), None) => format!("{} ?", g.text),
-                        (None, _) => String::new(),
-                    };
-                    let first = r.peers.first();
-                    let mut peer_cols = |p: Option<&(String, Val)>| match p {
-                        Some((name, v)) => {
-                            if let Val::Na(w) = v {
-                                why.push(format!("{} ({name}): {w}", r.id));
-                            }
-                            format!(
-                                "  {}{}{}",
-                                pad(name, wp - 2),
-                                rpad(&show(r.unit, v), wv),
-                                rpad(&r.ratio(v).map_or("—".into(), |x| format!("{x:.1}×")), wr)
-                            )
-                        }
-                        None => format!("  {}", " ".repeat(wp + wv + wr - 2)),
-                    };
-                    let _ = writeln!(
-                        t,
-                        "  {}{}{}  {goal}",
-                        pad(&r.figure, wf - 2),
-                        rpad(&show(r.unit, &r.ours), wo),
-                        peer_cols(first)
-                    );
-                    for p in r.peers.iter().skip(1) {
-                        let _ = writeln!(t, "{}{}", " ".repeat(wf + wo), peer_cols(Some(p)));
-                    }
-                }
+                Item::Row(r) => row_lines(&mut t, r, &mut why),
             }
         }
-        // One line per reason: the first figure that has it.
-        let mut seen: Vec<String> = Vec::new();
-        let mut lines = Vec::new();
-        for w in why {
-            let reason = w.split_once(": ").map_or(w.clone(), |x| x.1.to_string());
-            let who = w.split_once(": ").map_or("", |x| x.0);
-            let who = who
-                .split(" (")
-                .nth(1)
-                .map_or(who.to_string(), |p| p.trim_end_matches(')').to_string());
-            let k = format!("{who}\u{0}{reason}");
-            if !seen.contains(&k) {
-                seen.push(k);
-                lines.push(format!("{who}: {reason}"));
-            }
-        }
+        let lines = na_lines(why);
         if !lines.is_empty() {
             let _ = writeln!(t, "\nn/a:");
             for w in lines {
@@ -400,4 +350,70 @@ impl Report {
         });
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
+}
+
+/// Column widths of the table: figure, ours, peer name, peer value, ratio.
+const COL_FIGURE: usize = 56;
+const COL_OURS: usize = 12;
+const COL_PEER: usize = 22;
+const COL_PEER_VAL: usize = 12;
+const COL_RATIO: usize = 9;
+
+/// One row of the table (a line per peer after the first); why a figure is n/a goes to `why`.
+fn row_lines(t: &mut String, r: &Row, why: &mut Vec<String>) {
+    let (wf, wo, wp, wv, wr) = (COL_FIGURE, COL_OURS, COL_PEER, COL_PEER_VAL, COL_RATIO);
+    if let Val::Na(w) = &r.ours {
+        why.push(format!("{}: {w}", r.id));
+    }
+    let goal = match (&r.goal, r.met()) {
+        (Some(g), Some(true)) => format!("{} ✓", g.text),
+        (Some(g), Some(false)) => format!("{} ✗ MISSED", g.text),
+        (Some(g), None) => format!("{} ?", g.text),
+        (None, _) => String::new(),
+    };
+    let first = r.peers.first();
+    let mut peer_cols = |p: Option<&(String, Val)>| match p {
+        Some((name, v)) => {
+            if let Val::Na(w) = v {
+                why.push(format!("{} ({name}): {w}", r.id));
+            }
+            format!(
+                "  {}{}{}",
+                pad(name, wp - 2),
+                rpad(&show(r.unit, v), wv),
+                rpad(&r.ratio(v).map_or("—".into(), |x| format!("{x:.1}×")), wr)
+            )
+        }
+        None => format!("  {}", " ".repeat(wp + wv + wr - 2)),
+    };
+    let _ = writeln!(
+        t,
+        "  {}{}{}  {goal}",
+        pad(&r.figure, wf - 2),
+        rpad(&show(r.unit, &r.ours), wo),
+        peer_cols(first)
+    );
+    for p in r.peers.iter().skip(1) {
+        let _ = writeln!(t, "{}{}", " ".repeat(wf + wo), peer_cols(Some(p)));
+    }
+}
+
+/// The n/a reasons, one line per reason and who (the first figure that has it).
+fn na_lines(why: Vec<String>) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    for w in why {
+        let reason = w.split_once(": ").map_or(w.clone(), |x| x.1.to_string());
+        let who = w.split_once(": ").map_or("", |x| x.0);
+        let who = who
+            .split(" (")
+            .nth(1)
+            .map_or(who.to_string(), |p| p.trim_end_matches(')').to_string());
+        let k = format!("{who}\u{0}{reason}");
+        if !seen.contains(&k) {
+            seen.push(k);
+            lines.push(format!("{who}: {reason}"));
+        }
+    }
+    lines
 }
