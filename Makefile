@@ -6,7 +6,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build demo test test-host setup setup-host bench bench-smoke cross qemu-test clean fuzz
+.PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean fuzz
 
 all: build
 
@@ -14,8 +14,9 @@ build:
 	$(CARGO) build --release
 
 # What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
-# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs
+# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs), and
+# curl (the admin server's tests use it as a real Digest/Basic client).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs curl
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 
@@ -35,6 +36,11 @@ test-host: setup-host
 	@# target/release/event-notify stays the default build (with HTTPS) a user picks up.
 	$(CARGO) build --release --no-default-features --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
+# Lints: clippy on every target with warnings as errors, and the formatting.
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
 # under fuzz/corpus/<target>/. Only files named seed-* are committed (fuzz/.gitignore): rename
 # an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
@@ -53,8 +59,9 @@ fuzz:
 include cross/cross.mk
 include tests/c/c.mk
 include bench/bench.mk
+include tests/page/page.mk
 
-test: setup test-host $(EXTRA_TESTS)
+test: setup lint test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"
 
 clean:

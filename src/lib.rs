@@ -10,6 +10,7 @@
 //! - [`import`]: another vendor's provisioning file (Yealink, Snom, Grandstream) into a config,
 //!   with a report of what does not carry over (the `import` command and the admin API).
 
+pub mod admin;
 pub mod baresip;
 pub mod core;
 pub mod listen;

@@ -877,6 +877,32 @@ pub struct Board {
     /// Default socket path.
     #[serde(default)]
     pub socket: Option<String>,
+    /// Defaults for the admin server (the command line wins). Never read from the config file,
+    /// so the API cannot change who may use it.
+    #[serde(default)]
+    pub admin: Option<BoardAdmin>,
+}
+
+/// The board file's `"admin"` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardAdmin {
+    /// `ADDR:PORT` to serve.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The credentials file `event-notify passwd` writes.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// Client addresses allowed: CIDR, single addresses, `192.168.1.*`; comma-separated.
+    #[serde(default)]
+    pub allow: Option<String>,
+    /// Accept Basic over plain HTTP from other hosts than loopback.
+    #[serde(default)]
+    pub basic_anywhere: bool,
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 impl Board {

@@ -22,6 +22,10 @@ pub const MSG_CAP: usize = 512;
 pub const VERSION: &str = "EN1";
 
 /// A parsed request.
+// A `Request` is a short-lived value on the socket thread's stack, handed straight to the
+// engine and never stored in a collection, so the size difference costs nothing; boxing the
+// message would add an allocation per event on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Msg(Msg),

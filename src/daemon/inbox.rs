@@ -14,15 +14,18 @@ pub struct Inbox {
 impl Inbox {
     /// Sends one message; `false` once the engine has stopped.
     pub fn send(&self, msg: Msg) -> bool {
-        self.input(Input::Msg(msg))
+        self.input(Input::Msg(Box::new(msg)))
     }
 
     /// Sends one message without waiting: `Full` while [`INBOX_CAP`] messages wait.
     pub fn try_send(&self, msg: Msg) -> Result<(), SendError> {
-        let r = self.tx.try_send(Input::Msg(msg)).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => SendError::Full,
-            mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
-        });
+        let r = self
+            .tx
+            .try_send(Input::Msg(Box::new(msg)))
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => SendError::Full,
+                mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
+            });
         if r.is_ok() {
             wake(&self.wake);
         }
@@ -44,6 +47,15 @@ impl Inbox {
             return Err(ReloadError::Stopped);
         }
         rx.recv().unwrap_or(Err(ReloadError::Stopped))
+    }
+
+    /// Counters and per-event figures (the admin API's status).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Snapshot(tx)) {
+            return None;
+        }
+        rx.recv().ok()
     }
 
     /// The main counters.
@@ -142,6 +154,9 @@ impl Daemon {
                 }
                 Input::Counters(reply) => {
                     let _ = reply.send(self.counters());
+                }
+                Input::Snapshot(reply) => {
+                    let _ = reply.send(self.snapshot());
                 }
                 Input::Status(reply) => {
                     let mut s = String::new();

@@ -73,16 +73,35 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     pub board: Board,
     pub baresip: Option<String>,
+    /// The admin server, started once the inbox exists.
+    pub admin: Option<crate::admin::AdminSlot>,
 }
 
 /// What reaches the engine's thread from other threads of this process.
 pub enum Input {
-    Msg(Msg),
+    /// Boxed: a `Msg` is about 2.4 KiB and the inbox is a channel of [`INBOX_CAP`] inputs, so
+    /// inline it would reserve ~150 KiB for messages that mostly are not there; boxed, only the
+    /// messages waiting take memory (at most `INBOX_CAP` of them).
+    Msg(Box<Msg>),
     Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),
     Counters(mpsc::Sender<Counters>),
+    /// Counters, per-event figures and states, for the admin API.
+    Snapshot(mpsc::Sender<Snapshot>),
     /// Stop after flushing for up to this many milliseconds.
     Stop(u64),
+}
+
+/// What the admin API's status shows, typed.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub events: [crate::core::engine::EventStats; crate::core::event::Event::COUNT],
+    /// "on", "off" or "disabled", per event.
+    pub states: [&'static str; crate::core::event::Event::COUNT],
+    pub uptime_s: u64,
+    /// Per event, the `Location` of the last redirect answered (until a delivery succeeds).
+    pub locations: [Option<String>; crate::core::event::Event::COUNT],
 }
 
 /// Why a reload was refused (the running config stays).
@@ -246,6 +265,9 @@ impl Daemon {
             Some(p) => Some(bind_socket(p)?),
             None => None,
         };
+        if let Some(admin) = &opts.admin {
+            admin.start(inbox.clone(), opts.config.clone(), opts.board.clone())?;
+        }
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
         let spool_cfg = config.delivery.clone();
