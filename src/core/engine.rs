@@ -12,8 +12,8 @@ use super::config::Config;
 use super::event::Event;
 use super::hook::Msg;
 use super::id::{delivery_id, Key};
-use super::outbox::{backoff_ms, Notification, Outbox, Pushed, Settled, Ticket, OUTBOX_BYTES_CAP,
-    OUTBOX_CAP,
+use super::outbox::{
+    backoff_ms, Notification, Outbox, Pushed, Settled, Ticket, OUTBOX_BYTES_CAP, OUTBOX_CAP,
 };
 use super::template::Encoding;
 use super::tracker::{DerivedList, TrackError, TrackStats, Tracker};
@@ -188,7 +188,7 @@ pub enum Note {
 }
 
 impl Engine {
-    /// A boxed engine (the outbox is a few hundred KiB of fixed storage).
+    /// A boxed engine (a few KiB inline: the notification being built and the outbox's lent one).
     pub fn new(config: Config, seed: u64) -> Box<Engine> {
         Box::new(Engine {
             config,

@@ -952,7 +952,9 @@ mod tests {
         assert_eq!(o.len(), 3);
         // The holes are reused: after the in-flight one leaves, records move down, in order.
         o.complete(t.id, None, 0);
-        o.push(&sized(Event::DndOff, "http://a/", 500), 0, &mut |v| dropped.push(v));
+        o.push(&sized(Event::DndOff, "http://a/", 500), 0, &mut |v| {
+            dropped.push(v)
+        });
         assert_eq!(dropped, [Event::TerminateCall]);
         let mut got = std::vec::Vec::new();
         while let Some((t, x)) = o.next_due(0, 8) {
