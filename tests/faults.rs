@@ -637,3 +637,39 @@ fn resets_garbage_and_slow_answers_are_retried_in_order() {
     d.emit_ok(&["dnd_on", "remote=3"]);
     r.wait_for(6, PATIENCE);
 }
+
+/// Issue 14 #2: an unpaced burst of 1,000 events to a healthy receiver drops none: the client
+/// writes each line as soon as the previous one is answered (answered on queueing, long before
+/// delivery), so the outbox fills faster than it drains. It stores each notification at its real
+/// size now (before: 128 fixed slots, 759 of 1,000 dropped). All arrive, each once, in order.
+#[test]
+fn a_burst_of_1000_to_a_healthy_receiver_drops_none() {
+    let r = Receiver::start();
+    let cfg = format!(
+        r#"{{"events": {{"dnd_on": "{u}?n=$remote&mac=$mac&t=$timestamp", "dnd_off": "{u}?n=$remote&off=1"}}}}"#,
+        u = r.bare_url("/burst")
+    );
+    let d = Daemon::start(&cfg);
+    const N: usize = 1_000;
+    let mut c = Line::connect(&d);
+    let mut most_pending = 0;
+    for i in 0..N {
+        let verb = if i % 2 == 0 { "dnd_on" } else { "dnd_off" };
+        let answer = c.ask(&format!("EN1 {verb} remote={i}"));
+        assert!(answer.starts_with("OK "), "{answer}");
+        if i % 100 == 99 {
+            most_pending = most_pending.max(stat(&d.status(), "pending"));
+        }
+    }
+    let got = r.wait_for(N, Duration::from_secs(60));
+    let order: Vec<usize> = got
+        .iter()
+        .filter_map(|q| q.query("n").and_then(|n| n.parse().ok()))
+        .collect();
+    assert_eq!(order, (0..N).collect::<Vec<_>>(), "{}", summary(&got));
+    let st = d.status();
+    assert_eq!(stat(&st, "dropped"), 0, "{st}");
+    assert_eq!(stat(&st, "delivered"), N as u64, "{st}");
+    assert!(!d.log().contains("outbox full"), "{}", d.log());
+    eprintln!("burst of {N}: at most {most_pending} pending at a time");
+}
