@@ -832,14 +832,12 @@ fn parse_device(v: &Value, d: &mut Device, p: &mut Problems) {
     for (k, val) in map {
         let place = format!("device.{k}");
         match (k.as_str(), val) {
-            ("interface", Value::String(s))
-                if !s.is_empty() && s.len() < 16 && !s.contains('/') =>
-            {
+            ("interface", Value::String(s)) if valid_interface(s) => {
                 d.interface = Some(s.clone())
             }
             ("interface", _) => p.error(
                 &place,
-                "must be an interface name (1 to 15 characters, no '/')",
+                "must be an interface name (1 to 15 characters, no '/', ':', space or control character)",
             ),
             ("language", Value::String(s)) if s.len() <= 32 => d.language = Some(s.clone()),
             ("language", _) => p.error(&place, "must be a string of at most 32 bytes"),
@@ -925,6 +923,19 @@ impl Board {
     }
 }
 
+/// A name Linux can give an interface (its `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no
+/// '/', ':' or whitespace. Control characters are refused too: the name is printed in `status`,
+/// one line per figure, and goes to the kernel NUL-terminated.
+fn valid_interface(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && s != "."
+        && s != ".."
+        && !s
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,6 +976,34 @@ mod tests {
             assert!(
                 lines.iter().any(|l| l.contains(w)),
                 "missing {w:?} in {lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interface_names_are_what_linux_accepts() {
+        for ok in ["eth0", "wlan0", "br-lan", "lo", "enp0s31f6", "a.b"] {
+            assert!(valid_interface(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "eth0/x",
+            "eth0:1",
+            "eth 0",
+            "eth0\nrefused 9",
+            "eth\u{0}",
+            "0123456789abcdef",
+        ] {
+            assert!(!valid_interface(bad), "{bad:?}");
+            let json = serde_json::to_string(bad).unwrap();
+            let text = format!(r#"{{"events": {{}}, "device": {{"interface": {json}}}}}"#);
+            let errs = Config::from_json(&text).unwrap_err();
+            assert!(
+                errs.iter()
+                    .any(|p| p.to_string().contains("device.interface:")),
+                "{bad:?}: {errs:?}"
             );
         }
     }
