@@ -645,8 +645,7 @@ pub fn header_is_secret(name: &str) -> bool {
 }
 
 fn import(args: &[String]) -> i32 {
-    use crate::import::{self, Vendor, IMPORT_FILE_CAP};
-    use std::io::Read;
+    use crate::import::{self, Vendor};
     let a = match parse(args, &["from", "merge"]) {
         Ok(a) => a,
         Err(e) => return usage(&e, IMPORT_HELP),
@@ -670,31 +669,9 @@ fn import(args: &[String]) -> i32 {
             }
         },
     };
-    // Read at most one byte more than the cap, so a larger file is refused without reading
-    // it all.
-    let mut bytes = Vec::new();
-    let read = if file == "-" {
-        std::io::stdin()
-            .take(IMPORT_FILE_CAP as u64 + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(file)
-            .and_then(|f| f.take(IMPORT_FILE_CAP as u64 + 1).read_to_end(&mut bytes))
-    };
-    if let Err(e) = read {
-        eprintln!("event-notify: {file}: cannot read: {e}");
-        return EXIT_REFUSED;
-    }
-    let text = match String::from_utf8(bytes) {
+    let text = match read_import_file(file) {
         Ok(t) => t,
-        Err(e) => {
-            // Provisioning files are ASCII in practice; a stray Latin-1 byte in a comment or a
-            // display name should not stop the import. Shown, not hidden.
-            eprintln!(
-                "{file}: note: not UTF-8 text: the bytes that are not were replaced by U+FFFD"
-            );
-            String::from_utf8_lossy(e.as_bytes()).into_owned()
-        }
+        Err(code) => return code,
     };
     let base = match a.flag("merge") {
         None => None,
@@ -733,6 +710,41 @@ fn import(args: &[String]) -> i32 {
             EXIT_REFUSED
         }
     }
+}
+
+/// The file to import (`-`: standard input), at most [`IMPORT_FILE_CAP`] bytes; text that is not
+/// UTF-8 is taken with its bad bytes replaced, and said. `Err`: the exit code.
+///
+/// [`IMPORT_FILE_CAP`]: crate::import::IMPORT_FILE_CAP
+fn read_import_file(file: &str) -> Result<String, i32> {
+    use crate::import::IMPORT_FILE_CAP;
+    use std::io::Read;
+    // Read at most one byte more than the cap, so a larger file is refused without reading
+    // it all.
+    let mut bytes = Vec::new();
+    let read = if file == "-" {
+        std::io::stdin()
+            .take(IMPORT_FILE_CAP as u64 + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(IMPORT_FILE_CAP as u64 + 1).read_to_end(&mut bytes))
+    };
+    if let Err(e) = read {
+        eprintln!("event-notify: {file}: cannot read: {e}");
+        return Err(EXIT_REFUSED);
+    }
+    Ok(match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Provisioning files are ASCII in practice; a stray Latin-1 byte in a comment or a
+            // display name should not stop the import. Shown, not hidden.
+            eprintln!(
+                "{file}: note: not UTF-8 text: the bytes that are not were replaced by U+FFFD"
+            );
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    })
 }
 
 fn list(args: &[String], events: bool) -> i32 {
