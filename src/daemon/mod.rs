@@ -438,7 +438,12 @@ impl Daemon {
             fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
             fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
             for c in &self.clients {
-                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                let want = if c.blocked() {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                fds.push(PollFd::new(c.stream.as_fd(), want));
             }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
