@@ -611,6 +611,39 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     let rx = Receiver::start(n)?;
     let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
+    bench_rss_of(&d, &rx, n, key, r)?;
+    Ok((d, rx))
+}
+
+/// The handset build (static, TLS; see `sizes::build_static`): idle RSS, then the peak after an
+/// unpaced burst of `n`, as [`bench_rss`]. Rows `rss.static.*`.
+fn bench_rss_static(static_bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
+    let rx = Receiver::start(n)?;
+    let (d, _) = DaemonProc::start(static_bin, &config_for(rx.port()))?;
+    std::thread::sleep(Duration::from_millis(50));
+    let threads = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .map(|t| t.count())
+        .unwrap_or(0);
+    r.push("rss.static.idle_threads", threads as f64);
+    bench_rss_of(&d, &rx, n, "static", r)?;
+    d.stop();
+    Ok(())
+}
+
+/// Idle figures of a fresh daemon `d`, then an unpaced burst of `n` through one socket client,
+/// then the peak. Keys `rss.idle*` (or `rss.static.idle*`) and `rss.{key}.*`.
+fn bench_rss_of(
+    d: &DaemonProc,
+    rx: &Receiver,
+    n: usize,
+    key: &str,
+    r: &mut Runs,
+) -> Result<(), String> {
+    let idle_key = if key == "static" {
+        "rss.static.idle"
+    } else {
+        "rss.idle"
+    };
     let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
     let idle_anon = d.vm_kib("RssAnon").ok_or("no RssAnon in /proc")?;
     let mut c = d.client()?;
@@ -622,14 +655,14 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     rx.settle(Duration::from_millis(100), PATIENCE);
     let (_, peak_anon) = sampler.finish();
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
-    r.push("rss.idle_anon", idle_anon as f64);
+    r.push(&format!("{idle_key}_anon"), idle_anon as f64);
     r.push(&format!("rss.{key}.anon"), peak_anon as f64);
     let num = |k: &str| {
         st.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN)
     };
-    r.push("rss.idle", idle as f64);
+    r.push(idle_key, idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
     r.push(&format!("rss.{key}.delivered"), num("delivered"));
     r.push(&format!("rss.{key}.dropped"), num("dropped"));
@@ -647,7 +680,7 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
             ),
         );
     }
-    Ok((d, rx))
+    Ok(())
 }
 
 /// Voluntary context switches of every thread of each daemon over `p.idle`, nothing pending.
@@ -847,8 +880,36 @@ fn main() {
         return;
     }
 
+    // The handset build for the static memory rows (smoke: the path, with the test binary).
+    let static_bin = if !p.on("rss") {
+        None
+    } else if p.smoke {
+        r.note(
+            "rss.static",
+            "smoke: the test binary stands in for the static build".into(),
+        );
+        Some(Ok(bin()))
+    } else if p.sizes_build {
+        Some(sizes::build_static())
+    } else if sizes::static_bin().is_file() {
+        Some(Ok(sizes::static_bin()))
+    } else {
+        Some(Err(
+            "static build not there (a run without --no-sizes builds it)".to_string(),
+        ))
+    };
     for run in 0..p.runs {
         one_run(&p, &mut r, run);
+        match &static_bin {
+            Some(Ok(b)) => {
+                eprintln!("bench: run {}/{}: memory: static build", run + 1, p.runs);
+                if let Err(e) = bench_rss_static(b, p.rss_small, &mut r) {
+                    r.fail("rss.static", e);
+                }
+            }
+            Some(Err(e)) if run == 0 => r.skip("rss.static", e.clone()),
+            _ => {}
+        }
     }
 
     let load1 = procs::loadavg();
@@ -1131,6 +1192,50 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
             na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
         ));
     }
+    rep.row(
+        Row::new(
+            "rss.static.idle",
+            "handset build (x86_64, glibc static, TLS): RSS idle",
+            Unit::KiB,
+            Better::Lower,
+            na_or("rss.static", "rss.static.idle"),
+        )
+        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
+    );
+    rep.row(Row::new(
+        "rss.static.idle_anon",
+        "  of which anonymous (RssAnon), idle",
+        Unit::KiB,
+        Better::Lower,
+        na_or("rss.static", "rss.static.idle_anon"),
+    ));
+    rep.row(Row::new(
+        "rss.static.idle_threads",
+        "  threads, idle",
+        Unit::Count,
+        Better::Lower,
+        na_or("rss.static", "rss.static.idle_threads"),
+    ));
+    rep.row(
+        Row::new(
+            "rss.static.hwm",
+            &format!(
+                "handset build: peak RSS (VmHWM), burst of {} unpaced",
+                p.rss_small
+            ),
+            Unit::KiB,
+            Better::Lower,
+            na_or("rss.static", "rss.static.hwm"),
+        )
+        .goal(Goal::lt(2048.0, "< 2 MiB")),
+    );
+    rep.row(Row::new(
+        "rss.static.anon",
+        "  peak RssAnon (sampled every 2 ms)",
+        Unit::KiB,
+        Better::Lower,
+        na_or("rss.static", "rss.static.anon"),
+    ));
     let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
         (Some(a), Some(b)) => {
             let (a, b) = (report::median(a), report::median(b));

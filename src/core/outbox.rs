@@ -198,7 +198,10 @@ pub enum Settled {
 
 /// The outbox. Fixed storage: `OUTBOX_CAP` slots and an index array in arrival order.
 pub struct Outbox {
-    slots: Box<[Slot]>,
+    /// Reserved for `OUTBOX_CAP` slots at start (never reallocated), filled as slots are first
+    /// used: the untouched part of the reservation stays out of resident memory, so an idle
+    /// daemon does not pay ~300 KiB for a full outbox it has never needed.
+    slots: std::vec::Vec<Slot>,
     /// Slot indices in arrival (sequence) order.
     order: Vec<u16, OUTBOX_CAP>,
     free: Vec<u16, OUTBOX_CAP>,
@@ -218,7 +221,7 @@ impl Outbox {
             let _ = free.push(i);
         }
         Outbox {
-            slots: vec![EMPTY_SLOT; OUTBOX_CAP].into_boxed_slice(),
+            slots: std::vec::Vec::with_capacity(OUTBOX_CAP),
             order: Vec::new(),
             free,
             next_seq: 1,
@@ -261,6 +264,11 @@ impl Outbox {
         let Some(idx) = self.free.pop() else {
             return Pushed::Refused;
         };
+        // First use of this slot: extend the slots in the reservation (no reallocation: idx <
+        // OUTBOX_CAP = the capacity).
+        while self.slots.len() <= idx as usize {
+            self.slots.push(EMPTY_SLOT);
+        }
         let slot = &mut self.slots[idx as usize];
         slot.n.clone_from(n);
         slot.seq = self.next_seq;
