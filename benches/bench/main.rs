@@ -64,7 +64,7 @@ struct Plan {
     sizes_build: bool,
     alloc_trace: bool,
     json: PathBuf,
-    /// Only these steps (`--only a,b`): receivers latency throughput peers rss idle startup
+    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers rss idle startup
     /// sizes alloc.
     only: Option<Vec<String>>,
 }
@@ -373,6 +373,42 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
             rx.connections()
         ),
     );
+    d.stop();
+    Ok(())
+}
+
+/// The name the host-name rows use, resolved by a hosts file in the daemon's own mount
+/// namespace (`DaemonProc::start_ns`).
+const BENCH_HOST: &str = "crm.bench.test";
+
+/// A destination given by name: the socket path's latency, and the threads the daemon starts
+/// per notification (counted by its PID namespace; goal 0). Root only (unshare).
+fn bench_hostname(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let n = p.lat_n;
+    let rx = Receiver::start(n + WARM)?;
+    let config = config_for(rx.port()).replace("127.0.0.1:", &format!("{BENCH_HOST}:"));
+    let hosts = format!("127.0.0.1 {BENCH_HOST}\n");
+    let (d, _) = DaemonProc::start_ns(&bin(), &config, &hosts)?;
+    let mut c = d.client()?;
+    for i in 0..WARM {
+        socket_send(&mut c, &line_for(n + i))?;
+        wait(&rx, n + i, "warm-up by name")?;
+    }
+    let before = d.ns_last_pid()?;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let line = line_for(i);
+        let t0 = Instant::now();
+        socket_send(&mut c, &line)?;
+        let t1 = wait(&rx, i, "socket client, by name")?;
+        lat.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    let after = d.ns_last_pid()?;
+    // One PID is the second reader itself.
+    let started = after.saturating_sub(before).saturating_sub(1);
+    r.push("hostname.threads", started as f64);
+    r.push("hostname.threads_per_event", started as f64 / n as f64);
+    push_lat(r, "hostname.latency", lat);
     d.stop();
     Ok(())
 }
@@ -754,6 +790,21 @@ fn one_run(p: &Plan, r: &mut Runs, run: usize) {
             r.fail("throughput.lib", e);
         }
     }
+    if p.on("hostname") {
+        step("host name (hosts file in a mount namespace)");
+        let root = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        };
+        if !root {
+            r.skip(
+                "hostname",
+                "not root: the namespaces need root (unshare)".into(),
+            );
+        } else if let Err(e) = bench_hostname(p, r) {
+            r.fail("hostname", e);
+        }
+    }
     for peer in Peer::ALL {
         if !p.on("peers") {
             break;
@@ -1129,6 +1180,38 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         row = row.peer(pe.name(), na_or(&k, &format!("{k}.connections")));
     }
     rep.row(row);
+
+    rep.section(&format!(
+        "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
+        p.lat_n
+    ));
+    rep.row(
+        Row::new(
+            "hostname.latency.p50",
+            "latency p50 by name (IP literal: the socket row above)",
+            Unit::Us,
+            Better::Lower,
+            na_or("hostname", "hostname.latency.p50"),
+        )
+        .goal(Goal::lt(250.0, "< 250 µs")),
+    );
+    rep.row(Row::new(
+        "hostname.latency.p99",
+        "latency p99 by name",
+        Unit::Us,
+        Better::Lower,
+        na_or("hostname", "hostname.latency.p99"),
+    ));
+    rep.row(
+        Row::new(
+            "hostname.threads_per_event",
+            "threads started per notification (PID namespace count)",
+            Unit::Ratio,
+            Better::Lower,
+            na_or("hostname", "hostname.threads_per_event"),
+        )
+        .goal(Goal::lt(0.001, "0")),
+    );
 
     rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
     let peer_rss = || {
