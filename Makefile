@@ -13,8 +13,10 @@ all: build
 build:
 	$(CARGO) build --release
 
-# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp).
-HOST_PKGS = baresip-core sip-tester iproute2 util-linux
+# What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
+# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs), and
+# curl (the admin server's tests use it as a real Digest/Basic client).
+HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs curl
 setup-host:
 	@sh scripts/ensure-apt.sh $(HOST_PKGS)
 
@@ -52,6 +54,7 @@ fuzz:
 include cross/cross.mk
 include tests/c/c.mk
 include bench/bench.mk
+include tests/page/page.mk
 
 test: setup test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"

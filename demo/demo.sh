@@ -1,6 +1,8 @@
 #!/bin/sh
 # make demo: the daemon, a receiver (`event-notify listen`) and a sample call on loopback.
-# Prints what the phone sends, as the receiving server sees it.
+# Prints what the phone sends, as the receiving server sees it; then the admin server (the
+# JSON API, the CTI request and the page) with a fresh random password, kept up while you try
+# it when the demo runs at a terminal.
 set -eu
 BIN=${1:-target/release/event-notify}
 DIR=$(mktemp -d /tmp/event-notify-demo.XXXXXX)
@@ -16,7 +18,13 @@ trap cleanup EXIT INT TERM
 
 "$BIN" listen --bind 127.0.0.1:8090 >"$DIR/requests.txt" 2>"$DIR/listen.log" &
 LISTEN_PID=$!
-EVENT_NOTIFY_LOG=warn "$BIN" run --config demo/config.json --board demo/board.json --socket "$SOCK" 2>"$DIR/daemon.log" &
+# The admin server writes its config: use a copy. No default password: make one.
+cp demo/config.json "$DIR/config.json"
+ADMIN=127.0.0.1:8091
+PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$PASSWORD" | "$BIN" passwd --file "$DIR/admin.cred" >/dev/null
+EVENT_NOTIFY_LOG=warn "$BIN" run --config "$DIR/config.json" --board demo/board.json --socket "$SOCK" \
+    --admin "$ADMIN" --admin-credentials "$DIR/admin.cred" 2>"$DIR/daemon.log" &
 DAEMON_PID=$!
 i=0; while [ ! -S "$SOCK" ]; do i=$((i+1)); [ $i -gt 100 ] && { cat "$DIR/daemon.log"; exit 1; }; sleep 0.05; done
 
@@ -49,3 +57,17 @@ cat "$DIR/requests.txt"
 echo
 echo "== event-notify status (counters):"
 "$BIN" status --socket "$SOCK" | grep -E '^(messages|events|queued|delivered|retried|failed|dropped|pending) '
+
+echo
+echo "== the admin server (docs/ADMIN.md): http://$ADMIN/  user admin  password $PASSWORD"
+echo "   (this password was made for the demo by: event-notify passwd --file $DIR/admin.cred)"
+if command -v curl >/dev/null; then
+    echo "   \$ curl --digest -u admin:**** http://$ADMIN/api/v1/events/incoming_call"
+    curl -s --digest -u "admin:$PASSWORD" "http://$ADMIN/api/v1/events/incoming_call"; echo
+    echo "   \$ curl --anyauth -u admin:**** 'http://$ADMIN/dummy.htm?settings=save&action_dnd_on_url=127.0.0.1%3A8090%2Fdnd&store_settings=save'"
+    curl -s --anyauth -u "admin:$PASSWORD" "http://$ADMIN/dummy.htm?settings=save&action_dnd_on_url=127.0.0.1%3A8090%2Fdnd&store_settings=save"
+fi
+if [ -t 0 ]; then
+    printf '\nThe daemon and its admin server stay up: press Enter to stop. '
+    read -r _ || true
+fi

@@ -24,6 +24,8 @@ usage: event-notify COMMAND [ARGS]   (event-notify COMMAND --help for more)
 
 commands:
   run       --config FILE [--socket PATH] [--board FILE] [--baresip HOST:PORT]   the daemon
+            [--admin ADDR:PORT --admin-credentials FILE]   with the admin server (docs/ADMIN.md)
+  passwd    --file PATH [--user NAME]               make the admin server's credentials file
   emit      VERB [key=value ...] [--socket PATH]    hand one event or transition to the daemon
   expand    --config FILE EVENT [key=value ...]     print the request EVENT would send
   check     --config FILE                           validate a config
@@ -38,12 +40,26 @@ exit codes: 0 success, 1 input refused, 2 usage error, 3 daemon unreachable
 
 const RUN_HELP: &str = "\
 usage: event-notify run [--config FILE] [--socket PATH] [--board FILE] [--baresip HOST:PORT]
+         [--admin ADDR:PORT --admin-credentials FILE [--admin-allow LIST]
+          [--admin-cert PEM --admin-key PEM] [--admin-basic loopback|any]]
 
 Runs the daemon. --config defaults to the board's config path. The socket is --socket, else
 $EVENT_NOTIFY_SOCKET, else the board's, else /run/event-notify.sock (mode 0660).
 SIGHUP or a change of the config file reloads it (an invalid file is refused and the running
 config stays). SIGTERM/SIGINT stop after flushing the outbox for up to delivery.shutdown_flush_ms.
 Log level: EVENT_NOTIFY_LOG=error|warn|info|debug|trace (stderr).
+--admin serves the admin API, the CTI request and the page (HTTPS with --admin-cert/--admin-key);
+it needs the credentials file `event-notify passwd` makes. --admin-allow: client addresses
+allowed (CIDR, a.b.c.d, 192.168.1.*; comma-separated). Basic over plain HTTP is taken from
+loopback only, unless --admin-basic any. Defaults come from the board file's \"admin\" object.
+";
+
+const PASSWD_HELP: &str = "\
+usage: event-notify passwd --file PATH [--user NAME]
+
+Writes the admin server's credentials file (mode 0600): the user (default admin), a salted
+PBKDF2-HMAC-SHA256 hash of the password, and the Digest HA1 values. The new password is read
+from standard input (asked twice at a terminal); at least 8 characters.
 ";
 
 const EMIT_HELP: &str = "\
@@ -156,6 +172,7 @@ pub fn main(args: &[String]) -> i32 {
     let rest = &args[1..];
     match cmd.as_str() {
         "run" => run(rest),
+        "passwd" => passwd(rest),
         "emit" => emit(rest),
         "expand" => expand(rest),
         "check" => check(rest),
@@ -187,7 +204,21 @@ fn read_board(path: Option<&str>) -> Result<Board, String> {
 }
 
 fn run(args: &[String]) -> i32 {
-    let a = match parse(args, &["config", "socket", "board", "baresip"]) {
+    let a = match parse(
+        args,
+        &[
+            "config",
+            "socket",
+            "board",
+            "baresip",
+            "admin",
+            "admin-credentials",
+            "admin-allow",
+            "admin-cert",
+            "admin-key",
+            "admin-basic",
+        ],
+    ) {
         Ok(a) => a,
         Err(e) => return usage(&e, RUN_HELP),
     };
@@ -213,7 +244,19 @@ fn run(args: &[String]) -> i32 {
     else {
         return usage("--config is needed (or a --board that names one)", RUN_HELP);
     };
+    let admin = match admin_options(&a, &board) {
+        Ok(None) => None,
+        Ok(Some(o)) => match crate::admin::Prepared::new(o) {
+            Ok(p) => Some(crate::admin::AdminSlot::new(p)),
+            Err(e) => {
+                log::error!("{e}");
+                return EXIT_REFUSED;
+            }
+        },
+        Err(e) => return usage(&e, RUN_HELP),
+    };
     let opts = daemon::Options {
+        admin,
         config: PathBuf::from(config),
         socket: Some(client::socket_path(
             a.flag("socket"),
@@ -230,6 +273,141 @@ fn run(args: &[String]) -> i32 {
         }
         Err(e) => {
             log::error!("{e}");
+            EXIT_REFUSED
+        }
+    }
+}
+
+/// The admin server's options: the command line, else the board file's "admin" object.
+fn admin_options(a: &Args, board: &Board) -> Result<Option<crate::admin::AdminOptions>, String> {
+    let b = board.admin.clone().unwrap_or_default();
+    let pick = |flag: &str, dflt: &Option<String>| {
+        a.flag(flag).map(str::to_string).or_else(|| dflt.clone())
+    };
+    let Some(listen) = pick("admin", &b.listen) else {
+        if a.flags.iter().any(|(n, _)| n.starts_with("admin-")) {
+            return Err("--admin-* options need --admin ADDR:PORT".into());
+        }
+        return Ok(None);
+    };
+    let Some(credentials) = pick("admin-credentials", &b.credentials) else {
+        return Err("--admin needs --admin-credentials FILE (make it with `event-notify passwd --file FILE`)".into());
+    };
+    let allow = pick("admin-allow", &b.allow).unwrap_or_default();
+    let allow =
+        crate::admin::auth::AllowList::parse(&allow).map_err(|e| format!("--admin-allow: {e}"))?;
+    let basic_anywhere = match a.flag("admin-basic") {
+        None => b.basic_anywhere,
+        Some("any") => true,
+        Some("loopback") => false,
+        Some(o) => return Err(format!("--admin-basic {o:?}: expected loopback or any")),
+    };
+    Ok(Some(crate::admin::AdminOptions {
+        listen,
+        credentials: PathBuf::from(credentials),
+        allow,
+        basic_anywhere,
+        cert: pick("admin-cert", &b.cert).map(PathBuf::from),
+        key: pick("admin-key", &b.key).map(PathBuf::from),
+    }))
+}
+
+/// Reads one line of standard input, without echo when it is a terminal. Echo is turned off with
+/// `stty` (busybox has it) rather than termios from the library: nix's termios does not link in
+/// the static armv7 C library builds.
+fn read_secret(prompt: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    use std::process::{Command, Stdio};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let stty = |arg: &str| {
+        Command::new("stty")
+            .arg(arg)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let quiet = tty && {
+        eprint!("{prompt}");
+        stty("-echo")
+    };
+    if tty && !quiet {
+        eprint!("(stty not found: the password will show) ");
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if quiet {
+        stty("echo");
+    }
+    if tty {
+        eprintln!();
+    }
+    r.map_err(|e| e.to_string())?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn passwd(args: &[String]) -> i32 {
+    let a = match parse(args, &["file", "user"]) {
+        Ok(a) => a,
+        Err(e) => return usage(&e, PASSWD_HELP),
+    };
+    if a.help {
+        print!("{PASSWD_HELP}");
+        return EXIT_OK;
+    }
+    let Some(file) = a.flag("file") else {
+        return usage("--file PATH is needed", PASSWD_HELP);
+    };
+    let user = a.flag("user").unwrap_or("admin");
+    if user.is_empty()
+        || user.len() > crate::admin::auth::CRED_FIELD_CAP
+        || user.contains([':', ' ', '"', '\\'])
+        || user.chars().any(char::is_control)
+    {
+        eprintln!("event-notify: the user name must be 1 to 128 characters without ':', space, quote, backslash");
+        return EXIT_REFUSED;
+    }
+    let pw = match read_secret("new admin password: ") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("event-notify: cannot read the password: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        match read_secret("again: ") {
+            Ok(p2) if p2 == pw => {}
+            Ok(_) => {
+                eprintln!("event-notify: the two passwords differ; nothing written");
+                return EXIT_REFUSED;
+            }
+            Err(e) => {
+                eprintln!("event-notify: cannot read the password: {e}");
+                return EXIT_REFUSED;
+            }
+        }
+    }
+    if pw.chars().count() < 8 || pw.len() > crate::admin::auth::CRED_FIELD_CAP {
+        eprintln!("event-notify: the password must be 8 to 128 bytes long; nothing written");
+        return EXIT_REFUSED;
+    }
+    let creds =
+        match crate::admin::auth::Credentials::new(user, &pw, crate::admin::auth::PBKDF2_ROUNDS) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("event-notify: {e}");
+                return EXIT_REFUSED;
+            }
+        };
+    match creds.store(std::path::Path::new(file)) {
+        Ok(()) => {
+            println!("{file}: credentials of user {user} written (mode 0600)");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("event-notify: {file}: {e}");
             EXIT_REFUSED
         }
     }
@@ -400,6 +578,9 @@ fn expand(args: &[String]) -> i32 {
     let mut vars: Vars = daemon::Device::new(&board, &cfg).vars();
     vars.set(Var::Event, event.key());
     vars.set_u64(Var::Timestamp, daemon::now().unix_s);
+    // The daemon numbers each notification when it is queued; an example id stands in here.
+    let sample_id = crate::core::id::delivery_id(vars.get(Var::Mac), 0, 0);
+    vars.set(Var::DeliveryId, &sample_id);
     for (k, v) in f {
         let Some(var) = Var::from_name(k) else {
             eprintln!("event-notify: unknown variable {k:?} (see `event-notify variables`)");
@@ -418,6 +599,21 @@ fn expand(args: &[String]) -> i32 {
     if let Some(c) = &ec.credentials {
         println!("Authorization: Basic {}:*** (password masked)", c.user);
     }
+    let id = vars.get(Var::DeliveryId);
+    println!("X-Event-Notify-Id: {id} (numbered when sent)");
+    println!("Idempotency-Key: {id}");
+    for (name, t) in &ec.headers {
+        let mut v = String::new();
+        let _ = t.write_to(&vars, Encoding::Percent, &mut v);
+        if header_is_secret(name) {
+            println!("{name}: *** (masked)");
+        } else {
+            println!("{name}: {v}");
+        }
+    }
+    if ec.signing_secret.is_some() || cfg.delivery.signing_secret.is_some() {
+        println!("X-Event-Notify-Signature: t=<time sent>,v1=<HMAC-SHA256> (secret not shown)");
+    }
     if let (Method::Post, Some(body)) = (ec.method, &ec.body) {
         let mut b = heapless::String::<BODY_CAP>::new();
         if body.expand(&vars, ec.body_encoding, &mut b).is_err() {
@@ -427,6 +623,25 @@ fn expand(args: &[String]) -> i32 {
         println!("Content-Type: {}\n\n{b}", ec.content_type);
     }
     EXIT_OK
+}
+
+/// A header whose value is a credential by its name (a token header, a cookie, an API key):
+/// `expand` masks it like a password.
+pub fn header_is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "cookie",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn import(args: &[String]) -> i32 {

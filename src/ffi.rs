@@ -386,6 +386,7 @@ pub unsafe extern "C" fn en_create(
             socket: None,
             board,
             baresip: None,
+            admin: None,
         };
         match with_signals_blocked(|| daemon::spawn(opts)) {
             Ok(handle) => {

@@ -10,9 +10,12 @@
 //! - [`import`]: another vendor's provisioning file (Yealink, Snom, Grandstream) into a config,
 //!   with a report of what does not carry over (the `import` command and the admin API).
 
+pub mod admin;
 pub mod baresip;
 pub mod core;
 pub mod listen;
+pub mod sign;
+pub mod spool;
 
 pub use crate::core::event::Event;
 pub use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};

@@ -613,9 +613,14 @@ fn expand_check_events_and_variables_commands() {
     );
     let (code, out, _) = run_cli(&["expand", "--config", c, "terminate_call", "duration=61"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "POST https://crm.example/end\nContent-Type: application/json\n\n{\"d\":61}\n"
+    // The delivery id lines stand between the request line and the body.
+    assert!(
+        out.starts_with("POST https://crm.example/end\nX-Event-Notify-Id: "),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\nContent-Type: application/json\n\n{\"d\":61}\n"),
+        "{out}"
     );
     assert_eq!(run_cli(&["expand", "--config", c, "ringing"]).0, 1);
     assert_eq!(run_cli(&["expand", "--config", c, "dnd_on"]).0, 1);
@@ -642,8 +647,9 @@ fn expand_check_events_and_variables_commands() {
     );
     let (code, out, _) = run_cli(&["variables"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 17);
+    assert_eq!(out.lines().count(), 18);
     assert!(out.contains("$call_id") && out.contains("$call-id"));
+    assert!(out.contains("$delivery_id"));
     for cmd in [
         "run",
         "emit",

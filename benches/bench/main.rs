@@ -421,6 +421,7 @@ fn spawn_engine(port: u16) -> Result<(daemon::Handle, Scratch), String> {
         socket: None,
         board: Board::default(),
         baresip: None,
+        admin: None,
     })
     .map_err(|e| format!("daemon::spawn: {e}"))?;
     Ok((h, dir))

@@ -5,6 +5,7 @@
 //! module that knows serde.
 
 use super::event::Event;
+use super::secret::{Secret, SECRET_CAP};
 use super::template::{Credentials, Encoding, Template, CRED_CAP};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -43,6 +44,50 @@ pub struct EventConfig {
     pub content_type: &'static str,
     /// From the URL's userinfo, or the per-event username/password (which win).
     pub credentials: Option<Credentials>,
+    /// Extra request headers: (name, value template), at most [`MAX_EVENT_HEADERS`].
+    pub headers: Vec<(String, Template)>,
+    /// Signs this event's requests (else `delivery.signing_secret`). Write-only.
+    pub signing_secret: Option<Secret>,
+}
+
+/// Extra headers one event may set.
+pub const MAX_EVENT_HEADERS: usize = 8;
+
+/// Header names an event may not set: framing and connection headers (the HTTP client owns
+/// them), the ones `content_type` and `username`/`password` set, and the delivery id and
+/// signature headers.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "upgrade",
+    "trailer",
+    "expect",
+    "content-type",
+    "authorization",
+    "user-agent",
+    "x-event-notify-id",
+    "x-event-notify-signature",
+    "idempotency-key",
+];
+
+/// Default cap of the spool file.
+pub const SPOOL_DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
+/// Smallest cap accepted: room for a few of the largest records.
+pub const SPOOL_MIN_MAX_BYTES: u64 = 16 * 1024;
+/// Largest cap accepted (the spool file is read whole at start and at compaction).
+pub const SPOOL_MAX_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The optional spool (`delivery.spool`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// The spool file, on the data partition.
+    pub path: String,
+    /// Its cap in bytes.
+    pub max_bytes: u64,
 }
 
 /// Delivery settings. Every one has a default, so a config with only `events` works.
@@ -64,6 +109,10 @@ pub struct Delivery {
     pub shutdown_flush_ms: u32,
     /// Extra CA certificates (PEM) trusted for https, beside the built-in roots.
     pub ca_file: Option<String>,
+    /// Signs every event's requests that has no secret of its own. Write-only.
+    pub signing_secret: Option<Secret>,
+    /// Keeps what waits for a retry across restarts; `None`: memory only.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for Delivery {
@@ -77,6 +126,8 @@ impl Default for Delivery {
             backoff_max_ms: 30_000,
             shutdown_flush_ms: 3_000,
             ca_file: None,
+            signing_secret: None,
+            spool: None,
         }
     }
 }
@@ -345,6 +396,8 @@ struct EventFields<'a> {
     content_type: Option<&'a str>,
     user: Option<&'a str>,
     password: Option<&'a str>,
+    headers: Vec<(String, Template)>,
+    signing_secret: Option<Secret>,
 }
 
 fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> {
@@ -361,6 +414,8 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
                 body_encoding: Encoding::Percent,
                 content_type: FORM,
                 credentials,
+                headers: Vec::new(),
+                signing_secret: None,
             });
         }
         Value::Object(o) => o,
@@ -385,6 +440,8 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
         content_type: None,
         user: None,
         password: None,
+        headers: Vec::new(),
+        signing_secret: None,
     };
     for (k, val) in obj {
         let fplace = format!("{place}.{k}");
@@ -396,7 +453,9 @@ fn parse_event(place: &str, v: &Value, p: &mut Problems) -> Option<EventConfig> 
             "content_type" => f.content_type = want_str(&fplace, val, p),
             "username" => f.user = want_str(&fplace, val, p),
             "password" => f.password = want_str(&fplace, val, p), // never echoed
-            _ => p.error(&fplace, "unknown field (expected url, enabled, method, body, content_type, username, password)"),
+            "signing_secret" => f.signing_secret = parse_secret(&fplace, val, p),
+            "headers" => f.headers = parse_headers(&fplace, val, p),
+            _ => p.error(&fplace, "unknown field (expected url, enabled, method, body, content_type, username, password, headers, signing_secret)"),
         }
     }
     let e = finish_event(place, f, p);
@@ -533,12 +592,152 @@ fn finish_event(place: &str, mut f: EventFields, p: &mut Problems) -> Option<Eve
         body_encoding,
         content_type,
         credentials,
+        headers: f.headers,
+        signing_secret: f.signing_secret,
     })
 }
 
-const FORM: &str = "application/x-www-form-urlencoded";
-const JSON: &str = "application/json";
-const TEXT: &str = "text/plain; charset=utf-8";
+/// A signing secret: a non-empty string of at most [`SECRET_CAP`] bytes; `""` or `null` is none.
+/// Its value never appears in a problem.
+fn parse_secret(place: &str, v: &Value, p: &mut Problems) -> Option<Secret> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => {
+            let secret = Secret::new(s.as_bytes());
+            if secret.is_none() {
+                p.error(place, format!("longer than {SECRET_CAP} bytes"));
+            }
+            secret
+        }
+        other => {
+            p.error(place, format!("must be a string, not {}", type_name(other)));
+            None
+        }
+    }
+}
+
+/// `{"Name": "value template", ...}`: names are HTTP tokens and not reserved; values are
+/// templates whose variables are percent-encoded, and no character of them can be a control
+/// character, so no header can end early or start another.
+fn parse_headers(place: &str, v: &Value, p: &mut Problems) -> Vec<(String, Template)> {
+    let mut out = Vec::new();
+    let map = match v {
+        Value::Null => return out,
+        Value::Object(m) => m,
+        other => {
+            p.error(
+                place,
+                format!(
+                    "must be an object of \"Name\": \"value\", not {}",
+                    type_name(other)
+                ),
+            );
+            return out;
+        }
+    };
+    if map.len() > MAX_EVENT_HEADERS {
+        p.error(place, format!("more than {MAX_EVENT_HEADERS} headers"));
+        return out;
+    }
+    for (name, val) in map {
+        let hplace = format!("{place}.{name}");
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(tchar) {
+            p.error(
+                &hplace,
+                "a header name is 1 to 64 letters, digits or !#$%&'*+-.^_`|~",
+            );
+            continue;
+        }
+        if RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name))
+        {
+            p.error(&hplace, "this header is set by event-notify itself (content_type, username/password, or the delivery id and signature)");
+            continue;
+        }
+        let Value::String(text) = val else {
+            p.error(&hplace, format!("must be a string, not {}", type_name(val)));
+            continue;
+        };
+        if let Some(col) = text.chars().position(|c| c.is_control()) {
+            p.error(
+                &hplace,
+                format!(
+                    "column {}: control characters (CR, LF, ...) cannot be in a header",
+                    col + 1
+                ),
+            );
+            continue;
+        }
+        match Template::parse_body(text) {
+            Ok(t) => {
+                for (col, word) in t.unknown_vars() {
+                    p.warn(
+                        &hplace,
+                        format!("column {col}: unknown variable {word} is sent as typed"),
+                    );
+                }
+                out.push((name.clone(), t));
+            }
+            Err(e) => p.error(&hplace, e.to_string()),
+        }
+    }
+    out
+}
+
+fn parse_spool(v: &Value, p: &mut Problems) -> Option<SpoolConfig> {
+    let place = "delivery.spool";
+    let map = match v {
+        Value::Null => return None,
+        Value::String(s) if s.is_empty() => return None,
+        Value::String(s) => {
+            return Some(SpoolConfig {
+                path: s.clone(),
+                max_bytes: SPOOL_DEFAULT_MAX_BYTES,
+            })
+        }
+        Value::Object(m) => m,
+        other => {
+            p.error(
+                place,
+                format!(
+                    "must be a file path or {{\"path\", \"max_bytes\"}}, not {}",
+                    type_name(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut c = SpoolConfig {
+        path: String::new(),
+        max_bytes: SPOOL_DEFAULT_MAX_BYTES,
+    };
+    for (k, val) in map {
+        let fplace = format!("{place}.{k}");
+        match (k.as_str(), val) {
+            ("path", Value::String(s)) if !s.is_empty() && !s.ends_with('/') => c.path = s.clone(),
+            ("path", _) => p.error(&fplace, "must be the path of a file"),
+            ("max_bytes", n) => match n.as_u64() {
+                Some(b) if (SPOOL_MIN_MAX_BYTES..=SPOOL_MAX_MAX_BYTES).contains(&b) => c.max_bytes = b,
+                _ => p.error(&fplace, format!("must be a whole number from {SPOOL_MIN_MAX_BYTES} to {SPOOL_MAX_MAX_BYTES}, not {n}")),
+            },
+            _ => p.error(&fplace, "unknown setting (expected path, max_bytes)"),
+        }
+    }
+    if c.path.is_empty() {
+        if !map.contains_key("path") {
+            p.error(format!("{place}.path"), "is required");
+        }
+        return None;
+    }
+    Some(c)
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+pub const JSON: &str = "application/json";
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 fn number(place: &str, v: &Value, min: u64, max: u64, p: &mut Problems) -> Option<u32> {
     match v.as_u64() {
@@ -595,8 +794,16 @@ fn parse_delivery(v: &Value, d: &mut Delivery, p: &mut Problems) {
                     None
                 }
             },
+            "signing_secret" => {
+                d.signing_secret = parse_secret(&place, val, p);
+                Some(())
+            }
+            "spool" => {
+                d.spool = parse_spool(val, p);
+                Some(())
+            }
             _ => {
-                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, max_age_s, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file)");
+                p.error(&place, "unknown setting (expected connect_timeout_ms, timeout_ms, attempts, max_age_s, backoff_initial_ms, backoff_max_ms, shutdown_flush_ms, ca_file, signing_secret, spool)");
                 None
             }
         };
@@ -670,6 +877,32 @@ pub struct Board {
     /// Default socket path.
     #[serde(default)]
     pub socket: Option<String>,
+    /// Defaults for the admin server (the command line wins). Never read from the config file,
+    /// so the API cannot change who may use it.
+    #[serde(default)]
+    pub admin: Option<BoardAdmin>,
+}
+
+/// The board file's `"admin"` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardAdmin {
+    /// `ADDR:PORT` to serve.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The credentials file `event-notify passwd` writes.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// Client addresses allowed: CIDR, single addresses, `192.168.1.*`; comma-separated.
+    #[serde(default)]
+    pub allow: Option<String>,
+    /// Accept Basic over plain HTTP from other hosts than loopback.
+    #[serde(default)]
+    pub basic_anywhere: bool,
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 impl Board {

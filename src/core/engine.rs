@@ -11,6 +11,7 @@
 use super::config::Config;
 use super::event::Event;
 use super::hook::Msg;
+use super::id::{delivery_id, Key};
 use super::outbox::{backoff_ms, Notification, Outbox, Pushed, Settled, Ticket, OUTBOX_CAP};
 use super::template::Encoding;
 use super::tracker::{DerivedList, TrackError, TrackStats, Tracker};
@@ -138,6 +139,8 @@ pub struct Stats {
     pub too_long: u64,
     /// Messages that derived nothing because of a [`TrackError`].
     pub track_errors: u64,
+    /// Notifications taken back from the spool at start.
+    pub replayed: u64,
 }
 
 /// What one message did.
@@ -166,6 +169,10 @@ pub struct Engine {
     derived: DerivedList,
     scratch: Vars,
     note: Notification,
+    /// This daemon start's number (the delivery ids' middle part).
+    boot: u32,
+    /// The last notification's sequence number in this start.
+    last_seq: u64,
 }
 
 /// A record of something the caller should log (the engine does no I/O).
@@ -191,7 +198,52 @@ impl Engine {
             derived: DerivedList::new(),
             scratch: Vars::new(),
             note: Notification::empty(),
+            boot: 0,
+            last_seq: 0,
         })
+    }
+
+    /// Sets this start's number, from the start counter on the data partition: delivery ids
+    /// are `<mac>-<boot>-<seq>`. Call before the first message.
+    pub fn set_boot(&mut self, boot: u32) {
+        self.boot = boot;
+    }
+
+    pub fn boot(&self) -> u32 {
+        self.boot
+    }
+
+    /// Every notification held, oldest first, with whether its destination is failing.
+    pub fn for_each_pending(&self, f: impl FnMut(&Notification, bool)) {
+        self.outbox.for_each(f)
+    }
+
+    /// Queues a notification found in the spool at start, as it was (same id, URL, body and
+    /// headers). Its credentials and signing secret come from the config in force, since the
+    /// spool holds no secret. Returns whether it was queued.
+    pub fn replay(&mut self, n: &mut Notification, now: Now, notes: &mut dyn FnMut(Note)) -> bool {
+        if let Some(cfg) = self.config.event(n.event) {
+            n.credentials.clone_from(&cfg.credentials);
+            n.secret = cfg
+                .signing_secret
+                .clone()
+                .or_else(|| self.config.delivery.signing_secret.clone());
+        }
+        n.max_age_ms = self.config.delivery.max_age_s as u64 * 1000;
+        self.stats.replayed += 1;
+        match self.outbox.push(n, now.ms) {
+            Pushed::Queued => true,
+            Pushed::DroppedOldest(victim) => {
+                self.events[victim.index()].dropped += 1;
+                notes(Note::Dropped(victim));
+                true
+            }
+            Pushed::Refused => {
+                self.events[n.event.index()].dropped += 1;
+                notes(Note::Dropped(n.event));
+                false
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -295,7 +347,25 @@ impl Engine {
             self.config.delivery.attempts
         };
         n.max_age_ms = self.config.delivery.max_age_s as u64 * 1000;
-        let url_ok = cfg.url.expand(v, Encoding::Percent, &mut n.url).is_ok();
+        self.last_seq += 1;
+        n.key = Key {
+            boot: self.boot,
+            seq: self.last_seq,
+        };
+        n.id = delivery_id(v.get(Var::Mac), self.boot, self.last_seq);
+        v.set(Var::DeliveryId, &n.id);
+        n.secret = cfg
+            .signing_secret
+            .clone()
+            .or_else(|| self.config.delivery.signing_secret.clone());
+        n.headers.clear();
+        let mut headers_ok = true;
+        for (name, t) in &cfg.headers {
+            headers_ok &= write!(n.headers, "{name}: ").is_ok()
+                && t.write_to(v, Encoding::Percent, &mut n.headers).is_ok()
+                && n.headers.push('\n').is_ok();
+        }
+        let url_ok = headers_ok && cfg.url.expand(v, Encoding::Percent, &mut n.url).is_ok();
         let body_ok = match &cfg.body {
             Some(b) => b.expand(v, cfg.body_encoding, &mut n.body).is_ok(),
             None => {

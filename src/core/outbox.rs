@@ -13,7 +13,9 @@
 
 use super::config::Method;
 use super::event::Event;
-use super::template::{Credentials, BODY_CAP, URL_CAP};
+use super::id::{DeliveryId, Key};
+use super::secret::Secret;
+use super::template::{Credentials, BODY_CAP, HEADERS_CAP, URL_CAP};
 use heapless::{String, Vec};
 
 /// Notifications held at once (waiting, backing off, or in flight).
@@ -35,6 +37,14 @@ pub struct Notification {
     pub max_attempts: u32,
     /// Age after which a failed notification is given up, in ms; 0 = no age limit.
     pub max_age_ms: u64,
+    /// Orders it among all notifications of this phone and names it in the spool.
+    pub key: Key,
+    /// Sent as `X-Event-Notify-Id`: the same on every attempt.
+    pub id: DeliveryId,
+    /// The event's extra headers, expanded: `Name: value` lines, each ending in `\n`.
+    pub headers: String<HEADERS_CAP>,
+    /// Signs each attempt when set.
+    pub secret: Option<Secret>,
 }
 
 impl Notification {
@@ -48,6 +58,10 @@ impl Notification {
             credentials: None,
             max_attempts: 1,
             max_age_ms: 0,
+            key: Key { boot: 0, seq: 0 },
+            id: String::new(),
+            headers: String::new(),
+            secret: None,
         }
     }
 
@@ -414,6 +428,24 @@ impl Outbox {
         self.order.remove(pos);
         let _ = self.free.push(idx as u16);
         Some((event, settled))
+    }
+
+    /// Calls `f` for every notification held, oldest first, with whether its destination is
+    /// failing: one of its notifications has failed an attempt and is waiting for (or making) a
+    /// retry. The spool keeps exactly those.
+    pub fn for_each(&self, mut f: impl FnMut(&Notification, bool)) {
+        let mut failing = Vec::<u64, OUTBOX_CAP>::new();
+        for &i in &self.order {
+            let s = &self.slots[i as usize];
+            let failed = s.attempts >= 2 || (s.attempts == 1 && !s.in_flight);
+            if failed && !failing.contains(&s.dest) {
+                let _ = failing.push(s.dest);
+            }
+        }
+        for &i in &self.order {
+            let s = &self.slots[i as usize];
+            f(&s.n, failing.contains(&s.dest));
+        }
     }
 
     /// Attempts made for a notification so far.

@@ -14,6 +14,8 @@ pub const TEMPLATE_CAP: usize = 512;
 pub const URL_CAP: usize = 1024;
 /// Longest expanded POST body, in bytes.
 pub const BODY_CAP: usize = 1024;
+/// Longest expansion of one event's extra headers (`Name: value` lines together), in bytes.
+pub const HEADERS_CAP: usize = 512;
 /// Most pieces (literal runs and variables) in one template.
 pub const MAX_PARTS: usize = 64;
 /// Most unknown `$words` remembered per template for warnings.

@@ -33,6 +33,7 @@ pub enum Var {
     CallDirection,
     Event,
     Timestamp,
+    DeliveryId,
 }
 
 /// Names from other firmwares: (alias, variable). Matched case-sensitively, like the keys.
@@ -53,7 +54,7 @@ pub const VAR_ALIASES: &[(&str, Var)] = &[
 ];
 
 impl Var {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 
     pub const ALL: [Var; Var::COUNT] = [
         Var::PhoneIp,
@@ -73,6 +74,7 @@ impl Var {
         Var::CallDirection,
         Var::Event,
         Var::Timestamp,
+        Var::DeliveryId,
     ];
 
     /// The name as spelled in the guide, without `$`.
@@ -95,6 +97,7 @@ impl Var {
             Var::CallDirection => "calldirection",
             Var::Event => "event",
             Var::Timestamp => "timestamp",
+            Var::DeliveryId => "delivery_id",
         }
     }
 
@@ -117,6 +120,9 @@ impl Var {
             Var::CallDirection => "incoming or outgoing",
             Var::Event => "canonical key of the event (beyond the guide)",
             Var::Timestamp => "Unix time of the event in seconds (beyond the guide)",
+            Var::DeliveryId => {
+                "delivery id <mac>-<start>-<seq>, the same on every attempt (beyond the guide)"
+            }
         }
     }
 

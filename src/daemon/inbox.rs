@@ -46,6 +46,15 @@ impl Inbox {
         rx.recv().unwrap_or(Err(ReloadError::Stopped))
     }
 
+    /// Counters and per-event figures (the admin API's status).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = mpsc::channel();
+        if !self.input(Input::Snapshot(tx)) {
+            return None;
+        }
+        rx.recv().ok()
+    }
+
     /// The main counters.
     pub fn counters(&self) -> Option<Counters> {
         let (tx, rx) = mpsc::channel();
@@ -142,6 +151,9 @@ impl Daemon {
                 }
                 Input::Counters(reply) => {
                     let _ = reply.send(self.counters());
+                }
+                Input::Snapshot(reply) => {
+                    let _ = reply.send(self.snapshot());
                 }
                 Input::Status(reply) => {
                     let mut s = String::new();

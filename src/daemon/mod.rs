@@ -12,6 +12,7 @@ mod inbox;
 pub mod net;
 mod reload;
 mod socket;
+pub mod spooling;
 mod status;
 mod workers;
 
@@ -75,6 +76,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     pub board: Board,
     pub baresip: Option<String>,
+    /// The admin server, started once the inbox exists.
+    pub admin: Option<crate::admin::AdminSlot>,
 }
 
 /// What reaches the engine's thread from other threads of this process.
@@ -83,8 +86,22 @@ pub enum Input {
     Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),
     Counters(mpsc::Sender<Counters>),
+    /// Counters, per-event figures and states, for the admin API.
+    Snapshot(mpsc::Sender<Snapshot>),
     /// Stop after flushing for up to this many milliseconds.
     Stop(u64),
+}
+
+/// What the admin API's status shows, typed.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub events: [crate::core::engine::EventStats; crate::core::event::Event::COUNT],
+    /// "on", "off" or "disabled", per event.
+    pub states: [&'static str; crate::core::event::Event::COUNT],
+    pub uptime_s: u64,
+    /// Per event, the `Location` of the last redirect answered (until a delivery succeeds).
+    pub locations: [Option<String>; crate::core::event::Event::COUNT],
 }
 
 /// Why a reload was refused (the running config stays).
@@ -190,6 +207,7 @@ struct Daemon {
     held_boot: Option<(Msg, u64)>,
     started: Now,
     stopping: Option<u64>,
+    spooler: spooling::Spooler,
 }
 
 /// Runs the daemon (socket, signals) until SIGTERM/SIGINT.
@@ -268,17 +286,28 @@ impl Daemon {
             Some(p) => Some(bind_socket(p)?),
             None => None,
         };
+        if let Some(admin) = &opts.admin {
+            admin.start(inbox.clone(), opts.config.clone(), opts.board.clone())?;
+        }
         let device = Device::new(&opts.board, &config);
         let seed = now().ms ^ (std::process::id() as u64) << 32;
+        let spool_cfg = config.delivery.clone();
+        let mut engine = Engine::new(config, seed);
+        let mut warn_notes = WarnLimit::default();
+        let spooler =
+            spooling::Spooler::start(&spool_cfg, &opts.config, &mut engine, now(), &mut |n| {
+                log_note(n, &mut warn_notes)
+            });
         let d = Daemon {
-            engine: Engine::new(config, seed),
+            engine,
+            spooler,
             device,
             sender,
             workers,
             done: done_rx,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
-            warn_notes: WarnLimit::default(),
+            warn_notes,
             inbox_rx,
             sigfd,
             inotify: Some(inotify),
@@ -373,11 +402,13 @@ fn pollfd<'a>(
 
 impl Daemon {
     /// Once stopping: `Some(left undelivered)` when the outbox is empty or the flush time is up.
-    fn stopped(&self, t: Now) -> Option<usize> {
+    fn stopped(&mut self, t: Now) -> Option<usize> {
         let deadline = self.stopping?;
         if self.engine.pending() != 0 && t.ms < deadline {
             return None;
         }
+        // What is still queued survives the restart.
+        self.spooler.sync(&self.engine, true, t.ms);
         let left = self.engine.pending();
         if left > 0 {
             log::warn!("stopping with {left} notification(s) not delivered");
@@ -418,6 +449,7 @@ impl Daemon {
         loop {
             let t = now();
             self.dispatch(t);
+            self.spooler.sync(&self.engine, false, t.ms);
             if let Some(left) = self.stopped(t) {
                 return Ok(left);
             }

@@ -174,6 +174,9 @@ impl Daemon {
         for w in warnings {
             log::warn!("config: {w}");
         }
+        if cfg.delivery.spool != self.engine.config().delivery.spool {
+            log::warn!("reload: a change of delivery.spool takes effect at the next start");
+        }
         if cfg.delivery != self.engine.config().delivery {
             match Sender::new(&cfg.delivery) {
                 Ok(s) => {

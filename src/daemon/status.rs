@@ -88,6 +88,21 @@ impl Daemon {
         }
     }
 
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let cfg = self.engine.config();
+        Snapshot {
+            counters: self.counters(),
+            events: self.engine.events,
+            states: core::array::from_fn(|i| match cfg.events[i].as_ref() {
+                None => "off",
+                Some(c) if !c.enabled => "disabled",
+                Some(_) => "on",
+            }),
+            uptime_s: now().ms.saturating_sub(self.started.ms) / 1000,
+            locations: core::array::from_fn(|i| self.redirects[i].as_ref().map(|(_, l)| l.clone())),
+        }
+    }
+
     pub(super) fn write_status(&self, s: &mut String) {
         let t = now();
         let _ = writeln!(s, "version {}", env!("CARGO_PKG_VERSION"));
@@ -132,6 +147,7 @@ impl Daemon {
                 c.reconnects
             );
         }
+        self.spooler.write_status(&self.engine, s);
         let _ = self.engine.write_status(s);
     }
 }

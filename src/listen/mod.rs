@@ -45,7 +45,7 @@ const CONN_STACK: usize = 128 * 1024;
 
 /// `event-notify listen --help`.
 pub const HELP: &str = "\
-usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N]
+usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N] [--secret S]
 
 A small HTTP/1.1 receiver: for each request, prints a line `METHOD TARGET` exactly as it
 arrived, then the decoded query pairs, the user name of an Authorization header (never the
@@ -54,6 +54,9 @@ password) and the body (form pairs decoded), each indented by two spaces; flushe
   --bind ADDR:PORT   where to listen (port 0: any free port; the port is printed on stderr)
   --status CODE      the status of every answer (200..599, default 200); the body is empty
   --count N          exit 0 after N requests
+  --secret S         check each request's X-Event-Notify-Signature with this signing secret
+                     and print `  signature ok` or `  signature refused: WHY` (the secret is
+                     never printed)
 ";
 
 /// What `listen` was asked to do.
@@ -65,6 +68,8 @@ pub struct ListenOpts {
     pub status: u16,
     /// Stop after this many requests were printed and answered.
     pub count: Option<u64>,
+    /// Verify each request's signature with this secret.
+    pub secret: Option<crate::core::secret::Secret>,
 }
 
 impl Default for ListenOpts {
@@ -73,6 +78,7 @@ impl Default for ListenOpts {
             bind: String::new(),
             status: 200,
             count: None,
+            secret: None,
         }
     }
 }
@@ -115,6 +121,12 @@ impl ListenOpts {
                             return Err(format!("--count {v}: expected a number of requests >= 1"))
                         }
                     };
+                }
+                "--secret" => {
+                    let v = value(&mut it)?;
+                    opts.secret = Some(crate::core::secret::Secret::new(v.as_bytes()).ok_or(
+                        format!("--secret: expected 1..{} bytes", crate::sign::SECRET_CAP),
+                    )?);
                 }
                 other => return Err(format!("unexpected argument '{other}'")),
             }
@@ -172,6 +184,7 @@ pub fn stdout_sink() -> Sink {
 
 struct Shared {
     status: u16,
+    secret: Option<crate::core::secret::Secret>,
     count: Option<u64>,
     /// Requests admitted for printing (with `count`, those past it are dropped unanswered).
     admitted: AtomicU64,
@@ -210,6 +223,7 @@ pub fn serve(listener: TcpListener, opts: &ListenOpts, sink: Sink) -> io::Result
     };
     let shared = Arc::new(Shared {
         status: opts.status,
+        secret: opts.secret.clone(),
         count: opts.count,
         admitted: AtomicU64::new(0),
         done: AtomicU64::new(0),
@@ -277,7 +291,23 @@ fn handle(stream: TcpStream, shared: &Shared) {
         if shared.count.is_some_and(|c| n > c) || shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = (shared.sink)(render(&request.head, &request.body).as_bytes()) {
+        let mut block = render(&request.head, &request.body);
+        if let Some(secret) = &shared.secret {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let head = &request.head;
+            block.push_str(&crate::sign::check_line(
+                secret,
+                head.header(crate::sign::SIGNATURE_HEADER),
+                head.header(crate::sign::ID_HEADER),
+                &head.method,
+                &head.target,
+                &request.body,
+                now,
+            ));
+        }
+        if let Err(e) = (shared.sink)(block.as_bytes()) {
             return shared.stop(Some(e));
         }
         let last = shared.count == Some(n);
@@ -328,7 +358,8 @@ mod tests {
             Ok(Some(ListenOpts {
                 bind: "127.0.0.1:0".into(),
                 status: 503,
-                count: Some(3)
+                count: Some(3),
+                secret: None,
             }))
         );
         assert_eq!(
@@ -336,9 +367,18 @@ mod tests {
             Ok(Some(ListenOpts {
                 bind: "[::]:8080".into(),
                 status: 200,
-                count: None
+                count: None,
+                secret: None,
             }))
         );
+        let with = parse(&["--bind=x", "--secret", "s3cret"]).unwrap().unwrap();
+        assert_eq!(
+            with.secret.as_ref().map(|s| s.expose()),
+            Some(&b"s3cret"[..])
+        );
+        assert!(!format!("{with:?}").contains("s3cret"));
+        let err = parse(&["--bind=x", "--secret="]).unwrap_err();
+        assert!(err.contains("--secret"), "{err}");
         assert_eq!(parse(&["--help"]), Ok(None));
         for bad in [
             &["--status", "200"][..],
@@ -374,6 +414,7 @@ mod tests {
             bind: String::new(),
             status,
             count,
+            secret: None,
         };
         std::thread::spawn(move || {
             let _ = tx.send(serve(listener, &opts, sink));

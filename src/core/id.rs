@@ -1,0 +1,39 @@
+//! Delivery ids: what a receiver de-duplicates on.
+//!
+//! A notification's [`Key`] (the daemon's start counter and its sequence number in that start)
+//! orders it among all notifications of this phone and names it in the spool; its
+//! [`DeliveryId`] (`<mac>-<start>-<seq>`) is what the receiver gets, the same on every attempt.
+
+/// Identifies a notification across restarts: the daemon's start counter and its sequence number
+/// in that start. Orders notifications as their events happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Key {
+    pub boot: u32,
+    pub seq: u64,
+}
+
+/// Longest delivery id: 12 hex digits, two dashes, a u32 and a u64 in decimal.
+pub const ID_CAP: usize = 48;
+
+/// A delivery id: `<mac>-<start>-<seq>`.
+pub type DeliveryId = heapless::String<ID_CAP>;
+
+/// The delivery id of notification `seq` of daemon start `boot` on the phone with this MAC
+/// (12 hex digits; anything else, such as no MAC on the interface, gives twelve zeros). The same on
+/// every attempt of that notification, and unique across restarts since `boot` never repeats.
+///
+/// ```
+/// use event_notify::core::id::delivery_id;
+/// assert_eq!(delivery_id("000b82123456", 17, 42), "000b82123456-17-42");
+/// assert_eq!(delivery_id("", 1, 1), "000000000000-1-1");
+/// ```
+pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
+    let mut id = DeliveryId::new();
+    let mac_ok = mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit());
+    let mac = if mac_ok { mac } else { "000000000000" };
+    for c in mac.chars() {
+        let _ = id.push(c.to_ascii_lowercase());
+    }
+    let _ = core::fmt::Write::write_fmt(&mut id, format_args!("-{boot}-{seq}"));
+    id
+}
