@@ -1034,7 +1034,7 @@ fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Repor
         ),
     };
     let v = |key: &str| {
-        let prefix = key.rsplitn(2, '.').nth(1).unwrap_or(key);
+        let prefix = key.rsplit_once('.').map_or(key, |x| x.0);
         na_or(prefix, key)
     };
     let peers_lat = |stat: &str| {

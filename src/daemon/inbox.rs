@@ -14,15 +14,18 @@ pub struct Inbox {
 impl Inbox {
     /// Sends one message; `false` once the engine has stopped.
     pub fn send(&self, msg: Msg) -> bool {
-        self.input(Input::Msg(msg))
+        self.input(Input::Msg(Box::new(msg)))
     }
 
     /// Sends one message without waiting: `Full` while [`INBOX_CAP`] messages wait.
     pub fn try_send(&self, msg: Msg) -> Result<(), SendError> {
-        let r = self.tx.try_send(Input::Msg(msg)).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => SendError::Full,
-            mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
-        });
+        let r = self
+            .tx
+            .try_send(Input::Msg(Box::new(msg)))
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => SendError::Full,
+                mpsc::TrySendError::Disconnected(_) => SendError::Stopped,
+            });
         if r.is_ok() {
             wake(&self.wake);
         }
