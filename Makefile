@@ -6,7 +6,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build demo test test-host setup setup-host bench bench-smoke cross qemu-test clean fuzz
+.PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean fuzz
 
 all: build
 
@@ -36,6 +36,11 @@ test-host: setup-host
 	@# target/release/event-notify stays the default build (with HTTPS) a user picks up.
 	$(CARGO) build --release --no-default-features --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
+# Lints: clippy on every target with warnings as errors, and the formatting.
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
 # under fuzz/corpus/<target>/. Only files named seed-* are committed (fuzz/.gitignore): rename
 # an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
@@ -56,7 +61,7 @@ include tests/c/c.mk
 include bench/bench.mk
 include tests/page/page.mk
 
-test: setup test-host $(EXTRA_TESTS)
+test: setup lint test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"
 
 clean:

@@ -1,4 +1,4 @@
-# bench/bench.mk: the performance bench (README.md, "Performance"). Included by the top Makefile
+# bench/bench.mk: the performance bench (docs/PERFORMANCE.md). Included by the top Makefile
 # (paths relative to the repository root).
 #
 #   make bench          the full bench, release build (~10 minutes): one table on stdout and in

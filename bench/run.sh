@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run.sh: run the event-notify bench (README.md, "Performance").
+# bench/run.sh: run the event-notify bench (docs/PERFORMANCE.md).
 #
 #   bench/run.sh [BENCH OPTIONS]        full bench: release build, ~5-10 minutes; table on stdout
 #                                       and in target/bench.txt, JSON in target/bench.json

@@ -1,6 +1,6 @@
 # cross/cross.mk: ARM cross builds, the test suite under qemu-user, and the QEMU ARM images.
 # Included by the top-level Makefile (paths are relative to the repository root); see
-# README.md ("On the handset").
+# docs/FIRMWARE.md ("On the handset").
 #
 #   make cross          release binaries for both ARM targets, static, with their sizes
 #   make cross-sizes    the size table: both targets, with and without TLS

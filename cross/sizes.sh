@@ -1,7 +1,7 @@
 #!/bin/sh
 # cross/sizes.sh --show ARCH=BINARY...   print the size of each binary
 # cross/sizes.sh --build                 build both ARM targets with and without TLS (release
-#                                        profile) and print the README's size table (markdown)
+#                                        profile) and print the size table of docs/FIRMWARE.md (markdown)
 # Env: CARGO (cargo), CROSS_TARGET_DIR (target); the no-TLS builds go to CROSS_TARGET_DIR/notls so
 # they do not replace the default binaries.
 set -eu

@@ -3,7 +3,7 @@
  *
  * The firmware (SIP stack, UI) reports its state transitions; the engine derives the twenty
  * phone events, expands the admin's URL template for each and sends the HTTP requests, retried
- * and bounded, from threads of its own. See doc/README-ffi.md for linking and an example.
+ * and bounded, from threads of its own. See docs/FIRMWARE.md for linking and an example.
  *
  * Rules that hold for every function:
  *  - Results: EN_OK (0) or a negative en_error; en_strerror() describes each.
@@ -15,7 +15,7 @@
  *    en_destroy, which must be the last call on an engine (after other threads' calls on it
  *    have returned).
  *  - No Rust panic crosses this boundary: an internal error is returned as EN_E_PANIC (build the
- *    library with the `ffi` profile, which unwinds; see doc/README-ffi.md).
+ *    library with the `ffi` profile, which unwinds; see docs/FIRMWARE.md).
  *  - The library's threads block asynchronous signals: the program's signal handling is its own.
  *
  * This header is checked against the library by tests/ffi_header.rs: keep them in step.

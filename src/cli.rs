@@ -699,7 +699,7 @@ fn import(args: &[String]) -> i32 {
     let base = match a.flag("merge") {
         None => None,
         Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+            Ok(t) => match crate::import::parse_base(&t) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     eprintln!(

@@ -1091,3 +1091,85 @@ fn digest_sha256_and_md5_work_and_a_replayed_request_is_refused() {
     // A wrong password counts towards the lockout like any other.
     assert!(!a.d.log().contains(PASSWORD));
 }
+
+/// A provisioning server pushes a Yealink file as it is: the imported event replaces its entry,
+/// the rest of the config (delivery, other events, their passwords) stays, and the next call
+/// goes where the file says. A file with nothing to import changes nothing.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_vendor_file_pushed_to_the_import_route_is_in_force_and_keeps_the_rest() {
+    let r = Receiver::start();
+    let a = Admin::start(
+        &format!(
+            r#"{{"events":{{"incoming_call":"127.0.0.1:9/old","dnd_on":{{"url":"127.0.0.1:9/dnd","password":"keep-me"}}}}, {FAST}}}"#
+        ),
+        &[],
+    );
+    let u = user();
+    let dir = TempDir::new("admin-import");
+    let file = dir.path().join("y.cfg");
+    std::fs::write(
+        &file,
+        format!(
+            "#!version:1.0.0.1\n## pushed as is\naction_url.incoming_call = \"{}\"\naction_url.ring_tone = 3\n",
+            r.url("/yl?from=$callerID")
+        ),
+    )
+    .unwrap();
+    let etag = a.etag();
+    let (st, _, body) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "-H",
+            &format!("If-Match: {etag}"),
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+        &a.url("/api/v1/import?from=yealink"),
+    );
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["in_force"], true, "{body}");
+    assert_eq!(v["vendor"], "yealink", "{body}");
+    assert!(!body.contains("keep-me"), "{body}");
+    a.d.emit_ok(&["call", "state=incoming", "call_id=i1", "remote=1002"]);
+    let got = r.wait_for(1, PATIENCE);
+    assert_eq!(got[0].target, "/yl?from=1002");
+    let stored = std::fs::read_to_string(a.d.config_path()).unwrap();
+    assert!(
+        stored.contains("keep-me") && stored.contains("/dnd"),
+        "{stored}"
+    );
+    // Nothing to import: 422, the file unchanged; a stale ETag: 412.
+    let (st, _, body) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "-H",
+            &format!("If-Match: {}", a.etag()),
+            "--data-binary",
+            "account.1.label = x",
+        ],
+        &a.url("/api/v1/import?from=yealink"),
+    );
+    assert_eq!(st, 422, "{body}");
+    let (st, _, _) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "-H",
+            &format!("If-Match: {etag}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+        &a.url("/api/v1/import"),
+    );
+    assert_eq!(st, 412);
+    assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), stored);
+}

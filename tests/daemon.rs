@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// Fast retry settings so the tests don't wait long.
 const FAST: &str = r#""delivery": {"connect_timeout_ms": 500, "timeout_ms": 1500, "attempts": 5, "backoff_initial_ms": 50, "backoff_max_ms": 400, "shutdown_flush_ms": 3000}"#;
 
-fn ok(out: common::Outcome) -> String {
+fn ok(out: common::CmdOutput) -> String {
     assert_eq!(
         out.0, 0,
         "command failed: stdout {:?} stderr {:?}",

@@ -1,7 +1,7 @@
 //! include/event_notify.h is hand-written (for the firmware engineer who reads it); this test
-//! keeps it in step with src/ffi.rs and with what the built libraries export:
+//! keeps it in step with src/ffi/ and with what the built libraries export:
 //!
-//! - the prototypes in the header = the `#[no_mangle] extern "C"` functions of src/ffi.rs, with
+//! - the prototypes in the header = the `#[no_mangle] extern "C"` functions of src/ffi/, with
 //!   the same C types (Rust types translated: `*const c_char` = `const char *`, ...);
 //! - `en_counters` has the same fields, in the same order, with the same types; `en_log_fn` the
 //!   same parameters;
@@ -34,8 +34,20 @@ fn header_text() -> String {
     std::fs::read_to_string(support::repo().join("include/event_notify.h")).expect("header")
 }
 
+/// The C API's Rust side: every file of src/ffi/, one after the other.
 fn ffi_source() -> String {
-    std::fs::read_to_string(support::repo().join("src/ffi.rs")).expect("src/ffi.rs")
+    let dir = support::repo().join("src/ffi");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("src/ffi/")
+        .map(|e| e.expect("src/ffi/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("src/ffi/*.rs"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,7 +373,7 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
     for (name, sig) in &r.functions {
         match h.functions.get(name) {
             None => d.push(format!(
-                "{name}: exported by src/ffi.rs, not declared in the header"
+                "{name}: exported by src/ffi/, not declared in the header"
             )),
             Some(hs) if hs != sig => d.push(format!(
                 "{name}: header has {} {name}({}), Rust has {} {name}({})",
@@ -376,7 +388,7 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
     for name in h.functions.keys() {
         if !r.functions.contains_key(name) {
             d.push(format!(
-                "{name}: declared in the header, not exported by src/ffi.rs"
+                "{name}: declared in the header, not exported by src/ffi/"
             ));
         }
     }
@@ -418,7 +430,7 @@ fn differences(h: &Header, r: &RustSide, constants: &[(&str, i64)]) -> Vec<Strin
 }
 
 fn rust_side() -> RustSide {
-    parse_rust(&ffi_source()).unwrap_or_else(|e| panic!("src/ffi.rs: {e}"))
+    parse_rust(&ffi_source()).unwrap_or_else(|e| panic!("src/ffi/: {e}"))
 }
 
 #[test]
@@ -429,7 +441,7 @@ fn header_matches_the_rust_side() {
     let d = differences(&h, &r, &ffi::constants());
     assert!(
         d.is_empty(),
-        "include/event_notify.h differs from src/ffi.rs:\n{}",
+        "include/event_notify.h differs from src/ffi/:\n{}",
         d.join("\n")
     );
 }
@@ -619,13 +631,13 @@ fn the_libraries_export_exactly_the_header_functions() {
     }
 }
 
-/// The example of README.md (its first C block) compiles and links; run without a config
+/// The example of docs/FIRMWARE.md (its first C block) compiles and links; run without a config
 /// file, it says why and exits 1.
 #[test]
 #[cfg(all(target_env = "gnu", any(target_arch = "x86_64", target_arch = "arm")))]
 fn the_readme_example_builds_and_runs() {
     let tc = support::native();
-    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(support::repo().join("docs/FIRMWARE.md")).unwrap();
     let start = readme.find("```c\n").expect("a ```c block") + 5;
     let len = readme[start..].find("```").expect("end of the block");
     let dir = std::env::temp_dir().join(format!("en-ffi-readme-{}", std::process::id()));

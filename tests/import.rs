@@ -16,7 +16,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// Imports `text` (written to a file) with `args`; the exit code, stdout, stderr.
-fn import(dir: &TempDir, name: &str, text: &str, args: &[&str]) -> common::Outcome {
+fn import(dir: &TempDir, name: &str, text: &str, args: &[&str]) -> common::CmdOutput {
     let file = dir.write(name, text);
     let mut all = vec!["import", file.to_str().unwrap()];
     all.extend_from_slice(args);

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/events/{key}/preview"),
     ("POST", "/api/v1/events/{key}/test"),
     ("GET", "/api/v1/status"),
+    ("POST", "/api/v1/import"),
     ("GET", "/dummy.htm"),
     ("POST", "/dummy.htm"),
 ];
@@ -917,6 +918,67 @@ pub fn status(ctx: &Ctx) -> Response {
             "events": events,
         }),
     )
+}
+
+/// `POST /api/v1/import[?from=yealink|snom|grandstream]`: another vendor's provisioning file, as
+/// a provisioning server has it, merged into the config in force (everything but the imported
+/// events kept, passwords included) and written like any other change. The report says what did
+/// not carry over; it never holds a value of the file.
+pub fn import(ctx: &Ctx, req: &Request) -> Response {
+    let mut from = None;
+    for (k, v) in form_pairs(req.query()).unwrap_or_default() {
+        if k == "from" {
+            match crate::import::Vendor::from_name(&v) {
+                Some(vendor) => from = Some(vendor),
+                None => {
+                    return err(
+                        400,
+                        "bad_vendor",
+                        "from= must be yealink, snom or grandstream",
+                    )
+                }
+            }
+        }
+    }
+    let Ok(file) = std::str::from_utf8(&req.body) else {
+        return err(400, "not_utf8", "the file is not UTF-8 text");
+    };
+    let _w = ctx.write_lock.lock();
+    let (text, tag) = match read_config(ctx) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = precondition(req, &tag) {
+        return r;
+    }
+    let base = Value::Object(root_of(&text));
+    let imported = match crate::import::import(file, from, Some(&base)) {
+        Ok(i) => i,
+        Err(e) => {
+            let problems = match &e {
+                crate::import::ImportError::Base(p) | crate::import::ImportError::Invalid(p) => {
+                    let path = ctx.config.display().to_string();
+                    p.iter().map(|p| problem_json(p, &path)).collect()
+                }
+                _ => Vec::new(),
+            };
+            return Response::json(
+                422,
+                &json!({"error": e.to_string(), "code": "import_refused", "problems": problems}),
+            );
+        }
+    };
+    let root = root_of(&imported.config_json);
+    let report: Vec<Value> = imported.report.iter().map(|f| f.to_json()).collect();
+    match commit(ctx, &root) {
+        Ok(tag) => Response::json(
+            200,
+            &json!({"etag": tag, "in_force": true, "vendor": imported.vendor.to_string(),
+                    "events": imported.events, "off": imported.off, "report": report}),
+        )
+        .with("ETag", tag),
+        Err(r) => r,
+    }
 }
 
 /// The Snom-style request of CTI drivers: `/dummy.htm?settings=save&action_incoming_url=...`.

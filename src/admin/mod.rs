@@ -681,6 +681,7 @@ fn dispatch(ctx: &Ctx, req: &Request, method: &str, path: &str, who: &Who) -> Re
         ("DELETE", ["events", key]) => api::write_event(ctx, req, key, true),
         ("POST", ["events", key, "preview"]) => api::preview(ctx, req, key),
         ("POST", ["events", key, "test"]) => api::test_send(ctx, req, key),
+        ("POST", ["import"]) => api::import(ctx, req),
         _ => {
             let path_known = api::ROUTES.iter().any(|(_, p)| route_matches(p, path));
             if path_known {

@@ -1,4 +1,6 @@
 //! The pure core: no I/O, no clock. Time comes in as arguments.
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod engine;
 pub mod event;

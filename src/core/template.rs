@@ -101,7 +101,6 @@ pub struct Template {
     default_scheme: bool,
     /// Columns of unknown `$words` (kept as typed).
     unknown: Vec<u16, MAX_WARNINGS>,
-    unknown_more: bool,
 }
 
 impl fmt::Debug for Template {
@@ -276,7 +275,6 @@ impl Template {
             .map_err(|_| err(TemplateErrorKind::TooLong, src, TEMPLATE_CAP))?;
         let mut parts = Vec::new();
         let mut unknown = Vec::new();
-        let mut unknown_more = false;
         let b = src.as_bytes();
         let mut lit_start = 0;
         let mut i = 0;
@@ -321,13 +319,10 @@ impl Template {
                     lit_start = i;
                 }
                 None => {
-                    // Unknown `$word` (or a lone `$`): kept as typed; warn if it looks like a name.
-                    if after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                        && unknown
-                            .push((src[..dollar].chars().count() + 1) as u16)
-                            .is_err()
-                    {
-                        unknown_more = true;
+                    // Unknown `$word` (or a lone `$`): kept as typed; warn if it looks like a name
+                    // (the first MAX_WARNINGS of them: the rest are not listed).
+                    if after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                        let _ = unknown.push((src[..dollar].chars().count() + 1) as u16);
                     }
                     i += 1;
                 }
@@ -347,7 +342,6 @@ impl Template {
             parts,
             default_scheme: false,
             unknown,
-            unknown_more,
         })
     }
 
@@ -371,11 +365,6 @@ impl Template {
                 .unwrap_or(word.len());
             (col as usize, &self.text[start..start + 1 + len])
         })
-    }
-
-    /// Whether more unknown `$words` exist than [`MAX_WARNINGS`].
-    pub fn more_unknown(&self) -> bool {
-        self.unknown_more
     }
 
     /// The variables this template uses.

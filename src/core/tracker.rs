@@ -94,12 +94,34 @@ struct Account {
 pub struct Tracker {
     calls: Vec<Call, MAX_CALLS>,
     accounts: Vec<Account, MAX_ACCOUNTS>,
-    hook_off: Option<bool>,
-    dnd: Option<bool>,
-    forward: Option<bool>,
-    syslog: Option<bool>,
+    /// The last state of each on/off setting, indexed by [`Toggle`] (`None`: never reported).
+    toggles: [Option<bool>; Toggle::COUNT],
     booted: bool,
     pub stats: TrackStats,
+}
+
+/// The on/off settings the phone reports, each a slot of `Tracker::toggles` and a pair of events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Toggle {
+    /// The handset is off the hook (on: `OffHook`, off: `OnHook`).
+    Hook = 0,
+    Dnd,
+    Forward,
+    Syslog,
+}
+
+impl Toggle {
+    const COUNT: usize = 4;
+
+    /// The events of turning it on and off.
+    fn events(self) -> (Event, Event) {
+        match self {
+            Toggle::Hook => (Event::OffHook, Event::OnHook),
+            Toggle::Dnd => (Event::DndOn, Event::DndOff),
+            Toggle::Forward => (Event::CallForwardingOn, Event::CallForwardingOff),
+            Toggle::Syslog => (Event::SyslogOn, Event::SyslogOff),
+        }
+    }
 }
 
 /// The variables that belong to a call and are kept from one message to the next.
@@ -171,58 +193,14 @@ impl Tracker {
         out.clear();
         let mut vars = msg.vars.clone();
         normalize(&mut vars);
-        let toggle = |slot: &mut Option<bool>,
-                      on: bool,
-                      yes: Event,
-                      no: Event,
-                      out: &mut DerivedList,
-                      dup: &mut u64| {
-            if *slot == Some(on) {
-                *dup += 1;
-                return;
-            }
-            *slot = Some(on);
-            let _ = out.push(Derived {
-                event: if on { yes } else { no },
-                vars: Vars::new(),
-            });
-        };
         match msg.kind {
             Kind::Direct(event) => {
                 let _ = out.push(Derived { event, vars });
             }
-            Kind::Hook(off) => toggle(
-                &mut self.hook_off,
-                off,
-                Event::OffHook,
-                Event::OnHook,
-                out,
-                &mut self.stats.duplicates,
-            ),
-            Kind::Dnd(on) => toggle(
-                &mut self.dnd,
-                on,
-                Event::DndOn,
-                Event::DndOff,
-                out,
-                &mut self.stats.duplicates,
-            ),
-            Kind::Forward(on) => toggle(
-                &mut self.forward,
-                on,
-                Event::CallForwardingOn,
-                Event::CallForwardingOff,
-                out,
-                &mut self.stats.duplicates,
-            ),
-            Kind::Syslog(on) => toggle(
-                &mut self.syslog,
-                on,
-                Event::SyslogOn,
-                Event::SyslogOff,
-                out,
-                &mut self.stats.duplicates,
-            ),
+            Kind::Hook(off) => self.toggle(Toggle::Hook, off, out),
+            Kind::Dnd(on) => self.toggle(Toggle::Dnd, on, out),
+            Kind::Forward(on) => self.toggle(Toggle::Forward, on, out),
+            Kind::Syslog(on) => self.toggle(Toggle::Syslog, on, out),
             Kind::Boot => {
                 if self.booted {
                     self.stats.duplicates += 1;
@@ -236,36 +214,67 @@ impl Tracker {
             }
             Kind::Register(state) => self.on_register(state, vars, out)?,
             Kind::Call(state) => self.on_call(state, msg.answered_elsewhere, vars, now_ms, out)?,
-            Kind::Media(state) => {
-                let call = self.find(&vars)?;
-                let held = state == MediaState::Held;
-                if self.calls[call].held == held
-                    || self.calls[call].established_at.is_none() && !held
-                {
-                    self.stats.duplicates += 1;
-                } else {
-                    self.calls[call].held = held;
-                    let ev = if held {
-                        Event::HoldCall
-                    } else {
-                        Event::ResumeCall
-                    };
-                    self.push_call_event(call, ev, &vars, now_ms, out);
-                }
-            }
-            Kind::Refer(kind) => {
-                let call = self.find(&vars)?;
-                if self.calls[call].transferred {
-                    self.stats.duplicates += 1;
-                } else {
-                    self.calls[call].transferred = true;
-                    let ev = match kind {
-                        TransferKind::Blind => Event::BlindTransferring,
-                        TransferKind::Attended => Event::AttendedTransferring,
-                    };
-                    self.push_call_event(call, ev, &vars, now_ms, out);
-                }
-            }
+            Kind::Media(state) => self.on_media(state, vars, now_ms, out)?,
+            Kind::Refer(kind) => self.on_refer(kind, vars, now_ms, out)?,
+        }
+        Ok(())
+    }
+
+    /// An on/off setting reported: its event when it changed, a duplicate when it did not.
+    fn toggle(&mut self, which: Toggle, on: bool, out: &mut DerivedList) {
+        let slot = &mut self.toggles[which as usize];
+        if *slot == Some(on) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        *slot = Some(on);
+        let (yes, no) = which.events();
+        let _ = out.push(Derived {
+            event: if on { yes } else { no },
+            vars: Vars::new(),
+        });
+    }
+
+    fn on_media(
+        &mut self,
+        state: MediaState,
+        vars: Vars,
+        now_ms: u64,
+        out: &mut DerivedList,
+    ) -> Result<(), TrackError> {
+        let call = self.find(&vars)?;
+        let held = state == MediaState::Held;
+        if self.calls[call].held == held || self.calls[call].established_at.is_none() && !held {
+            self.stats.duplicates += 1;
+        } else {
+            self.calls[call].held = held;
+            let ev = if held {
+                Event::HoldCall
+            } else {
+                Event::ResumeCall
+            };
+            self.push_call_event(call, ev, &vars, now_ms, out);
+        }
+        Ok(())
+    }
+
+    fn on_refer(
+        &mut self,
+        kind: TransferKind,
+        vars: Vars,
+        now_ms: u64,
+        out: &mut DerivedList,
+    ) -> Result<(), TrackError> {
+        let call = self.find(&vars)?;
+        if self.calls[call].transferred {
+            self.stats.duplicates += 1;
+        } else {
+            self.calls[call].transferred = true;
+            let ev = match kind {
+                TransferKind::Blind => Event::BlindTransferring,
+                TransferKind::Attended => Event::AttendedTransferring,
+            };
+            self.push_call_event(call, ev, &vars, now_ms, out);
         }
         Ok(())
     }
@@ -380,6 +389,63 @@ impl Tracker {
         });
     }
 
+    /// A call not seen before: announced (`incoming_call` / `outgoing_call`) and put in the
+    /// table. `Ok(None)` when that is all the message meant; `Some(slot)` when it also carries a
+    /// later state (`confirmed` first, out of order) for the caller to apply.
+    fn new_call(
+        &mut self,
+        state: CallState,
+        vars: &Vars,
+        now_ms: u64,
+        out: &mut DerivedList,
+    ) -> Result<Option<usize>, TrackError> {
+        // `ringing`/`confirmed` first (out of order) announce it by the direction given, else as
+        // outgoing for ringing and incoming for confirmed.
+        let incoming = match (state, vars.get(Var::CallDirection)) {
+            (_, "incoming") => true,
+            (_, "outgoing") => false,
+            (CallState::Incoming, _) => true,
+            (CallState::Calling | CallState::Ringing, _) => false,
+            _ => {
+                self.stats.unknown_call += 1;
+                return Err(TrackError::UnknownCall);
+            }
+        };
+        let mut cv = Vars::new();
+        for v in CALL_VARS {
+            cv.set(v, vars.get(v));
+        }
+        cv.set(
+            Var::CallDirection,
+            if incoming { "incoming" } else { "outgoing" },
+        );
+        let call = Call {
+            vars: cv,
+            incoming,
+            established_at: None,
+            held: false,
+            transferred: false,
+        };
+        if self.calls.push(call).is_err() {
+            self.stats.call_table_full += 1;
+            return Err(TrackError::CallTableFull);
+        }
+        let i = self.calls.len() - 1;
+        let ev = if incoming {
+            Event::IncomingCall
+        } else {
+            Event::OutgoingCall
+        };
+        self.push_call_event(i, ev, vars, now_ms, out);
+        if matches!(
+            state,
+            CallState::Incoming | CallState::Calling | CallState::Ringing
+        ) {
+            return Ok(None);
+        }
+        Ok(Some(i))
+    }
+
     fn on_call(
         &mut self,
         state: CallState,
@@ -401,53 +467,10 @@ impl Tracker {
                 self.stats.unknown_call += 1;
                 return Err(TrackError::UnknownCall);
             }
-            (None, _) => {
-                // A new call. `ringing`/`confirmed` first (out of order) announce it by the
-                // direction given, else as outgoing for ringing and incoming for confirmed.
-                let incoming = match (state, vars.get(Var::CallDirection)) {
-                    (_, "incoming") => true,
-                    (_, "outgoing") => false,
-                    (CallState::Incoming, _) => true,
-                    (CallState::Calling | CallState::Ringing, _) => false,
-                    _ => {
-                        self.stats.unknown_call += 1;
-                        return Err(TrackError::UnknownCall);
-                    }
-                };
-                let mut cv = Vars::new();
-                for v in CALL_VARS {
-                    cv.set(v, vars.get(v));
-                }
-                cv.set(
-                    Var::CallDirection,
-                    if incoming { "incoming" } else { "outgoing" },
-                );
-                let call = Call {
-                    vars: cv,
-                    incoming,
-                    established_at: None,
-                    held: false,
-                    transferred: false,
-                };
-                if self.calls.push(call).is_err() {
-                    self.stats.call_table_full += 1;
-                    return Err(TrackError::CallTableFull);
-                }
-                let i = self.calls.len() - 1;
-                let ev = if incoming {
-                    Event::IncomingCall
-                } else {
-                    Event::OutgoingCall
-                };
-                self.push_call_event(i, ev, &vars, now_ms, out);
-                if matches!(
-                    state,
-                    CallState::Incoming | CallState::Calling | CallState::Ringing
-                ) {
-                    return Ok(());
-                }
-                i
-            }
+            (None, _) => match self.new_call(state, &vars, now_ms, out)? {
+                Some(i) => i,
+                None => return Ok(()),
+            },
         };
         match state {
             CallState::Incoming | CallState::Calling | CallState::Ringing => {

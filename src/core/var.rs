@@ -130,19 +130,6 @@ impl Var {
         self as usize
     }
 
-    /// Is this a device variable (the same for every event), which a direct event may override?
-    pub const fn is_device(self) -> bool {
-        matches!(
-            self,
-            Var::PhoneIp
-                | Var::Mac
-                | Var::Product
-                | Var::ProgramVersion
-                | Var::HardwareVersion
-                | Var::Language
-        )
-    }
-
     /// Exact lookup of a name or alias (as used in `key=value` fields and `${name}`).
     ///
     /// ```

@@ -21,10 +21,12 @@ pub const MSG_CAP: usize = 512;
 /// The protocol version word that starts every request.
 pub const VERSION: &str = "EN1";
 
-/// A parsed request. Returned by value, one at a time, never stored in bulk: the large `Msg`
-/// variant is not boxed, which would cost an allocation per socket line.
-#[derive(Debug, PartialEq, Eq)]
+/// A parsed request.
+// A `Request` is a short-lived value on the socket thread's stack, handed straight to the
+// engine and never stored in a collection, so the size difference costs nothing; boxing the
+// message would add an allocation per event on the hot path.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Msg(Msg),
     Status,

@@ -82,8 +82,9 @@ pub struct Options {
 
 /// What reaches the engine's thread from other threads of this process.
 pub enum Input {
-    /// Boxed: a `Msg` is ~2.4 KiB by value and the inbox channel allocates and initialises all
-    /// its `INBOX_CAP` slots at start, which made ~150 KiB resident for an inbox usually empty.
+    /// Boxed: a `Msg` is about 2.4 KiB and the inbox is a channel of [`INBOX_CAP`] inputs, so
+    /// inline it would reserve ~150 KiB for messages that mostly are not there; boxed, only the
+    /// messages waiting take memory (at most `INBOX_CAP` of them).
     Msg(Box<Msg>),
     Reload(mpsc::Sender<Result<(), ReloadError>>),
     Status(mpsc::Sender<String>),

@@ -217,6 +217,12 @@ pub fn detect(text: &str) -> Option<Vendor> {
     None
 }
 
+/// Parses the config that `--merge` names (JSON), for [`import`]'s `base`: the JSON stays in
+/// this module.
+pub fn parse_base(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 /// Imports `text` (the vendor file as is). `from` forces the format; `base` is a config to
 /// merge into: its delivery, device and other events are kept, the imported events replace
 /// its entries for the same events.

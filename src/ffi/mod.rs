@@ -1,6 +1,6 @@
 //! The C API: the engine linked into the handset firmware (the SIP stack, the UI).
 //!
-//! `include/event_notify.h` is its header; `README.md` shows how to link it. Every
+//! `include/event_notify.h` is its header; `docs/FIRMWARE.md` shows how to link it. Every
 //! function here:
 //! - takes and returns plain C types only;
 //! - refuses a NULL pointer or a string that is not UTF-8 with an error code (never a crash);
@@ -19,299 +19,24 @@
 // The C names are the API: `en_engine`, `en_counters`, `en_log_fn`.
 #![allow(non_camel_case_types)]
 
+mod boundary;
+mod log_sink;
+mod types;
+
 use crate::core::config::Board;
 use crate::core::event::Event;
-use crate::core::hook::{parse_kind, Kind, KindError, Msg, VERBS};
+use crate::core::hook::{parse_kind, Kind, Msg, VERBS};
 use crate::core::var::Var;
 use crate::core::wire::reason_is_elsewhere;
-use crate::daemon::{self, DaemonError, Handle, Options, ReloadError};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::daemon::{self, Options, ReloadError};
+use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Version of this API; bumped on any incompatible change (`EN_ABI_VERSION` in the header).
-pub const EN_ABI_VERSION: c_uint = 1;
-
-// Result codes: 0 or a negative `en_error`.
-pub const EN_OK: c_int = 0;
-pub const EN_E_NULL: c_int = -1;
-pub const EN_E_UTF8: c_int = -2;
-pub const EN_E_UNKNOWN_VERB: c_int = -3;
-pub const EN_E_UNKNOWN_EVENT: c_int = -4;
-pub const EN_E_MISSING_STATE: c_int = -5;
-pub const EN_E_BAD_STATE: c_int = -6;
-pub const EN_E_UNKNOWN_FIELD: c_int = -7;
-pub const EN_E_RANGE: c_int = -8;
-pub const EN_E_CONFIG_READ: c_int = -9;
-pub const EN_E_CONFIG_INVALID: c_int = -10;
-pub const EN_E_BOARD: c_int = -11;
-pub const EN_E_SYSTEM: c_int = -12;
-pub const EN_E_STOPPED: c_int = -13;
-pub const EN_E_LOGGER: c_int = -14;
-pub const EN_E_PANIC: c_int = -15;
-
-/// Every result code: (value, name in the header, what [`en_strerror`] says).
-pub const CODES: &[(c_int, &str, &CStr)] = &[
-    (EN_OK, "EN_OK", c"success"),
-    (
-        EN_E_NULL,
-        "EN_E_NULL",
-        c"a required pointer argument is NULL",
-    ),
-    (
-        EN_E_UTF8,
-        "EN_E_UTF8",
-        c"a string argument is not valid UTF-8",
-    ),
-    (
-        EN_E_UNKNOWN_VERB,
-        "EN_E_UNKNOWN_VERB",
-        c"unknown verb: neither a transition verb nor an event key or alias",
-    ),
-    (
-        EN_E_UNKNOWN_EVENT,
-        "EN_E_UNKNOWN_EVENT",
-        c"unknown event: not one of the twenty event keys or an alias",
-    ),
-    (
-        EN_E_MISSING_STATE,
-        "EN_E_MISSING_STATE",
-        c"this transition verb needs a state field",
-    ),
-    (
-        EN_E_BAD_STATE,
-        "EN_E_BAD_STATE",
-        c"bad state value for this transition verb",
-    ),
-    (
-        EN_E_UNKNOWN_FIELD,
-        "EN_E_UNKNOWN_FIELD",
-        c"unknown field name (not a variable name, state, reason or elsewhere)",
-    ),
-    (EN_E_RANGE, "EN_E_RANGE", c"an argument is out of range"),
-    (
-        EN_E_CONFIG_READ,
-        "EN_E_CONFIG_READ",
-        c"the config file cannot be read",
-    ),
-    (
-        EN_E_CONFIG_INVALID,
-        "EN_E_CONFIG_INVALID",
-        c"the config file is invalid (the problems are logged)",
-    ),
-    (
-        EN_E_BOARD,
-        "EN_E_BOARD",
-        c"the board file cannot be read or is invalid",
-    ),
-    (
-        EN_E_SYSTEM,
-        "EN_E_SYSTEM",
-        c"a system resource failed (threads, file descriptors, TLS setup)",
-    ),
-    (
-        EN_E_STOPPED,
-        "EN_E_STOPPED",
-        c"the engine has stopped; destroy it and create a new one",
-    ),
-    (
-        EN_E_LOGGER,
-        "EN_E_LOGGER",
-        c"another logger is already installed in this process",
-    ),
-    (
-        EN_E_PANIC,
-        "EN_E_PANIC",
-        c"internal error caught at the API boundary (a bug: please report it)",
-    ),
-];
-
-// Log levels of `en_set_log` and the log callback (`en_log_level` in the header).
-pub const EN_LOG_OFF: c_int = 0;
-pub const EN_LOG_ERROR: c_int = 1;
-pub const EN_LOG_WARN: c_int = 2;
-pub const EN_LOG_INFO: c_int = 3;
-pub const EN_LOG_DEBUG: c_int = 4;
-pub const EN_LOG_TRACE: c_int = 5;
-
-/// Every named constant of the header with its value: the result codes, the log levels and
-/// `EN_ABI_VERSION`. `tests/ffi_header.rs` compares the header with this list.
-pub fn constants() -> Vec<(&'static str, i64)> {
-    let mut v: Vec<(&'static str, i64)> = CODES
-        .iter()
-        .map(|&(code, name, _)| (name, code as i64))
-        .collect();
-    v.extend([
-        ("EN_LOG_OFF", EN_LOG_OFF as i64),
-        ("EN_LOG_ERROR", EN_LOG_ERROR as i64),
-        ("EN_LOG_WARN", EN_LOG_WARN as i64),
-        ("EN_LOG_INFO", EN_LOG_INFO as i64),
-        ("EN_LOG_DEBUG", EN_LOG_DEBUG as i64),
-        ("EN_LOG_TRACE", EN_LOG_TRACE as i64),
-        ("EN_ABI_VERSION", EN_ABI_VERSION as i64),
-    ]);
-    v
-}
-
-/// An engine running in threads of the calling program. Opaque to C.
-pub struct en_engine {
-    handle: Handle,
-    /// Calls refused by this API (bad arguments, unknown verb or field).
-    refused: AtomicU64,
-}
-
-/// The engine's counters (`en_counters` in the header). Fields are only ever appended.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct en_counters {
-    pub messages: u64,
-    pub events: u64,
-    pub queued: u64,
-    pub delivered: u64,
-    pub retried: u64,
-    pub failed: u64,
-    pub dropped: u64,
-    pub not_configured: u64,
-    pub too_long: u64,
-    pub pending: u64,
-    pub in_flight: u64,
-    pub refused: u64,
-    pub reloads: u64,
-    pub reload_errors: u64,
-}
-
-/// The log callback: `(user, level, message)`; `message` is borrowed for the call.
-pub type en_log_fn = Option<unsafe extern "C" fn(*mut c_void, c_int, *const c_char)>;
-
-// ---------------------------------------------------------------------------------------------
-// The boundary: panics, NULL, UTF-8, signals
-
-/// Runs `f`, turning a panic into [`EN_E_PANIC`]: no unwinding ever reaches C.
-pub fn guard(f: impl FnOnce() -> c_int) -> c_int {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(EN_E_PANIC)
-}
-
-/// A borrowed C string as UTF-8.
-///
-/// # Safety
-/// `p` is NULL or points to a NUL-terminated string valid for `'a`.
-unsafe fn arg_str<'a>(p: *const c_char) -> Result<&'a str, c_int> {
-    if p.is_null() {
-        return Err(EN_E_NULL);
-    }
-    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
-    let s = unsafe { CStr::from_ptr(p) };
-    s.to_str().map_err(|_| EN_E_UTF8)
-}
-
-/// Like [`arg_str`] for an optional argument: NULL is `None`.
-///
-/// # Safety
-/// As [`arg_str`].
-unsafe fn opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>, c_int> {
-    if p.is_null() {
-        Ok(None)
-    } else {
-        // SAFETY: as the caller's.
-        unsafe { arg_str(p) }.map(Some)
-    }
-}
-
-/// The signals that threads of this library never take: all asynchronous ones. The synchronous
-/// ones (a fault in the thread itself) stay deliverable.
-fn async_signals() -> SigSet {
-    let mut set = SigSet::all();
-    for s in [
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGFPE,
-        Signal::SIGILL,
-        Signal::SIGTRAP,
-        Signal::SIGABRT,
-        Signal::SIGSYS,
-    ] {
-        set.remove(s);
-    }
-    set
-}
-
-/// Runs `f` with the asynchronous signals blocked in this thread, then restores the mask. The
-/// threads `f` starts inherit the blocked mask, so the firmware's signals (SIGTERM, SIGCHLD,
-/// SIGALRM, ...) keep going to the firmware's own threads, and a write to a closed pipe in an
-/// engine thread (SIGPIPE, deadly by default in a C program) only fails with EPIPE.
-fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
-    let old = async_signals().thread_swap_mask(SigmaskHow::SIG_BLOCK);
-    let r = f();
-    if let Ok(old) = old {
-        let _ = old.thread_set_mask();
-    }
-    r
-}
-
-/// Runs `f` so that a SIGPIPE it raises in this (the caller's) thread does not kill the
-/// program: the engine wakes its thread through a pipe, and once that thread has stopped the
-/// pipe has no reader. The signal is blocked around `f`, and one it left pending is taken.
-#[doc(hidden)]
-pub fn no_sigpipe<T>(f: impl FnOnce() -> T) -> T {
-    let mut pipe = SigSet::empty();
-    pipe.add(Signal::SIGPIPE);
-    let Ok(old) = pipe.thread_swap_mask(SigmaskHow::SIG_BLOCK) else {
-        return f();
-    };
-    let r = f();
-    if !old.contains(Signal::SIGPIPE) {
-        // SAFETY: plain libc calls on a local sigset_t; a zero timeout never blocks.
-        unsafe {
-            let mut pending: nix::libc::sigset_t = std::mem::zeroed();
-            if nix::libc::sigpending(&mut pending) == 0
-                && nix::libc::sigismember(&pending, nix::libc::SIGPIPE) == 1
-            {
-                let zero = nix::libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                nix::libc::sigtimedwait(pipe.as_ref(), std::ptr::null_mut(), &zero);
-            }
-        }
-        let _ = old.thread_set_mask();
-    }
-    r
-}
-
-fn set_err(err: *mut c_int, code: c_int) {
-    if !err.is_null() {
-        // SAFETY: the caller passes NULL or a pointer to an int it owns.
-        unsafe { *err = code };
-    }
-}
-
-/// The engine behind a handle, or [`EN_E_NULL`].
-///
-/// # Safety
-/// `e` is NULL or a pointer returned by [`en_create`] and not yet destroyed.
-unsafe fn engine<'a>(e: *mut en_engine) -> Result<&'a en_engine, c_int> {
-    // SAFETY: by the caller's contract; only shared references are made while it lives.
-    unsafe { e.cast_const().as_ref() }.ok_or(EN_E_NULL)
-}
-
-fn daemon_code(e: &DaemonError) -> c_int {
-    match e {
-        DaemonError::ConfigRead { .. } => EN_E_CONFIG_READ,
-        DaemonError::ConfigInvalid { .. } => EN_E_CONFIG_INVALID,
-        _ => EN_E_SYSTEM,
-    }
-}
-
-fn kind_code(e: KindError) -> c_int {
-    match e {
-        KindError::UnknownVerb => EN_E_UNKNOWN_VERB,
-        KindError::MissingState => EN_E_MISSING_STATE,
-        KindError::BadState => EN_E_BAD_STATE,
-    }
-}
+pub use boundary::guard;
+use boundary::*;
+pub use log_sink::en_set_log;
+pub use types::*;
 
 // ---------------------------------------------------------------------------------------------
 // The API
@@ -488,7 +213,7 @@ unsafe fn report(
         // SAFETY: the caller's contract.
         match unsafe { build(verbs, verb, keys, values, n) } {
             Ok(msg) => {
-                if no_sigpipe(|| engine.handle.inbox().send(msg)) {
+                if engine.handle.inbox().send(msg) {
                     EN_OK
                 } else {
                     EN_E_STOPPED
@@ -568,7 +293,7 @@ pub unsafe extern "C" fn en_reload(e: *mut en_engine) -> c_int {
             Ok(en) => en,
             Err(code) => return code,
         };
-        match no_sigpipe(|| engine.handle.inbox().reload()) {
+        match engine.handle.inbox().reload() {
             Ok(()) => EN_OK,
             Err(ReloadError::Stopped) => EN_E_STOPPED,
             Err(ReloadError::Read(_)) => EN_E_CONFIG_READ,
@@ -593,7 +318,7 @@ pub unsafe extern "C" fn en_get_counters(e: *mut en_engine, out: *mut en_counter
         if out.is_null() {
             return EN_E_NULL;
         }
-        let Some(d) = no_sigpipe(|| engine.handle.inbox().counters()) else {
+        let Some(d) = engine.handle.inbox().counters() else {
             return EN_E_STOPPED;
         };
         let mut c = en_counters::from(d);
@@ -602,27 +327,6 @@ pub unsafe extern "C" fn en_get_counters(e: *mut en_engine, out: *mut en_counter
         unsafe { out.write(c) };
         EN_OK
     })
-}
-
-impl From<daemon::Counters> for en_counters {
-    fn from(d: daemon::Counters) -> en_counters {
-        en_counters {
-            messages: d.messages,
-            events: d.events,
-            queued: d.queued,
-            delivered: d.delivered,
-            retried: d.retried,
-            failed: d.failed,
-            dropped: d.dropped,
-            not_configured: d.not_configured,
-            too_long: d.too_long,
-            pending: d.pending,
-            in_flight: d.in_flight,
-            refused: d.refused,
-            reloads: d.reloads,
-            reload_errors: d.reload_errors,
-        }
-    }
 }
 
 /// Stops the engine and frees it: waits up to `flush_ms` milliseconds for the notifications
@@ -643,7 +347,7 @@ pub unsafe extern "C" fn en_destroy(e: *mut en_engine, flush_ms: c_uint) -> c_in
     let engine = unsafe { Box::from_raw(e) };
     guard(move || {
         let en_engine { handle, .. } = *engine;
-        match no_sigpipe(|| handle.stop(flush_ms as u64)) {
+        match handle.stop(flush_ms as u64) {
             Ok(_left) => EN_OK, // the daemon logs how many were left
             Err(err) => {
                 log::error!("en_destroy: {err}");
@@ -653,98 +357,10 @@ pub unsafe extern "C" fn en_destroy(e: *mut en_engine, flush_ms: c_uint) -> c_in
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Logging through a C callback
-
-struct Sink {
-    f: unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
-    /// The caller's pointer, only handed back.
-    user: usize,
-}
-
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-static LOGGER_INSTALLED: AtomicBool = AtomicBool::new(false);
-
-struct CallbackLogger;
-
-impl log::Log for CallbackLogger {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-
-    fn log(&self, r: &log::Record) {
-        if !self.enabled(r.metadata()) {
-            return;
-        }
-        let Ok(sink) = SINK.read() else { return };
-        let Some(sink) = sink.as_ref() else { return };
-        let mut text = r.args().to_string();
-        text.retain(|c| c != '\0');
-        let Ok(text) = CString::new(text) else { return };
-        let level = match r.level() {
-            log::Level::Error => EN_LOG_ERROR,
-            log::Level::Warn => EN_LOG_WARN,
-            log::Level::Info => EN_LOG_INFO,
-            log::Level::Debug => EN_LOG_DEBUG,
-            log::Level::Trace => EN_LOG_TRACE,
-        };
-        // SAFETY: the callback was given by the firmware for exactly this; the text lives
-        // until it returns.
-        unsafe { (sink.f)(sink.user as *mut c_void, level, text.as_ptr()) };
-    }
-
-    fn flush(&self) {}
-}
-
-static CALLBACK_LOGGER: CallbackLogger = CallbackLogger;
-
-/// Sends the library's log lines up to `max_level` (`EN_LOG_ERROR` .. `EN_LOG_TRACE`) to `f`,
-/// with `user` passed back unchanged; `f` NULL or `EN_LOG_OFF` turns logging off (the default).
-/// `f` is called from the engine's threads, possibly from several at once; it must return
-/// quickly and must not call any `en_*` function. The message is borrowed for the call.
-/// Returns `EN_E_RANGE` for a bad level, `EN_E_LOGGER` if the program already installed another
-/// Rust `log` logger. May be called at any time, from any thread.
-///
-/// # Safety
-/// `f` is NULL or a function safe to call from any thread with `user` until logging is turned
-/// off or replaced.
-#[no_mangle]
-pub unsafe extern "C" fn en_set_log(f: en_log_fn, user: *mut c_void, max_level: c_int) -> c_int {
-    guard(|| {
-        let level = match max_level {
-            EN_LOG_OFF => log::LevelFilter::Off,
-            EN_LOG_ERROR => log::LevelFilter::Error,
-            EN_LOG_WARN => log::LevelFilter::Warn,
-            EN_LOG_INFO => log::LevelFilter::Info,
-            EN_LOG_DEBUG => log::LevelFilter::Debug,
-            EN_LOG_TRACE => log::LevelFilter::Trace,
-            _ => return EN_E_RANGE,
-        };
-        if !LOGGER_INSTALLED.load(Ordering::Acquire) {
-            if log::set_logger(&CALLBACK_LOGGER).is_err() {
-                return EN_E_LOGGER;
-            }
-            LOGGER_INSTALLED.store(true, Ordering::Release);
-        }
-        let Ok(mut sink) = SINK.write() else {
-            return EN_E_SYSTEM;
-        };
-        *sink = f.map(|f| Sink {
-            f,
-            user: user as usize,
-        });
-        log::set_max_level(if sink.is_some() {
-            level
-        } else {
-            log::LevelFilter::Off
-        });
-        EN_OK
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::{c_void, CString};
     use std::ptr::null;
     use std::ptr::null_mut;
 
@@ -1041,40 +657,6 @@ mod tests {
                 reload_errors: 15,
             }
         );
-    }
-    #[test]
-    fn a_sigpipe_in_the_callers_thread_is_absorbed() {
-        // In a child process with SIGPIPE at its default action (deadly, as in a C program):
-        // a write to a pipe without a reader must only fail with EPIPE inside `no_sigpipe`,
-        // and kill the child without it (the control). Only async-signal-safe calls after fork.
-        use nix::sys::signal::{signal, SigHandler};
-        use nix::sys::wait::{waitpid, WaitStatus};
-        use nix::unistd::{fork, ForkResult};
-        for guarded in [true, false] {
-            // SAFETY: the child makes only async-signal-safe calls and leaves with _exit.
-            match unsafe { fork() }.unwrap() {
-                ForkResult::Child => unsafe {
-                    signal(Signal::SIGPIPE, SigHandler::SigDfl).ok();
-                    let mut fds = [0; 2];
-                    nix::libc::pipe(fds.as_mut_ptr());
-                    nix::libc::close(fds[0]);
-                    let write = || nix::libc::write(fds[1], b"x".as_ptr().cast(), 1);
-                    let n = if guarded { no_sigpipe(write) } else { write() };
-                    let mut mask: nix::libc::sigset_t = std::mem::zeroed();
-                    nix::libc::pthread_sigmask(nix::libc::SIG_BLOCK, std::ptr::null(), &mut mask);
-                    let restored = nix::libc::sigismember(&mask, nix::libc::SIGPIPE) == 0;
-                    nix::libc::_exit(if n == -1 && restored { 0 } else { 1 });
-                },
-                ForkResult::Parent { child } => {
-                    let status = waitpid(child, None).unwrap();
-                    if guarded {
-                        assert_eq!(status, WaitStatus::Exited(child, 0));
-                    } else {
-                        assert_eq!(status, WaitStatus::Signaled(child, Signal::SIGPIPE, false));
-                    }
-                }
-            }
-        }
     }
 
     #[test]

@@ -1,27 +1,5 @@
-//! The baresip adapter: follows a live baresip over its `ctrl_tcp` module and turns what it
-//! reports into the engine's transitions ([`Msg`]).
-//!
-//! Two layers, like the rest of the crate:
-//! - [`Decoder`] and [`Mapper`] are pure: bytes in, frames out; one ctrl_tcp JSON object in,
-//!   zero or more `Msg`s (and, at times, one query to send back) out. No I/O, no clock: the
-//!   caller passes `now_ms` where a timeout matters.
-//! - [`run_adapter`] is the I/O loop the daemon runs in a thread of its own: connect, read
-//!   netstrings, feed the mapper, hand each `Msg` to the sink, send the mapper's queries,
-//!   reconnect with capped back-off when baresip goes away.
-//!
-//! What baresip 1.0.0 (Debian 12) gives, and what is derived (see the README, "Following a baresip SIP stack"):
-//! - it has no `CALL_OUTGOING`: an outgoing call first shows as `CALL_LOCAL_SDP` (`offer`,
-//!   direction `outgoing`) *without* its Call-ID. The mapper asks baresip `callstat` at once
-//!   and announces the call with the Call-ID it reports; if that answer does not fit, the call
-//!   is announced with the first event that carries its Call-ID (or with its `CALL_CLOSED`).
-//! - it has no `CALL_HOLD`/`CALL_RESUME`: a hold or resume by this phone shows only as an extra
-//!   `CALL_REMOTE_SDP` (`answer`) on an established call, the same for both. The mapper then asks
-//!   `listcalls`, whose lines carry baresip's own `(on hold)` flag, and reports a change.
-//! - a blind transfer shows only as `CALL_CLOSED` with the reason `Call transfered`, once the
-//!   transfer target accepted: the mapper reports `Refer(Blind)` just before that `Call(Ended)`.
-//!
-//! Invariant: nothing here panics on what baresip sends; an event it does not know is counted
-//! and ignored.
+//! The pure mapper: one ctrl_tcp JSON object in, zero or more `Msg`s (and, at times, one
+//! query to send back) out.
 
 use crate::core::hook::{CallState, Kind, MediaState, Msg, RegState, TransferKind};
 use crate::core::tracker::user_part;
@@ -30,175 +8,8 @@ use crate::core::wire::reason_is_elsewhere;
 use core::fmt::Write as _;
 use heapless::String;
 use serde_json::Value as Json;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-/// Largest ctrl_tcp message (the JSON inside one netstring) in bytes. baresip 1.0.0's events
-/// are under 1 KiB and a `callstat` answer about 1.2 KiB; a longer netstring is skipped and
-/// counted.
-pub const NETSTRING_CAP: usize = 8192;
-/// Longest netstring length prefix (`8192` is 4 digits; more digits than this is garbage).
-pub const LEN_DIGITS_MAX: usize = 9;
-/// Calls the mapper follows at once (baresip's `call_max_calls` is 4 by default).
-pub const MAX_CALLS: usize = 8;
-/// Outgoing calls seen without their Call-ID yet (between the dial and its first event with one).
-pub const MAX_DIALS: usize = 4;
-/// How long a query (`callstat`/`listcalls`) may go unanswered before it is given up.
-pub const QUERY_TIMEOUT_MS: u64 = 3_000;
-/// Reconnect back-off: first wait, doubled after each failed attempt up to the cap.
-pub const BACKOFF_INITIAL_MS: u64 = 200;
-pub const BACKOFF_MAX_MS: u64 = 5_000;
-/// Connect timeout to ctrl_tcp, and the read timeout that paces the loop (stop flag, query
-/// timeouts).
-pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
-pub const READ_TICK_MS: u64 = 200;
-
-/// The reason baresip 1.0.0 gives in `CALL_CLOSED` when this phone's blind transfer succeeded
-/// (its spelling).
-pub const REASON_TRANSFERRED: &str = "Call transfered";
-
-// ---------------------------------------------------------------------------------------------
-// Netstrings
-
-/// Why the byte stream is not a valid netstring stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// A netstring longer than [`NETSTRING_CAP`]: it is skipped, the stream goes on.
-    #[error("netstring of {0} bytes is over the {NETSTRING_CAP}-byte cap: skipped")]
-    TooLong(usize),
-    /// The length prefix is not `digits ':'`: framing is lost, reconnect.
-    #[error("bad netstring length prefix")]
-    BadLength,
-    /// The netstring does not end with `,`: framing is lost, reconnect.
-    #[error("netstring does not end with ','")]
-    NoComma,
-}
-
-impl FrameError {
-    /// Can the stream go on after this error?
-    pub fn is_fatal(self) -> bool {
-        !matches!(self, FrameError::TooLong(_))
-    }
-}
-
-/// Incremental netstring decoder over one fixed buffer (allocated once).
-///
-/// ```
-/// use event_notify::baresip::Decoder;
-/// let mut d = Decoder::new();
-/// let input = b"5:hello,2:ok,";
-/// let n = input.len().min(d.spare().len());
-/// d.spare()[..n].copy_from_slice(&input[..n]);
-/// d.filled(n);
-/// assert_eq!(d.next_frame(), Some(Ok(&b"hello"[..])));
-/// assert_eq!(d.next_frame(), Some(Ok(&b"ok"[..])));
-/// assert_eq!(d.next_frame(), None);
-/// ```
-pub struct Decoder {
-    buf: Box<[u8]>,
-    len: usize,
-    /// Bytes at the front that belong to the frame handed out last.
-    consumed: usize,
-    /// Bytes still to drop of an over-long netstring (payload and comma).
-    skip: usize,
-}
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Decoder::new()
-    }
-}
-
-impl Decoder {
-    pub fn new() -> Decoder {
-        Decoder {
-            buf: vec![0u8; LEN_DIGITS_MAX + 1 + NETSTRING_CAP + 1].into_boxed_slice(),
-            len: 0,
-            consumed: 0,
-            skip: 0,
-        }
-    }
-
-    /// Forgets everything buffered (after a reconnect).
-    pub fn reset(&mut self) {
-        self.len = 0;
-        self.consumed = 0;
-        self.skip = 0;
-    }
-
-    /// Where the next read may write. Never empty while frames are drained with
-    /// [`Decoder::next_frame`] until it returns `None`.
-    pub fn spare(&mut self) -> &mut [u8] {
-        self.compact();
-        &mut self.buf[self.len..]
-    }
-
-    /// Marks `n` bytes of [`Decoder::spare`] as read.
-    pub fn filled(&mut self, n: usize) {
-        self.len = (self.len + n).min(self.buf.len());
-    }
-
-    fn compact(&mut self) {
-        if self.consumed > 0 {
-            self.buf.copy_within(self.consumed..self.len, 0);
-            self.len -= self.consumed;
-            self.consumed = 0;
-        }
-        if self.skip > 0 {
-            let n = self.skip.min(self.len);
-            self.buf.copy_within(n..self.len, 0);
-            self.len -= n;
-            self.skip -= n;
-        }
-    }
-
-    /// The next complete netstring's payload, an error, or `None` when more bytes are needed.
-    /// After a fatal error ([`FrameError::is_fatal`]) the caller must [`Decoder::reset`].
-    pub fn next_frame(&mut self) -> Option<Result<&[u8], FrameError>> {
-        self.compact();
-        if self.skip > 0 || self.len == 0 {
-            return None;
-        }
-        let data = &self.buf[..self.len];
-        let colon = match data.iter().position(|&b| b == b':') {
-            Some(i) => i,
-            None if self.len > LEN_DIGITS_MAX || !data.iter().all(u8::is_ascii_digit) => {
-                return Some(Err(FrameError::BadLength))
-            }
-            None => return None,
-        };
-        if colon == 0 || colon > LEN_DIGITS_MAX || !data[..colon].iter().all(u8::is_ascii_digit) {
-            return Some(Err(FrameError::BadLength));
-        }
-        let n = data[..colon]
-            .iter()
-            .fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0'));
-        if n > NETSTRING_CAP {
-            self.consumed = colon + 1;
-            self.skip = n + 1;
-            return Some(Err(FrameError::TooLong(n)));
-        }
-        let end = colon + 1 + n;
-        if self.len <= end {
-            return None;
-        }
-        if self.buf[end] != b',' {
-            return Some(Err(FrameError::NoComma));
-        }
-        self.consumed = end + 1;
-        Some(Ok(&self.buf[colon + 1..end]))
-    }
-}
-
-/// Writes `payload` as one netstring.
-pub fn netstring(payload: &str) -> std::string::String {
-    format!("{}:{},", payload.len(), payload)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The mapper
+use super::*;
 
 /// A question the mapper wants baresip to answer (a ctrl_tcp command, read-only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +52,7 @@ impl Query {
 
 /// What one ctrl_tcp message amounted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Handled {
     /// An event that gave this many messages (0: known, but nothing to report).
     Event(usize),
     /// An answer to one of our queries, that gave this many messages.
@@ -364,7 +175,7 @@ fn value(s: &str) -> Value {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Mapper {
-    calls: heapless::Vec<Call, MAX_CALLS>,
+    calls: heapless::Vec<Call, MAX_MAPPED_CALLS>,
     dials: heapless::Vec<Dial, MAX_DIALS>,
     want_callstat: bool,
     want_listcalls: bool,
@@ -433,7 +244,7 @@ impl Mapper {
 
     /// Feeds one ctrl_tcp message (an event or the answer to a query); `out` receives the
     /// messages it gives, in order.
-    pub fn input(&mut self, json: &Json, out: &mut dyn FnMut(Msg)) -> Outcome {
+    pub fn input(&mut self, json: &Json, out: &mut dyn FnMut(Msg)) -> Handled {
         let mut n = 0usize;
         let mut emit = |m: Msg| {
             n += 1;
@@ -441,18 +252,18 @@ impl Mapper {
         };
         if json.get("event").and_then(Json::as_bool) == Some(true) {
             if self.on_event(&Ev::from(json), &mut emit) {
-                Outcome::Event(n)
+                Handled::Event(n)
             } else {
-                Outcome::Ignored
+                Handled::Ignored
             }
         } else if json.get("response").and_then(Json::as_bool) == Some(true) {
             if self.on_answer(json, &mut emit) {
-                Outcome::Answer(n)
+                Handled::Answer(n)
             } else {
-                Outcome::Ignored
+                Handled::Ignored
             }
         } else {
-            Outcome::Ignored
+            Handled::Ignored
         }
     }
 
@@ -548,7 +359,7 @@ impl Mapper {
         };
         if self.calls.push(call).is_err() {
             log::warn!(
-                "baresip: call table full ({MAX_CALLS}): call {} not followed",
+                "baresip: call table full ({MAX_MAPPED_CALLS}): call {} not followed",
                 ev.id
             );
             self.stats.call_table_full += 1;
@@ -796,220 +607,14 @@ impl Mapper {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The I/O loop
-
-/// Counters of the adapter, shared with the daemon (`status`).
-#[derive(Debug, Default)]
-pub struct AdapterStats {
-    /// ctrl_tcp messages received (events and answers).
-    pub received: AtomicU64,
-    /// Events (or answers) that gave at least one message.
-    pub mapped: AtomicU64,
-    /// Messages handed to the engine.
-    pub msgs: AtomicU64,
-    /// Events of a type the mapper does not know, and answers nobody asked for.
-    pub ignored: AtomicU64,
-    /// Bad netstrings, oversized ones, JSON that does not parse, query time-outs.
-    pub errors: AtomicU64,
-    /// Connections made after the first one.
-    pub reconnects: AtomicU64,
-    pub connected: AtomicBool,
-}
-
-/// A copy of [`AdapterStats`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AdapterCounts {
-    pub received: u64,
-    pub mapped: u64,
-    pub msgs: u64,
-    pub ignored: u64,
-    pub errors: u64,
-    pub reconnects: u64,
-    pub connected: bool,
-}
-
-impl AdapterStats {
-    pub fn snapshot(&self) -> AdapterCounts {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        AdapterCounts {
-            received: g(&self.received),
-            mapped: g(&self.mapped),
-            msgs: g(&self.msgs),
-            ignored: g(&self.ignored),
-            errors: g(&self.errors),
-            reconnects: g(&self.reconnects),
-            connected: self.connected.load(Ordering::Relaxed),
-        }
-    }
-}
-
-fn bump(a: &AtomicU64) {
-    a.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Follows the baresip at `addr` (`HOST:PORT` of its `ctrl_tcp_listen`) until `stop` is set or
-/// the sink returns `false` (the daemon is gone). Blocking: run it in a thread of its own.
-/// Reconnects with back-off from [`BACKOFF_INITIAL_MS`] doubling to [`BACKOFF_MAX_MS`].
-pub fn run_adapter(
-    addr: &str,
-    sink: &mut dyn FnMut(Msg) -> bool,
-    stop: &AtomicBool,
-    stats: &AdapterStats,
-) {
-    let start = Instant::now();
-    let now_ms = || start.elapsed().as_millis() as u64;
-    let mut mapper = Mapper::new();
-    let mut decoder = Decoder::new();
-    let mut backoff = BACKOFF_INITIAL_MS;
-    let mut connections = 0u64;
-    let mut last_error = std::string::String::new();
-    while !stop.load(Ordering::Relaxed) {
-        match connect(addr) {
-            Ok(stream) => {
-                log::info!("baresip: connected to ctrl_tcp at {addr}");
-                last_error.clear();
-                if connections > 0 {
-                    bump(&stats.reconnects);
-                }
-                connections += 1;
-                backoff = BACKOFF_INITIAL_MS;
-                stats.connected.store(true, Ordering::Relaxed);
-                decoder.reset();
-                mapper.connected();
-                let r = session(
-                    stream,
-                    &mut mapper,
-                    &mut decoder,
-                    sink,
-                    stop,
-                    stats,
-                    &now_ms,
-                );
-                stats.connected.store(false, Ordering::Relaxed);
-                match r {
-                    Ok(Some(())) => return,
-                    Ok(None) => log::warn!("baresip: lost ctrl_tcp at {addr}: closed by baresip"),
-                    Err(e) => log::warn!("baresip: lost ctrl_tcp at {addr}: {e}"),
-                }
-            }
-            Err(e) => {
-                // Log a refused connection once, not at every retry.
-                let text = e.to_string();
-                if text != last_error {
-                    log::warn!("baresip: cannot connect to ctrl_tcp at {addr}: {text} (retrying)");
-                    last_error = text;
-                }
-            }
-        }
-        let until = Instant::now() + Duration::from_millis(backoff);
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(READ_TICK_MS.min(backoff)));
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX_MS);
-    }
-}
-
-fn connect(addr: &str) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, Duration::from_millis(CONNECT_TIMEOUT_MS)) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_millis(READ_TICK_MS)))?;
-                s.set_write_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))?;
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// One connection. `Ok(Some(()))`: stop; `Ok(None)`: baresip closed it; `Err`: I/O or framing.
-fn session(
-    mut stream: TcpStream,
-    mapper: &mut Mapper,
-    decoder: &mut Decoder,
-    sink: &mut dyn FnMut(Msg) -> bool,
-    stop: &AtomicBool,
-    stats: &AdapterStats,
-    now_ms: &dyn Fn() -> u64,
-) -> io::Result<Option<()>> {
-    let mut sink_open = true;
-    loop {
-        if stop.load(Ordering::Relaxed) || !sink_open {
-            return Ok(Some(()));
-        }
-        let timeouts = mapper.stats.query_timeouts;
-        if let Some(q) = mapper.poll_query(now_ms()) {
-            log::debug!("baresip: asking {}", q.kind.command());
-            stream.write_all(netstring(&q.json()).as_bytes())?;
-        }
-        if mapper.stats.query_timeouts != timeouts {
-            bump(&stats.errors);
-        }
-        let n = match stream.read(decoder.spare()) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => return Err(e),
-        };
-        decoder.filled(n);
-        while let Some(frame) = decoder.next_frame() {
-            let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
-                    bump(&stats.errors);
-                    log::warn!("baresip: {e}");
-                    if e.is_fatal() {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    continue;
-                }
-            };
-            bump(&stats.received);
-            let json: Json = match serde_json::from_slice(frame) {
-                Ok(j) => j,
-                Err(e) => {
-                    bump(&stats.errors);
-                    log::warn!("baresip: message is not JSON: {e}");
-                    continue;
-                }
-            };
-            log::debug!("baresip: {json}");
-            let outcome = mapper.input(&json, &mut |m| {
-                bump(&stats.msgs);
-                log::debug!("baresip: -> {:?} {:?}", m.kind, m.vars);
-                sink_open &= sink(m);
-            });
-            match outcome {
-                Outcome::Ignored => bump(&stats.ignored),
-                Outcome::Event(n) | Outcome::Answer(n) if n > 0 => bump(&stats.mapped),
-                Outcome::Event(_) | Outcome::Answer(_) => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use std::string::{String as Text, ToString};
+    use std::string::String as Text;
     use std::vec::Vec as StdVec;
 
     /// The JSON lines of a trace recorded from baresip 1.0.0 (`tests/sip/traces/`).
-    fn trace(text: &str) -> StdVec<Json> {
+    pub(crate) fn trace(text: &str) -> StdVec<Json> {
         text.lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .map(|l| serde_json::from_str(l).expect("trace line is JSON"))
@@ -1034,7 +639,7 @@ mod tests {
     }
 
     /// `Call(Incoming) call_id=.. remote=..` with the variables in their canonical order.
-    fn show(m: &Msg) -> Text {
+    pub(crate) fn show(m: &Msg) -> Text {
         let mut s = format!("{:?}", m.kind);
         for v in Var::ALL {
             if !m.vars.get(v).is_empty() {
@@ -1064,7 +669,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/register_ok.txt")),
+            &trace(include_str!("../../tests/sip/traces/register_ok.txt")),
         );
         let vars = "local=1001 active_user=1001 active_host=pbx.test";
         assert_eq!(
@@ -1082,7 +687,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/register_403.txt")),
+            &trace(include_str!("../../tests/sip/traces/register_403.txt")),
         );
         let vars = "local=1001 active_user=1001 active_host=pbx.test";
         assert_eq!(
@@ -1100,7 +705,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/in_answered.txt")),
+            &trace(include_str!("../../tests/sip/traces/in_answered.txt")),
         );
         assert_eq!(
             got,
@@ -1119,16 +724,16 @@ mod tests {
     fn incoming_cancelled_or_rejected_ends_unanswered() {
         for (text, id) in [
             (
-                include_str!("../tests/sip/traces/in_cancel.txt"),
+                include_str!("../../tests/sip/traces/in_cancel.txt"),
                 "in-cancel-1",
             ),
             (
-                include_str!("../tests/sip/traces/in_rejected.txt"),
+                include_str!("../../tests/sip/traces/in_rejected.txt"),
                 "in-rejected-1",
             ),
             // Answered elsewhere (CANCEL with Reason cause=200): 1.0.0 does not say so.
             (
-                include_str!("../tests/sip/traces/in_cancel_elsewhere.txt"),
+                include_str!("../../tests/sip/traces/in_cancel_elsewhere.txt"),
                 "in-elsewhere-1",
             ),
         ] {
@@ -1146,7 +751,7 @@ mod tests {
         }
     }
 
-    fn out_vars(id: &str) -> Text {
+    pub(crate) fn out_vars(id: &str) -> Text {
         format!(
             "local=1001 remote=1003 call_id={id} active_user=1001 active_host=pbx.test \
              calldirection=outgoing"
@@ -1155,13 +760,15 @@ mod tests {
 
     #[test]
     fn outgoing_call_announced_by_callstat_at_once() {
-        let lines = trace(include_str!("../tests/sip/traces/out_callstat_query.txt"));
+        let lines = trace(include_str!(
+            "../../tests/sip/traces/out_callstat_query.txt"
+        ));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         // The dial: CALL_LOCAL_SDP offer, outgoing, without Call-ID.
         assert_eq!(
             m.input(&lines[0], &mut |x| got.push(show(&x))),
-            Outcome::Event(0)
+            Handled::Event(0)
         );
         assert!(got.is_empty());
         let q = m.poll_query(10).expect("asks callstat");
@@ -1173,10 +780,10 @@ mod tests {
         // The answer to someone else's command (the test's dial) is not ours.
         assert_eq!(
             m.input(&lines[1], &mut |x| got.push(show(&x))),
-            Outcome::Ignored
+            Handled::Ignored
         );
         let a = answer(q, recorded(&lines, "c1"));
-        assert_eq!(m.input(&a, &mut |x| got.push(show(&x))), Outcome::Answer(1));
+        assert_eq!(m.input(&a, &mut |x| got.push(show(&x))), Handled::Answer(1));
         let v = out_vars("ae248b7d18a3ec8e");
         assert_eq!(got, [format!("Call(Calling) {v}")]);
         // Then the hang-up, with the same Call-ID.
@@ -1194,7 +801,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/out_answered.txt")),
+            &trace(include_str!("../../tests/sip/traces/out_answered.txt")),
         );
         let v = out_vars("e075fe2925dd8dca");
         assert_eq!(
@@ -1210,7 +817,9 @@ mod tests {
 
     #[test]
     fn callstat_about_another_call_is_not_taken() {
-        let lines = trace(include_str!("../tests/sip/traces/out_callstat_query.txt"));
+        let lines = trace(include_str!(
+            "../../tests/sip/traces/out_callstat_query.txt"
+        ));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         let mut dial = lines[0].clone();
@@ -1228,7 +837,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/out_busy.txt")),
+            &trace(include_str!("../../tests/sip/traces/out_busy.txt")),
         );
         let v = out_vars("5336824235ced67b");
         assert_eq!(
@@ -1246,7 +855,9 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/out_no_invite_hangup.txt")),
+            &trace(include_str!(
+                "../../tests/sip/traces/out_no_invite_hangup.txt"
+            )),
         );
         let v = out_vars("0b01ac06f2dc3144");
         assert_eq!(
@@ -1260,7 +871,7 @@ mod tests {
         let mut m = Mapper::new();
         let got = replay(
             &mut m,
-            &trace(include_str!("../tests/sip/traces/out_transfer.txt")),
+            &trace(include_str!("../../tests/sip/traces/out_transfer.txt")),
         );
         let v = out_vars("4dd2072fea7d4909");
         assert_eq!(
@@ -1277,7 +888,7 @@ mod tests {
 
     #[test]
     fn hold_and_resume_from_listcalls() {
-        let lines = trace(include_str!("../tests/sip/traces/out_hold_query.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/out_hold_query.txt"));
         let events: StdVec<&Json> = lines.iter().filter(|j| is_event(j)).collect();
         let (active, held) = (recorded(&lines, "a3"), recorded(&lines, "b3"));
         assert!(held.contains("(on hold)") && !active.contains("(on hold)"));
@@ -1322,7 +933,7 @@ mod tests {
     #[test]
     fn sdp_exchange_without_hold_change_reports_nothing() {
         // A re-INVITE from the peer (or /reinvite): SDP events, but the flag does not change.
-        let lines = trace(include_str!("../tests/sip/traces/out_hold_query.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/out_hold_query.txt"));
         let events: StdVec<&Json> = lines.iter().filter(|j| is_event(j)).collect();
         let mut m = Mapper::new();
         let mut got = StdVec::new();
@@ -1340,7 +951,7 @@ mod tests {
 
     #[test]
     fn hold_by_the_peer_is_no_hold_by_the_phone() {
-        let lines = trace(include_str!("../tests/sip/traces/in_remote_hold.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/in_remote_hold.txt"));
         let events: StdVec<&Json> = lines.iter().filter(|j| is_event(j)).collect();
         let mut m = Mapper::new();
         let mut got = StdVec::new();
@@ -1359,7 +970,7 @@ mod tests {
         assert_eq!(
             m.input(&answer(q, recorded(&lines, "r2")), &mut |x| got
                 .push(show(&x))),
-            Outcome::Answer(0)
+            Handled::Answer(0)
         );
         m.input(events[5], &mut |x| got.push(show(&x)));
         let v = IN.replace("in-answered-1", "in-remote-hold-1");
@@ -1375,7 +986,7 @@ mod tests {
 
     #[test]
     fn two_calls_to_one_peer_are_not_guessed() {
-        let lines = trace(include_str!("../tests/sip/traces/out_hold_query.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/out_hold_query.txt"));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         for id in ["x1", "x2"] {
@@ -1403,7 +1014,7 @@ mod tests {
 
     #[test]
     fn after_a_reconnect_calls_baresip_no_longer_has_are_ended() {
-        let lines = trace(include_str!("../tests/sip/traces/in_answered.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/in_answered.txt"));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         for j in &lines[..4] {
@@ -1426,8 +1037,8 @@ mod tests {
     #[test]
     fn a_restarted_baresip_without_accounts_has_no_calls() {
         // Recorded: baresip 1.0.0 restarted (no UA yet) answers listcalls like this.
-        let lines = trace(include_str!("../tests/sip/traces/restart_listcalls.txt"));
-        let call = trace(include_str!("../tests/sip/traces/out_answered.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/restart_listcalls.txt"));
+        let call = trace(include_str!("../../tests/sip/traces/out_answered.txt"));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         for j in call.iter().take(4) {
@@ -1445,7 +1056,7 @@ mod tests {
 
     #[test]
     fn reconnect_learns_what_it_missed_of_a_live_call() {
-        let lines = trace(include_str!("../tests/sip/traces/in_answered.txt"));
+        let lines = trace(include_str!("../../tests/sip/traces/in_answered.txt"));
         let mut m = Mapper::new();
         let mut got = StdVec::new();
         m.input(&lines[0], &mut |x| got.push(show(&x)));
@@ -1481,7 +1092,7 @@ mod tests {
             let j: Json = serde_json::from_str(text).unwrap();
             assert_eq!(
                 m.input(&j, &mut |x| got.push(show(&x))),
-                Outcome::Ignored,
+                Handled::Ignored,
                 "{text}"
             );
         }
@@ -1495,7 +1106,7 @@ mod tests {
         ] {
             let j: Json = serde_json::from_str(text).unwrap();
             assert!(
-                matches!(m.input(&j, &mut |x| got.push(show(&x))), Outcome::Event(_)),
+                matches!(m.input(&j, &mut |x| got.push(show(&x))), Handled::Event(_)),
                 "{text}"
             );
         }
@@ -1534,13 +1145,13 @@ mod tests {
     fn call_table_full_still_reports() {
         let mut m = Mapper::new();
         let mut n = 0;
-        for i in 0..MAX_CALLS + 2 {
+        for i in 0..MAX_MAPPED_CALLS + 2 {
             let j = serde_json::json!({"event": true, "type": "CALL_INCOMING",
                 "direction": "incoming", "id": format!("c{i}"), "peeruri": "sip:1@h"});
             m.input(&j, &mut |_| n += 1);
         }
-        assert_eq!(n, MAX_CALLS + 2);
-        assert_eq!(m.calls(), MAX_CALLS);
+        assert_eq!(n, MAX_MAPPED_CALLS + 2);
+        assert_eq!(m.calls(), MAX_MAPPED_CALLS);
         assert_eq!(m.stats.call_table_full, 2);
     }
 
@@ -1553,149 +1164,5 @@ mod tests {
         account_vars(&mut v, "sips:bob@pbx.example");
         assert_eq!(v.get(Var::ActiveHost), "pbx.example");
         assert_eq!(v.get(Var::Local), "bob");
-    }
-
-    // --- netstrings
-
-    fn feed(d: &mut Decoder, bytes: &[u8]) -> StdVec<Result<Text, FrameError>> {
-        let mut got = StdVec::new();
-        let mut rest = bytes;
-        loop {
-            while let Some(f) = d.next_frame() {
-                let fatal = matches!(f, Err(e) if e.is_fatal());
-                got.push(f.map(|b| Text::from_utf8_lossy(b).to_string()));
-                if fatal {
-                    return got;
-                }
-            }
-            if rest.is_empty() {
-                return got;
-            }
-            let spare = d.spare();
-            let n = rest.len().min(spare.len());
-            spare[..n].copy_from_slice(&rest[..n]);
-            d.filled(n);
-            rest = &rest[n..];
-        }
-    }
-
-    #[test]
-    fn netstrings_split_anywhere() {
-        let stream = b"5:hello,0:,11:{\"a\":\"b:,\"},";
-        let whole = feed(&mut Decoder::new(), stream);
-        assert_eq!(
-            whole,
-            [
-                Ok("hello".into()),
-                Ok("".into()),
-                Ok("{\"a\":\"b:,\"}".into())
-            ]
-        );
-        let mut d = Decoder::new();
-        let mut got = StdVec::new();
-        for b in stream {
-            got.extend(feed(&mut d, &[*b]));
-        }
-        assert_eq!(got, whole);
-    }
-
-    #[test]
-    fn oversized_netstring_is_skipped_and_the_stream_goes_on() {
-        let big = "x".repeat(NETSTRING_CAP + 1);
-        let stream = format!("2:ok,{}:{big},3:end,", big.len());
-        let got = feed(&mut Decoder::new(), stream.as_bytes());
-        assert_eq!(
-            got,
-            [
-                Ok("ok".into()),
-                Err(FrameError::TooLong(NETSTRING_CAP + 1)),
-                Ok("end".into())
-            ]
-        );
-        let just = "y".repeat(NETSTRING_CAP);
-        let stream = format!("{}:{just},", just.len());
-        assert_eq!(feed(&mut Decoder::new(), stream.as_bytes()), [Ok(just)]);
-    }
-
-    #[test]
-    fn broken_framing_is_fatal() {
-        assert_eq!(
-            feed(&mut Decoder::new(), b"2:ok;"),
-            [Err(FrameError::NoComma)]
-        );
-        assert_eq!(
-            feed(&mut Decoder::new(), b"x:ok,"),
-            [Err(FrameError::BadLength)]
-        );
-        assert_eq!(
-            feed(&mut Decoder::new(), b":ok,"),
-            [Err(FrameError::BadLength)]
-        );
-        assert_eq!(
-            feed(&mut Decoder::new(), b"1234567890123"),
-            [Err(FrameError::BadLength)]
-        );
-        assert_eq!(feed(&mut Decoder::new(), b"12345"), []);
-        assert!(!FrameError::TooLong(1).is_fatal());
-    }
-
-    // --- the I/O loop against a fake ctrl_tcp on loopback
-
-    #[test]
-    fn adapter_maps_reconnects_and_asks() {
-        use std::net::TcpListener;
-        use std::sync::{mpsc, Arc};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let lines = trace(include_str!("../tests/sip/traces/out_busy.txt"));
-        let events: StdVec<Text> = lines.iter().map(|j| j.to_string()).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(AdapterStats::default());
-        let (tx, rx) = mpsc::channel::<Text>();
-        let adapter = {
-            let (stop, stats, addr) = (Arc::clone(&stop), Arc::clone(&stats), addr.clone());
-            std::thread::spawn(move || {
-                run_adapter(&addr, &mut |m| tx.send(show(&m)).is_ok(), &stop, &stats);
-            })
-        };
-        // First connection: the dial, then an oversized netstring, then baresip "restarts".
-        let (mut c, _) = listener.accept().unwrap();
-        c.write_all(netstring(&events[0]).as_bytes()).unwrap();
-        let mut buf = [0u8; 256];
-        let n = c.read(&mut buf).unwrap();
-        let asked = std::str::from_utf8(&buf[..n]).unwrap();
-        assert_eq!(
-            asked,
-            netstring("{\"command\":\"callstat\",\"token\":\"en-1\"}")
-        );
-        let big = "x".repeat(NETSTRING_CAP + 10);
-        c.write_all(netstring(&big).as_bytes()).unwrap();
-        c.write_all(b"8:not json,").unwrap();
-        drop(c);
-        // Second connection: the rest of the call, split into small writes.
-        let (mut c, _) = listener.accept().unwrap();
-        let rest: Text = events[1..].iter().map(|e| netstring(e)).collect();
-        for chunk in rest.as_bytes().chunks(7) {
-            c.write_all(chunk).unwrap();
-        }
-        let v = out_vars("5336824235ced67b");
-        let want = [
-            format!("Call(Calling) {v}"),
-            format!("Call(Ringing) {v}"),
-            format!("Call(Ended) {v}"),
-        ];
-        for w in &want {
-            assert_eq!(&rx.recv_timeout(Duration::from_secs(5)).unwrap(), w);
-        }
-        assert!(stats.snapshot().connected);
-        stop.store(true, Ordering::Relaxed);
-        adapter.join().unwrap();
-        let s = stats.snapshot();
-        assert_eq!(s.reconnects, 1);
-        assert_eq!(s.received, 4); // the dial, the one that is not JSON, ringing, closed
-        assert_eq!(s.errors, 2); // the oversized netstring, the JSON that is not
-        assert_eq!(s.mapped, 2);
-        assert_eq!(s.msgs, 3);
-        assert!(!s.connected);
     }
 }
