@@ -283,7 +283,10 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
     rep.row(
         Row::new(
             "rss.static.hwm",
-            &format!("handset build: peak RSS (VmHWM), burst of {} unpaced", p.rss_small),
+            &format!(
+                "handset build: peak RSS (VmHWM), burst of {} unpaced",
+                p.rss_small
+            ),
             Unit::KiB,
             Better::Lower,
             na_or("rss.static", "rss.static.hwm"),
