@@ -673,3 +673,40 @@ fn a_burst_of_1000_to_a_healthy_receiver_drops_none() {
     assert!(!d.log().contains("outbox full"), "{}", d.log());
     eprintln!("burst of {N}: at most {most_pending} pending at a time");
 }
+
+/// A client that writes faster than it reads is slowed down by its socket, never dropped: 3,000
+/// lines written at once while the replies are read only later all get their answer, in order.
+/// (Before: the daemon dropped the client when its socket could not take a reply at once,
+/// after about 200 unread replies.)
+#[test]
+fn a_client_that_reads_late_gets_every_answer() {
+    let d = Daemon::start(r#"{"events": {}}"#);
+    const LINES: usize = 3000;
+    let s = UnixStream::connect(d.socket_path()).expect("connect");
+    let mut w = s.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for _ in 0..LINES {
+            all.extend_from_slice(b"EN1 ping\n");
+        }
+        w.write_all(&all).expect("the daemon kept reading");
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut r = BufReader::new(s);
+    let mut got = 0;
+    let mut line = String::new();
+    while got < LINES {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                assert_eq!(line, "OK pong\n");
+                got += 1;
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(got, LINES, "replies received before the daemon closed");
+    assert!(d.status().contains("clients"), "the daemon still answers");
+}
