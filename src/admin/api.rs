@@ -105,6 +105,20 @@ struct Raw {
     content_type: String,
     username: String,
     password: String,
+    /// Write-only, like the password.
+    signing_secret: String,
+    /// Extra headers, name -> value template, as in the file.
+    headers: Map<String, Value>,
+    /// Fields of the file this API does not know: kept as they are, never dropped.
+    rest: Map<String, Value>,
+}
+
+/// What a credential's value is shown as (URL passwords, credential headers).
+const MASK: &str = "****";
+
+/// Whether a header's value is a credential by its name: the rule `expand` masks by.
+fn header_is_secret(name: &str) -> bool {
+    crate::cli::header_is_secret(name)
 }
 
 fn short_ct(ct: &str) -> &str {
@@ -137,6 +151,23 @@ impl Raw {
                 r.content_type = short_ct(&s("content_type")).to_string();
                 r.username = s("username");
                 r.password = s("password");
+                r.signing_secret = s("signing_secret");
+                for (k, v) in o {
+                    match k.as_str() {
+                        "url" | "enabled" | "method" | "body" | "content_type" | "username"
+                        | "password" | "signing_secret" => {}
+                        "headers" => match v {
+                            Value::Object(h) => r.headers = h.clone(),
+                            // Not an object: kept as it is for the validation to report.
+                            other => {
+                                r.rest.insert(k.clone(), other.clone());
+                            }
+                        },
+                        _ => {
+                            r.rest.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -167,8 +198,10 @@ impl Raw {
                 "content_type" => r.content_type = short_ct(&s()?).to_string(),
                 "username" => r.username = s()?,
                 "password" => r.password = s()?,
+                "signing_secret" => r.signing_secret = s()?,
+                "headers" => r.headers = merge_headers(val, &self.headers)?,
                 // Read-only fields a client may echo back.
-                "password_set" | "key" | "label" | "vars" | "aliases" => {}
+                "password_set" | "signing_secret_set" | "key" | "label" | "vars" | "aliases" => {}
                 other => return Err(format!("unknown field {other}")),
             }
         }
@@ -185,7 +218,10 @@ impl Raw {
             && self.body.is_empty()
             && self.content_type == "form"
             && self.username.is_empty()
-            && self.password.is_empty();
+            && self.password.is_empty()
+            && self.signing_secret.is_empty()
+            && self.headers.is_empty()
+            && self.rest.is_empty();
         if plain {
             return Some(Value::String(self.url.clone()));
         }
@@ -209,12 +245,33 @@ impl Raw {
         if !self.password.is_empty() {
             o.insert("password".into(), self.password.clone().into());
         }
+        if !self.headers.is_empty() {
+            o.insert("headers".into(), Value::Object(self.headers.clone()));
+        }
+        if !self.signing_secret.is_empty() {
+            o.insert("signing_secret".into(), self.signing_secret.clone().into());
+        }
+        for (k, v) in &self.rest {
+            o.insert(k.clone(), v.clone());
+        }
         Some(Value::Object(o))
     }
 
-    /// What the API shows: no password, ever.
+    /// What the API shows: no password or secret, ever.
     fn to_api(&self, e: Event) -> Value {
         let (url, url_pw) = mask_url(&self.url);
+        let headers: Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if header_is_secret(k) && v.is_string() {
+                    Value::String(MASK.into())
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect();
         json!({
             "key": e.key(),
             "label": e.label(),
@@ -225,8 +282,42 @@ impl Raw {
             "content_type": self.content_type,
             "username": self.username,
             "password_set": !self.password.is_empty() || url_pw,
+            "signing_secret_set": !self.signing_secret.is_empty(),
+            "headers": headers,
         })
     }
+}
+
+/// A client's `headers` object: the new list (a header left out is removed); a credential
+/// header whose value is `****` keeps the stored value of the same name.
+fn merge_headers(val: &Value, old: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let h = match val {
+        Value::Null => return Ok(Map::new()),
+        Value::Object(h) => h,
+        _ => return Err("headers must be an object of name: value".into()),
+    };
+    let mut out = Map::new();
+    for (name, v) in h {
+        if v.as_str() == Some(MASK) && header_is_secret(name) {
+            let stored = old
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone());
+            match stored {
+                Some(s) => {
+                    out.insert(name.clone(), s);
+                }
+                None => {
+                    return Err(format!(
+                        "headers.{name}: {MASK} keeps a stored value, and there is none"
+                    ))
+                }
+            }
+        } else {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Where the userinfo of a URL is: (start, '@' index), if any.
@@ -276,16 +367,65 @@ fn stored_event(root: &Map<String, Value>, e: Event) -> Option<&Value> {
         .map(|(_, v)| v)
 }
 
+/// The delivery settings as the API shows them: the signing secret only as `signing_secret_set`.
 fn delivery_json(d: &Delivery) -> Value {
     json!({
         "connect_timeout_ms": d.connect_timeout_ms,
         "timeout_ms": d.timeout_ms,
         "attempts": d.attempts,
+        "max_age_s": d.max_age_s,
         "backoff_initial_ms": d.backoff_initial_ms,
         "backoff_max_ms": d.backoff_max_ms,
         "shutdown_flush_ms": d.shutdown_flush_ms,
         "ca_file": d.ca_file,
+        "spool": d.spool.as_ref().map(|s| json!({"path": s.path, "max_bytes": s.max_bytes})),
+        "signing_secret_set": d.signing_secret.is_some(),
     })
+}
+
+/// The defaults the page shows beside each delivery field (a spool has no default path).
+fn delivery_defaults() -> Value {
+    let mut v = delivery_json(&Delivery::default());
+    v["spool"] = json!({"path": null, "max_bytes": crate::core::config::SPOOL_DEFAULT_MAX_BYTES});
+    v
+}
+
+/// The file's `delivery` object after a client's: a field left out is kept (so nothing the
+/// client does not show is dropped), `null` or `""` removes it (its default applies);
+/// `signing_secret` is write-only (left out keeps, `""` clears); a spool without a path is none.
+fn merge_delivery(old: Option<&Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut d = match old {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
+    for (k, v) in new {
+        if k == "signing_secret_set" {
+            continue;
+        }
+        let gone = match (k.as_str(), v) {
+            (_, Value::Null) => true,
+            (_, Value::String(s)) => s.is_empty(),
+            ("spool", Value::Object(o)) => {
+                matches!(o.get("path"), None | Some(Value::Null))
+                    || o.get("path").and_then(Value::as_str) == Some("")
+            }
+            _ => false,
+        };
+        if gone {
+            d.remove(k);
+        } else if let ("spool", Value::Object(o)) = (k.as_str(), v) {
+            // `max_bytes: null` is its default.
+            let o: Map<String, Value> = o
+                .iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            d.insert(k.clone(), Value::Object(o));
+        } else {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    d
 }
 
 /// The whole config as the API shows it.
@@ -313,7 +453,7 @@ fn config_view(text: &str) -> Value {
     let mut out = json!({
         "events": events,
         "delivery": delivery_json(&delivery),
-        "delivery_defaults": delivery_json(&Delivery::default()),
+        "delivery_defaults": delivery_defaults(),
         "device": device,
     });
     if let Err(problems) = &parsed {
@@ -475,8 +615,13 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
                 continue;
             };
             let stored = Raw::from_value(stored_event(old, e));
+            // Kept when left out: the password and signing secret (write-only), the headers and
+            // fields this API does not know (a client that does not show them cannot drop them).
             let base = Raw {
                 password: stored.password.clone(),
+                signing_secret: stored.signing_secret.clone(),
+                headers: stored.headers.clone(),
+                rest: stored.rest.clone(),
                 ..Raw::from_value(None)
             };
             let base = Raw {
@@ -497,7 +642,7 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
                 }
                 Value::String(s) => Raw {
                     url: unmask_url(s, &stored.url),
-                    ..Raw::from_value(None)
+                    ..base.clone()
                 },
                 Value::Null => Raw::from_value(None),
                 _ => {
@@ -514,7 +659,17 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
     for (k, v) in b {
         match k.as_str() {
             "events" | "delivery_defaults" | "problems" | "etag" => {}
-            "delivery" | "device" => {
+            "delivery" => {
+                if let Value::Object(o) = v {
+                    let d = merge_delivery(old.get("delivery"), o);
+                    if !d.is_empty() {
+                        root.insert(k.clone(), Value::Object(d));
+                    }
+                } else {
+                    root.insert(k.clone(), v.clone());
+                }
+            }
+            "device" => {
                 if let Value::Object(o) = v {
                     let kept: Map<String, Value> = o
                         .iter()
@@ -531,6 +686,12 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
             _ => {
                 root.insert(k.clone(), v.clone());
             }
+        }
+    }
+    // Whatever the client left out entirely is kept as it is.
+    for (k, v) in old {
+        if !b.contains_key(k) && !root.contains_key(k) {
+            root.insert(k.clone(), v.clone());
         }
     }
     Ok(root)
@@ -721,7 +882,25 @@ fn expand(
     } else {
         ""
     };
-    let _ = delivery;
+    // Numbered like a real one (an example id: sequence 0), signed and with the extra headers
+    // as the daemon sends it.
+    n.id = crate::core::id::delivery_id(vars.get(Var::Mac), 0, 0);
+    let mut vars = vars.clone();
+    vars.set(Var::DeliveryId, &n.id);
+    let vars = &vars;
+    n.secret = ec
+        .signing_secret
+        .clone()
+        .or_else(|| delivery.signing_secret.clone());
+    for (name, t) in &ec.headers {
+        use std::fmt::Write as _;
+        let ok = write!(n.headers, "{name}: ").is_ok()
+            && t.write_to(vars, Encoding::Percent, &mut n.headers).is_ok()
+            && n.headers.push('\n').is_ok();
+        if !ok {
+            return Err("the expanded headers are too long: they would not be sent");
+        }
+    }
     ec.url
         .expand(vars, Encoding::Percent, &mut n.url)
         .map_err(|_| "the expanded URL is too long: it would not be sent")?;
@@ -781,6 +960,18 @@ fn request_json(n: &Notification) -> Value {
     }
     if !n.content_type.is_empty() {
         headers.push(json!(["Content-Type", n.content_type]));
+    }
+    headers.push(json!(["X-Event-Notify-Id", n.id.as_str()]));
+    for line in n.headers.lines() {
+        let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+        let shown = if header_is_secret(name) { MASK } else { value };
+        headers.push(json!([name, shown]));
+    }
+    if n.secret.is_some() {
+        headers.push(json!([
+            "X-Event-Notify-Signature",
+            "t=<time sent>,v1=<HMAC-SHA256> (secret not shown)"
+        ]));
     }
     json!({
         "line": format!("{} {}", n.method.as_str(), n.url),
