@@ -961,7 +961,8 @@ fn request_json(n: &Notification) -> Value {
     if !n.content_type.is_empty() {
         headers.push(json!(["Content-Type", n.content_type]));
     }
-    headers.push(json!(["X-Event-Notify-Id", n.id.as_str()]));
+    headers.push(json!([crate::sign::ID_HEADER, n.id.as_str()]));
+    headers.push(json!([crate::sign::IDEMPOTENCY_HEADER, n.id.as_str()]));
     for line in n.headers.lines() {
         let (name, value) = line.split_once(": ").unwrap_or((line, ""));
         let shown = if header_is_secret(name) { MASK } else { value };
@@ -969,7 +970,7 @@ fn request_json(n: &Notification) -> Value {
     }
     if n.secret.is_some() {
         headers.push(json!([
-            "X-Event-Notify-Signature",
+            crate::sign::SIGNATURE_HEADER,
             "t=<time sent>,v1=<HMAC-SHA256> (secret not shown)"
         ]));
     }
@@ -1309,6 +1310,66 @@ mod tests {
         let t = Value::Object(root_from_view(&body2, &old).unwrap()).to_string();
         assert!(!t.contains("pw1"), "{t}");
         assert!(crate::daemon::validate_config(&t).is_ok(), "{t}");
+    }
+
+    #[test]
+    fn new_settings_survive_a_round_trip_and_secrets_never_show() {
+        let text = r#"{"events":{"incoming_call":{"url":"http://h/in","signing_secret":"ev-sec-1",
+                         "headers":{"X-Api-Key":"key-sec-2","X-Site":"lab $mac"}}},
+                       "delivery":{"max_age_s":600,"spool":"/data/en.spool","signing_secret":"del-sec-3"}}"#;
+        let old = root_of(text);
+        let v = config_view(text);
+        let s = v.to_string();
+        for sec in ["ev-sec-1", "key-sec-2", "del-sec-3"] {
+            assert!(!s.contains(sec), "{s}");
+        }
+        let ev = &v["events"]["incoming_call"];
+        assert_eq!(ev["signing_secret_set"], true);
+        assert_eq!(ev["headers"]["X-Api-Key"], "****");
+        assert_eq!(ev["headers"]["X-Site"], "lab $mac");
+        assert_eq!(v["delivery"]["max_age_s"], 600);
+        assert_eq!(v["delivery"]["spool"]["path"], "/data/en.spool");
+        assert_eq!(v["delivery"]["signing_secret_set"], true);
+        assert_eq!(
+            v["delivery_defaults"]["max_age_s"],
+            Delivery::default().max_age_s
+        );
+        // What GET showed, written back, keeps all of it.
+        let t = Value::Object(root_from_view(&v, &old).unwrap()).to_string();
+        for sec in [
+            "ev-sec-1",
+            "key-sec-2",
+            "del-sec-3",
+            "lab $mac",
+            "\"max_age_s\":600",
+            "/data/en.spool",
+        ] {
+            assert!(t.contains(sec), "{sec} lost: {t}");
+        }
+        let (c, _) = crate::daemon::validate_config(&t).unwrap();
+        assert_eq!(c.delivery.max_age_s, 600);
+        // "" clears a secret; a header left out is removed; a new value replaces.
+        let mut b = v.clone();
+        b["events"]["incoming_call"]["signing_secret"] = json!("");
+        b["events"]["incoming_call"]["headers"] = json!({"X-Api-Key": "new-key"});
+        b["delivery"]["signing_secret"] = json!("");
+        b["delivery"]["spool"] = Value::Null;
+        let t = Value::Object(root_from_view(&b, &old).unwrap()).to_string();
+        assert!(
+            !t.contains("ev-sec-1") && !t.contains("del-sec-3") && !t.contains("X-Site"),
+            "{t}"
+        );
+        assert!(t.contains("new-key") && !t.contains("spool"), "{t}");
+        // **** for a header that has no stored value is refused, not sent as is.
+        let stored = Raw::from_value(stored_event(&old, Event::IncomingCall));
+        let edit = json!({"headers": {"Authorization": "****"}});
+        assert!(stored.merge(edit.as_object().unwrap()).is_err());
+        // A partial edit (PUT of one event, the CTI request) keeps everything else.
+        let r = stored
+            .merge(json!({"url": "http://h/new"}).as_object().unwrap())
+            .unwrap();
+        let f = r.to_file().unwrap().to_string();
+        assert!(f.contains("ev-sec-1") && f.contains("key-sec-2"), "{f}");
     }
 
     #[test]
