@@ -312,10 +312,10 @@ function editor(k) {
   };
   // Extra headers: name/value rows; a credential header shows ****, which keeps its value.
   const hdrs = () => (S.ev[k] || {}).headers || Object.entries(s.headers || {});
-  const hl = h('div');
+  const hl = h('div.hdrs');
   const hSet = (a) => { setEv(k, 'headers', a); check(k); };
   const hUi = () => {
-    hl.replaceChildren(...hdrs().map(([n, v], i) => h('div.pw-row', {},
+    hl.replaceChildren(...hdrs().map(([n, v], i) => h('div.pw-row.hdr', {},
       h('input.mono', { value: n, placeholder: 'Name', 'aria-label': 'Header name', oninput: (e) => hSet(hdrs().map((p, j) => j === i ? [e.target.value, p[1]] : p)) }),
       tpl(null, h('input.mono', { value: v, placeholder: 'Value', 'aria-label': 'Header value', oninput: (e) => hSet(hdrs().map((p, j) => j === i ? [p[0], e.target.value] : p)) })),
       h('button.btn.small', { text: 'Remove', onclick: () => { hSet(hdrs().filter((_, j) => j !== i)); hUi(); } }))),
