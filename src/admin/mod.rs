@@ -736,7 +736,11 @@ const fn compact<const N: usize>(src: &str) -> ([u8; N], usize) {
             s += 1;
         }
         let comment = (end - s >= 2 && b[s] == b'/' && b[s + 1] == b'/')
-            || (end - s >= 4 && b[s] == b'/' && b[s + 1] == b'*' && b[end - 2] == b'*' && b[end - 1] == b'/');
+            || (end - s >= 4
+                && b[s] == b'/'
+                && b[s + 1] == b'*'
+                && b[end - 2] == b'*'
+                && b[end - 1] == b'/');
         if s < end && !comment {
             while s < end {
                 out[n] = b[s];
