@@ -264,7 +264,7 @@ impl Raw {
             .headers
             .iter()
             .map(|(k, v)| {
-                let shown = if header_is_secret(k) && v.is_string() {
+                let shown = if header_is_secret(k) && !v.is_null() {
                     Value::String(MASK.into())
                 } else {
                     v.clone()
@@ -465,6 +465,23 @@ fn config_view(text: &str) -> Value {
 
 /// A problem as the API reports it; `text` is the line `check` prints.
 pub fn problem_json(p: &Problem, path: &str) -> Value {
+    // A warning about a credential header's value names the `$word` it found in it: part of the
+    // secret. Say where, not what.
+    let secret_header = p
+        .place
+        .split_once(".headers.")
+        .is_some_and(|(_, name)| header_is_secret(name));
+    let masked;
+    let p = if secret_header && p.message.contains("unknown variable") {
+        let col = p.message.split(':').next().unwrap_or("");
+        masked = Problem {
+            message: format!("{col}: a $word in this credential header is not a known variable and is sent as typed (not shown)"),
+            ..p.clone()
+        };
+        &masked
+    } else {
+        p
+    };
     let (column, message) = match p.message.strip_prefix("column ") {
         Some(rest) => match rest.split_once(": ") {
             Some((n, m)) if n.parse::<u64>().is_ok() => (n.parse::<u64>().ok(), m.to_string()),
@@ -1370,6 +1387,26 @@ mod tests {
             .unwrap();
         let f = r.to_file().unwrap().to_string();
         assert!(f.contains("ev-sec-1") && f.contains("key-sec-2"), "{f}");
+    }
+
+    #[test]
+    fn a_warning_about_a_credential_header_does_not_quote_its_value() {
+        let (_, warnings) = crate::daemon::validate_config(
+            r#"{"events":{"incoming_call":{"url":"h/x","headers":{"X-Token":"Bearer $tok3nS3cret","X-Site":"$s1te"}}}}"#,
+        )
+        .unwrap();
+        let v: Vec<Value> = warnings
+            .iter()
+            .map(|p| problem_json(p, "/c.json"))
+            .collect();
+        let s = Value::Array(v.clone()).to_string();
+        assert!(!s.contains("tok3nS3cret"), "{s}");
+        assert!(s.contains("s1te"), "a plain header's word is named: {s}");
+        assert!(
+            v.iter()
+                .any(|p| p["column"] == 8 && p["field"] == "events.incoming_call.headers.X-Token"),
+            "{s}"
+        );
     }
 
     #[test]
