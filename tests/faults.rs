@@ -637,3 +637,76 @@ fn resets_garbage_and_slow_answers_are_retried_in_order() {
     d.emit_ok(&["dnd_on", "remote=3"]);
     r.wait_for(6, PATIENCE);
 }
+
+/// Issue 14 #2: an unpaced burst of 1,000 events to a healthy receiver drops none: the client
+/// writes each line as soon as the previous one is answered (answered on queueing, long before
+/// delivery), so the outbox fills faster than it drains. It stores each notification at its real
+/// size now (before: 128 fixed slots, 759 of 1,000 dropped). All arrive, each once, in order.
+#[test]
+fn a_burst_of_1000_to_a_healthy_receiver_drops_none() {
+    let r = Receiver::start();
+    let cfg = format!(
+        r#"{{"events": {{"dnd_on": "{u}?n=$remote&mac=$mac&t=$timestamp", "dnd_off": "{u}?n=$remote&off=1"}}}}"#,
+        u = r.bare_url("/burst")
+    );
+    let d = Daemon::start(&cfg);
+    const N: usize = 1_000;
+    let mut c = Line::connect(&d);
+    let mut most_pending = 0;
+    for i in 0..N {
+        let verb = if i % 2 == 0 { "dnd_on" } else { "dnd_off" };
+        let answer = c.ask(&format!("EN1 {verb} remote={i}"));
+        assert!(answer.starts_with("OK "), "{answer}");
+        if i % 100 == 99 {
+            most_pending = most_pending.max(stat(&d.status(), "pending"));
+        }
+    }
+    let got = r.wait_for(N, Duration::from_secs(60));
+    let order: Vec<usize> = got
+        .iter()
+        .filter_map(|q| q.query("n").and_then(|n| n.parse().ok()))
+        .collect();
+    assert_eq!(order, (0..N).collect::<Vec<_>>(), "{}", summary(&got));
+    let st = d.status();
+    assert_eq!(stat(&st, "dropped"), 0, "{st}");
+    assert_eq!(stat(&st, "delivered"), N as u64, "{st}");
+    assert!(!d.log().contains("outbox full"), "{}", d.log());
+    eprintln!("burst of {N}: at most {most_pending} pending at a time");
+}
+
+/// A client that writes faster than it reads is slowed down by its socket, never dropped: 3,000
+/// lines written at once while the replies are read only later all get their answer, in order.
+/// (Before: the daemon dropped the client when its socket could not take a reply at once,
+/// after about 200 unread replies.)
+#[test]
+fn a_client_that_reads_late_gets_every_answer() {
+    let d = Daemon::start(r#"{"events": {}}"#);
+    const LINES: usize = 3000;
+    let s = UnixStream::connect(d.socket_path()).expect("connect");
+    let mut w = s.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for _ in 0..LINES {
+            all.extend_from_slice(b"EN1 ping\n");
+        }
+        w.write_all(&all).expect("the daemon kept reading");
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut r = BufReader::new(s);
+    let mut got = 0;
+    let mut line = String::new();
+    while got < LINES {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                assert_eq!(line, "OK pong\n");
+                got += 1;
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(got, LINES, "replies received before the daemon closed");
+    assert!(d.status().contains("clients"), "the daemon still answers");
+}

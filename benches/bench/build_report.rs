@@ -162,6 +162,38 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
     }
     rep.row(row);
 
+    rep.section(&format!(
+        "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
+        p.lat_n
+    ));
+    rep.row(
+        Row::new(
+            "hostname.latency.p50",
+            "latency p50 by name (IP literal: the socket row above)",
+            Unit::Us,
+            Better::Lower,
+            na_or("hostname", "hostname.latency.p50"),
+        )
+        .goal(Goal::lt(250.0, "< 250 µs")),
+    );
+    rep.row(Row::new(
+        "hostname.latency.p99",
+        "latency p99 by name",
+        Unit::Us,
+        Better::Lower,
+        na_or("hostname", "hostname.latency.p99"),
+    ));
+    rep.row(
+        Row::new(
+            "hostname.threads_per_event",
+            "threads started per notification (PID namespace count)",
+            Unit::Ratio,
+            Better::Lower,
+            na_or("hostname", "hostname.threads_per_event"),
+        )
+        .goal(Goal::lt(0.001, "0")),
+    );
+
     rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
     let peer_rss = || {
         Peer::ALL
@@ -224,6 +256,50 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
             na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
         ));
     }
+    rep.row(
+        Row::new(
+            "rss.static.idle",
+            "handset build (x86_64, glibc static, TLS): RSS idle",
+            Unit::KiB,
+            Better::Lower,
+            na_or("rss.static", "rss.static.idle"),
+        )
+        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
+    );
+    rep.row(Row::new(
+        "rss.static.idle_anon",
+        "  of which anonymous (RssAnon), idle",
+        Unit::KiB,
+        Better::Lower,
+        na_or("rss.static", "rss.static.idle_anon"),
+    ));
+    rep.row(Row::new(
+        "rss.static.idle_threads",
+        "  threads, idle",
+        Unit::Count,
+        Better::Lower,
+        na_or("rss.static", "rss.static.idle_threads"),
+    ));
+    rep.row(
+        Row::new(
+            "rss.static.hwm",
+            &format!(
+                "handset build: peak RSS (VmHWM), burst of {} unpaced",
+                p.rss_small
+            ),
+            Unit::KiB,
+            Better::Lower,
+            na_or("rss.static", "rss.static.hwm"),
+        )
+        .goal(Goal::lt(2048.0, "< 2 MiB")),
+    );
+    rep.row(Row::new(
+        "rss.static.anon",
+        "  peak RssAnon (sampled every 2 ms)",
+        Unit::KiB,
+        Better::Lower,
+        na_or("rss.static", "rss.static.anon"),
+    ));
     let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
         (Some(a), Some(b)) => {
             let (a, b) = (report::median(a), report::median(b));

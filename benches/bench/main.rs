@@ -66,7 +66,7 @@ struct Plan {
     sizes_build: bool,
     alloc_trace: bool,
     json: PathBuf,
-    /// Only these steps (`--only a,b`): receivers latency throughput peers rss idle startup
+    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers rss idle startup
     /// sizes alloc.
     only: Option<Vec<String>>,
 }
@@ -379,6 +379,42 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
     Ok(())
 }
 
+/// The name the host-name rows use, resolved by a hosts file in the daemon's own mount
+/// namespace (`DaemonProc::start_ns`).
+const BENCH_HOST: &str = "crm.bench.test";
+
+/// A destination given by name: the socket path's latency, and the threads the daemon starts
+/// per notification (counted by its PID namespace; goal 0). Root only (unshare).
+fn bench_hostname(p: &Plan, r: &mut Runs) -> Result<(), String> {
+    let n = p.lat_n;
+    let rx = Receiver::start(n + WARM)?;
+    let config = config_for(rx.port()).replace("127.0.0.1:", &format!("{BENCH_HOST}:"));
+    let hosts = format!("127.0.0.1 {BENCH_HOST}\n");
+    let (d, _) = DaemonProc::start_ns(&bin(), &config, &hosts)?;
+    let mut c = d.client()?;
+    for i in 0..WARM {
+        socket_send(&mut c, &line_for(n + i))?;
+        wait(&rx, n + i, "warm-up by name")?;
+    }
+    let before = d.ns_last_pid()?;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let line = line_for(i);
+        let t0 = Instant::now();
+        socket_send(&mut c, &line)?;
+        let t1 = wait(&rx, i, "socket client, by name")?;
+        lat.push(t1.duration_since(t0).as_nanos() as u64);
+    }
+    let after = d.ns_last_pid()?;
+    // One PID is the second reader itself.
+    let started = after.saturating_sub(before).saturating_sub(1);
+    r.push("hostname.threads", started as f64);
+    r.push("hostname.threads_per_event", started as f64 / n as f64);
+    push_lat(r, "hostname.latency", lat);
+    d.stop();
+    Ok(())
+}
+
 fn spawn_engine(port: u16) -> Result<(daemon::Handle, Scratch), String> {
     let dir = Scratch::new("lib")?;
     let config = dir.write("config.json", &config_for(port))?;
@@ -614,6 +650,39 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     let rx = Receiver::start(n)?;
     let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
+    bench_rss_of(&d, &rx, n, key, r)?;
+    Ok((d, rx))
+}
+
+/// The handset build (static, TLS; see `sizes::build_static`): idle RSS, then the peak after an
+/// unpaced burst of `n`, as [`bench_rss`]. Rows `rss.static.*`.
+fn bench_rss_static(static_bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
+    let rx = Receiver::start(n)?;
+    let (d, _) = DaemonProc::start(static_bin, &config_for(rx.port()))?;
+    std::thread::sleep(Duration::from_millis(50));
+    let threads = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .map(|t| t.count())
+        .unwrap_or(0);
+    r.push("rss.static.idle_threads", threads as f64);
+    bench_rss_of(&d, &rx, n, "static", r)?;
+    d.stop();
+    Ok(())
+}
+
+/// Idle figures of a fresh daemon `d`, then an unpaced burst of `n` through one socket client,
+/// then the peak. Keys `rss.idle*` (or `rss.static.idle*`) and `rss.{key}.*`.
+fn bench_rss_of(
+    d: &DaemonProc,
+    rx: &Receiver,
+    n: usize,
+    key: &str,
+    r: &mut Runs,
+) -> Result<(), String> {
+    let idle_key = if key == "static" {
+        "rss.static.idle"
+    } else {
+        "rss.idle"
+    };
     let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
     let idle_anon = d.vm_kib("RssAnon").ok_or("no RssAnon in /proc")?;
     let mut c = d.client()?;
@@ -625,14 +694,14 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     rx.settle(Duration::from_millis(100), PATIENCE);
     let (_, peak_anon) = sampler.finish();
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
-    r.push("rss.idle_anon", idle_anon as f64);
+    r.push(&format!("{idle_key}_anon"), idle_anon as f64);
     r.push(&format!("rss.{key}.anon"), peak_anon as f64);
     let num = |k: &str| {
         st.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN)
     };
-    r.push("rss.idle", idle as f64);
+    r.push(idle_key, idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
     r.push(&format!("rss.{key}.delivered"), num("delivered"));
     r.push(&format!("rss.{key}.dropped"), num("dropped"));
@@ -650,7 +719,7 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
             ),
         );
     }
-    Ok((d, rx))
+    Ok(())
 }
 
 /// Voluntary context switches of every thread of each daemon over `p.idle`, nothing pending.
@@ -722,6 +791,21 @@ fn one_run(p: &Plan, r: &mut Runs, run: usize) {
         step("throughput: library API");
         if let Err(e) = bench_throughput_lib(p, r) {
             r.fail("throughput.lib", e);
+        }
+    }
+    if p.on("hostname") {
+        step("host name (hosts file in a mount namespace)");
+        let root = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        };
+        if !root {
+            r.skip(
+                "hostname",
+                "not root: the namespaces need root (unshare)".into(),
+            );
+        } else if let Err(e) = bench_hostname(p, r) {
+            r.fail("hostname", e);
         }
     }
     for peer in Peer::ALL {
@@ -850,8 +934,36 @@ fn main() {
         return;
     }
 
+    // The handset build for the static memory rows (smoke: the path, with the test binary).
+    let static_bin = if !p.on("rss") {
+        None
+    } else if p.smoke {
+        r.note(
+            "rss.static",
+            "smoke: the test binary stands in for the static build".into(),
+        );
+        Some(Ok(bin()))
+    } else if p.sizes_build {
+        Some(sizes::build_static())
+    } else if sizes::static_bin().is_file() {
+        Some(Ok(sizes::static_bin()))
+    } else {
+        Some(Err(
+            "static build not there (a run without --no-sizes builds it)".to_string(),
+        ))
+    };
     for run in 0..p.runs {
         one_run(&p, &mut r, run);
+        match &static_bin {
+            Some(Ok(b)) => {
+                eprintln!("bench: run {}/{}: memory: static build", run + 1, p.runs);
+                if let Err(e) = bench_rss_static(b, p.rss_small, &mut r) {
+                    r.fail("rss.static", e);
+                }
+            }
+            Some(Err(e)) if run == 0 => r.skip("rss.static", e.clone()),
+            _ => {}
+        }
     }
 
     let load1 = procs::loadavg();

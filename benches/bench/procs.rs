@@ -126,12 +126,52 @@ impl DaemonProc {
     /// Starts the daemon and waits until its socket answers `ping`; also returns how long that took
     /// from just before the spawn.
     pub fn start(bin: &Path, config_json: &str) -> Result<(DaemonProc, Duration), String> {
+        Self::start_with(bin, config_json, None)
+    }
+
+    /// As [`DaemonProc::start`], in new mount and PID namespaces (`unshare`, root only): `hosts`
+    /// is bind-mounted over /etc/hosts inside them only (the machine's own file is never
+    /// touched), and the daemon is PID 1 there, so the namespace's last PID counts the threads it
+    /// starts ([`DaemonProc::ns_last_pid`]).
+    pub fn start_ns(
+        bin: &Path,
+        config_json: &str,
+        hosts: &str,
+    ) -> Result<(DaemonProc, Duration), String> {
+        Self::start_with(bin, config_json, Some(hosts))
+    }
+
+    fn start_with(
+        bin: &Path,
+        config_json: &str,
+        hosts: Option<&str>,
+    ) -> Result<(DaemonProc, Duration), String> {
         let dir = Scratch::new("daemon")?;
         let config = dir.write("config.json", config_json)?;
         let socket = dir.join("s.sock");
         let log = std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?;
+        let mut cmd = match hosts {
+            None => Command::new(bin),
+            Some(text) => {
+                let hosts = dir.write("hosts", text)?;
+                let mut c = Command::new("unshare");
+                c.args([
+                    "--mount",
+                    "--pid",
+                    "--fork",
+                    "--kill-child=SIGTERM",
+                    "--mount-proc",
+                    "sh",
+                    "-c",
+                    "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+                ])
+                .arg(hosts)
+                .arg(bin);
+                c
+            }
+        };
         let t0 = Instant::now();
-        let child = Command::new(bin)
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(&config)
@@ -167,6 +207,41 @@ impl DaemonProc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// For a daemon from [`DaemonProc::start_ns`]: the last PID handed out in its PID namespace,
+    /// read by a `cat` that `nsenter` starts there (which takes that PID itself: two readings
+    /// around an interval differ by the tasks started in it plus one).
+    pub fn ns_last_pid(&self) -> Result<u64, String> {
+        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+            .map_err(|e| format!("children of unshare: {e}"))?;
+        let daemon = kids
+            .split_whitespace()
+            .next()
+            .ok_or("unshare has no child")?
+            .to_string();
+        let out = Command::new("nsenter")
+            .args([
+                "-t",
+                &daemon,
+                "-p",
+                "-m",
+                "cat",
+                "/proc/sys/kernel/ns_last_pid",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("nsenter: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nsenter: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("ns_last_pid: {e}"))
     }
 
     pub fn log(&self) -> String {

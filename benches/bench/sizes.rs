@@ -86,6 +86,47 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
     Ok(dir.join(triple).join("release/event-notify"))
 }
 
+/// The handset-like build for the memory rows: x86_64, glibc linked statically
+/// (`-C target-feature=+crt-static`, as the armv7 handsets), TLS compiled in, release profile,
+/// into target/bench-size/static. Native, so the bench can run it.
+pub fn build_static() -> Result<PathBuf, String> {
+    let triple = "x86_64-unknown-linux-gnu";
+    let dir = target_dir().join("bench-size").join("static");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("bench: building {triple} static, TLS (target/bench-size/static)");
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "event-notify",
+            "--target",
+            triple,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    let _ = std::fs::create_dir_all(&dir);
+    let log = dir.join("build.log");
+    let _ = std::fs::write(&log, &out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "build failed ({}): {}",
+            log.display(),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 2)
+        ));
+    }
+    Ok(dir.join(triple).join("release/event-notify"))
+}
+
+/// Where [`build_static`] leaves its binary (for a run without builds).
+pub fn static_bin() -> PathBuf {
+    target_dir().join("bench-size/static/x86_64-unknown-linux-gnu/release/event-notify")
+}
+
 /// Size after stripping a copy with the target's strip (the release profile strips already;
 /// this makes sure).
 fn stripped_size(bin: &Path, strip: &str) -> Result<u64, String> {

@@ -12,7 +12,9 @@ use super::config::Config;
 use super::event::Event;
 use super::hook::Msg;
 use super::id::{delivery_id, Key};
-use super::outbox::{backoff_ms, Notification, Outbox, Pushed, Settled, Ticket, OUTBOX_CAP};
+use super::outbox::{
+    backoff_ms, Notification, Outbox, Pushed, Settled, Ticket, OUTBOX_BYTES_CAP, OUTBOX_CAP,
+};
 use super::template::Encoding;
 use super::tracker::{DerivedList, TrackError, TrackStats, Tracker};
 use super::var::{Var, Vars};
@@ -186,7 +188,7 @@ pub enum Note {
 }
 
 impl Engine {
-    /// A boxed engine (the outbox is a few hundred KiB of fixed storage).
+    /// A boxed engine (a few KiB inline: the notification being built and the outbox's lent one).
     pub fn new(config: Config, seed: u64) -> Box<Engine> {
         Box::new(Engine {
             config,
@@ -231,13 +233,13 @@ impl Engine {
         }
         n.max_age_ms = self.config.delivery.max_age_s as u64 * 1000;
         self.stats.replayed += 1;
-        match self.outbox.push(n, now.ms) {
-            Pushed::Queued => true,
-            Pushed::DroppedOldest(victim) => {
-                self.events[victim.index()].dropped += 1;
-                notes(Note::Dropped(victim));
-                true
-            }
+        let events = &mut self.events;
+        let pushed = self.outbox.push(n, now.ms, &mut |victim| {
+            events[victim.index()].dropped += 1;
+            notes(Note::Dropped(victim));
+        });
+        match pushed {
+            Pushed::Queued | Pushed::DroppedOldest(_) => true,
             Pushed::Refused => {
                 self.events[n.event.index()].dropped += 1;
                 notes(Note::Dropped(n.event));
@@ -380,18 +382,20 @@ impl Engine {
             return (false, false);
         }
         self.events[event.index()].queued += 1;
-        let victim = match self.outbox.push(&self.note, now.ms) {
-            Pushed::Queued => return (true, false),
-            Pushed::DroppedOldest(victim) => victim,
+        let events = &mut self.events;
+        let pushed = self.outbox.push(&self.note, now.ms, &mut |victim| {
+            events[victim.index()].dropped += 1;
+            notes(Note::Dropped(victim));
+        });
+        match pushed {
+            Pushed::Queued => (true, false),
+            Pushed::DroppedOldest(_) => (true, true),
             Pushed::Refused => {
                 self.events[event.index()].dropped += 1;
                 notes(Note::Dropped(event));
-                return (false, true);
+                (false, true)
             }
-        };
-        self.events[victim.index()].dropped += 1;
-        notes(Note::Dropped(victim));
-        (true, true)
+        }
     }
 
     /// The next notification to send now, if any (marked in flight until [`Engine::complete`]).
@@ -417,7 +421,7 @@ impl Engine {
 
     /// The event of a notification being sent, if it is still in the outbox.
     pub fn event_of(&self, ticket: Ticket) -> Option<Event> {
-        self.outbox.get(ticket.id).map(|n| n.event)
+        self.outbox.event(ticket.id)
     }
 
     /// Records the outcome of an attempt and schedules the retry if there is one.
@@ -428,7 +432,7 @@ impl Engine {
         now: Now,
         notes: &mut dyn FnMut(Note),
     ) {
-        let Some(event) = self.outbox.get(ticket.id).map(|n| n.event) else {
+        let Some(event) = self.outbox.event(ticket.id) else {
             return;
         };
         let d = &self.config.delivery;
@@ -475,7 +479,7 @@ impl Engine {
     pub fn write_status(&self, out: &mut impl Write) -> fmt::Result {
         let sum = |f: fn(&EventStats) -> u64| self.events.iter().map(f).sum::<u64>();
         let t = &self.tracker.stats;
-        let lines: [(&str, u64); 16] = [
+        let lines: [(&str, u64); 17] = [
             ("messages", self.stats.messages),
             ("events", sum(|e| e.derived)),
             ("queued", sum(|e| e.queued)),
@@ -491,12 +495,14 @@ impl Engine {
             ("account_table_full", t.account_table_full),
             ("pending", self.outbox.len() as u64),
             ("in_flight", self.outbox.in_flight() as u64),
+            ("outbox_bytes", self.outbox.bytes() as u64),
             ("calls", self.tracker.calls() as u64),
         ];
         for (k, v) in lines {
             writeln!(out, "{k} {v}")?;
         }
         writeln!(out, "outbox_capacity {OUTBOX_CAP}")?;
+        writeln!(out, "outbox_bytes_capacity {OUTBOX_BYTES_CAP}")?;
         for e in Event::ALL {
             let s = &self.events[e.index()];
             let state = match self.config.events[e.index()].as_ref() {

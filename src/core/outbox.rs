@@ -1,7 +1,9 @@
 //! The bounded outbox: notifications waiting to be sent, per-destination order, retry schedule.
 //!
-//! - Capacity [`OUTBOX_CAP`]. When full, the oldest notification that is not being sent right
-//!   now is dropped to make room (the newest state reaches the server); the caller counts it.
+//! - Capacity: [`OUTBOX_BYTES_CAP`] bytes, each notification at its real size, and at most
+//!   [`OUTBOX_CAP`] notifications. When either is full, the oldest notifications that are not
+//!   being sent right now are dropped to make room (the newest state reaches the server); the
+//!   caller counts each.
 //! - Per destination (scheme, lower-cased host, port with the scheme's default filled in) only
 //!   the oldest notification is eligible, and at most one is in flight: notifications to one
 //!   destination arrive in the order of their events. Destinations never wait on each other.
@@ -16,13 +18,21 @@ use super::event::Event;
 use super::id::{DeliveryId, Key};
 use super::secret::Secret;
 use super::template::{Credentials, BODY_CAP, HEADERS_CAP, URL_CAP};
-use heapless::{String, Vec};
+use heapless::String;
 
-/// Notifications held at once (waiting, backing off, or in flight).
+/// Most notifications held at once (waiting, backing off, or in flight): the length of the
+/// outbox's index. Each entry is 64 bytes, reserved at start and touched as first used.
 #[cfg(not(test))]
-pub const OUTBOX_CAP: usize = 128;
+pub const OUTBOX_CAP: usize = 2048;
 #[cfg(test)]
 pub const OUTBOX_CAP: usize = 4;
+
+/// Bytes of notifications held at once, each at its real size ([`stored_size`]: its URL, body,
+/// headers, id, credentials and secret, plus 23 bytes). 256 KiB: with the full index (128 KiB)
+/// about the memory the 128 fixed ~3 KiB slots of the first design took (issue 15 keeps the
+/// daemon's peak under 2 MiB), now holding 1,300 to 2,000 typical notifications (measured: 128
+/// bytes for a CRM's call URLs and JSON body, 196 with a signing secret and a token header).
+pub const OUTBOX_BYTES_CAP: usize = 256 * 1024;
 
 /// One request to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,28 +163,166 @@ fn dest_hash(url: &str) -> u64 {
     Destination::of(url).hash()
 }
 
-#[derive(Clone, Debug)]
-struct Slot {
-    n: Notification,
+/// Where a notification's bytes are in the arena, and its delivery state. Kept in arrival
+/// (sequence) order; offsets rise with it (appends go at the end, compaction keeps the order).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
     seq: u64,
     dest: u64,
-    /// Attempts made so far.
-    attempts: u32,
     due_ms: u64,
     /// When it was queued.
     born_ms: u64,
+    max_age_ms: u64,
+    off: u32,
+    len: u32,
+    /// Attempts made so far.
+    attempts: u32,
+    max_attempts: u32,
+    event: Event,
     in_flight: bool,
 }
 
-const EMPTY_SLOT: Slot = Slot {
-    n: Notification::empty(),
-    seq: 0,
-    dest: 0,
-    attempts: 0,
-    due_ms: 0,
-    born_ms: 0,
-    in_flight: false,
-};
+// A notification as the arena holds it (memory only, never written anywhere):
+//   event(u8) method(u8) content_type(u8) flags(u8: 1 = credentials, 2 = secret)
+//   key.boot(u32 LE) key.seq(u64 LE) id(u8 len + bytes) url(u16 LE len + bytes)
+//   body(u16 len + bytes) headers(u16 len + bytes)
+//   [user(u8 len + bytes) password(u8 len + bytes)] [secret(u16 len + bytes)]
+// `max_attempts` and `max_age_ms` live in the entry. Every length fits its field: the
+// notification's own capacities (URL_CAP, BODY_CAP, HEADERS_CAP 1 KiB and less, ID_CAP 48,
+// CRED_CAP 64, SECRET_CAP 256) are below the field limits.
+const REC_FIXED: usize = 4 + 4 + 8 + 1 + 2 + 2 + 2;
+
+fn content_type_code(ct: &str) -> u8 {
+    use super::config::{FORM, JSON, TEXT};
+    match ct {
+        FORM => 1,
+        JSON => 2,
+        TEXT => 3,
+        _ => 0,
+    }
+}
+
+fn content_type_of(code: u8) -> &'static str {
+    use super::config::{FORM, JSON, TEXT};
+    match code {
+        1 => FORM,
+        2 => JSON,
+        3 => TEXT,
+        _ => "",
+    }
+}
+
+/// Bytes `n` takes in the arena.
+pub fn stored_size(n: &Notification) -> usize {
+    REC_FIXED
+        + n.id.len()
+        + n.url.len()
+        + n.body.len()
+        + n.headers.len()
+        + n.credentials
+            .as_ref()
+            .map_or(0, |c| 2 + c.user.len() + c.password.len())
+        + n.secret.as_ref().map_or(0, |s| 2 + s.expose().len())
+}
+
+fn encode(n: &Notification, out: &mut std::vec::Vec<u8>) {
+    let flags = u8::from(n.credentials.is_some()) | (u8::from(n.secret.is_some()) << 1);
+    out.push(n.event.index() as u8);
+    out.push(match n.method {
+        Method::Get => 0,
+        Method::Post => 1,
+    });
+    out.push(content_type_code(n.content_type));
+    out.push(flags);
+    out.extend_from_slice(&n.key.boot.to_le_bytes());
+    out.extend_from_slice(&n.key.seq.to_le_bytes());
+    out.push(n.id.len() as u8);
+    out.extend_from_slice(n.id.as_bytes());
+    for s in [n.url.as_str(), n.body.as_str(), n.headers.as_str()] {
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    if let Some(c) = &n.credentials {
+        for s in [c.user.as_str(), c.password.as_str()] {
+            out.push(s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    if let Some(s) = &n.secret {
+        out.extend_from_slice(&(s.expose().len() as u16).to_le_bytes());
+        out.extend_from_slice(s.expose());
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn str8(&mut self) -> Option<&'a str> {
+        let n = self.u8()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    fn bytes16(&mut self) -> Option<&'a [u8]> {
+        let l = self.take(2)?;
+        self.take(u16::from_le_bytes([l[0], l[1]]) as usize)
+    }
+    fn str16(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes16()?).ok()
+    }
+}
+
+/// Rebuilds into `n` the notification `encode` wrote (`max_attempts` and `max_age_ms` from
+/// the entry). `None` only if the bytes are not such a record, which cannot happen for bytes
+/// the outbox wrote itself.
+fn decode(e: &Entry, bytes: &[u8], n: &mut Notification) -> Option<()> {
+    let mut r = Reader(bytes);
+    n.event = *Event::ALL.get(r.u8()? as usize)?;
+    n.method = if r.u8()? == 1 {
+        Method::Post
+    } else {
+        Method::Get
+    };
+    n.content_type = content_type_of(r.u8()?);
+    let flags = r.u8()?;
+    let b = r.take(4)?;
+    n.key.boot = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let b = r.take(8)?;
+    n.key.seq = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    n.id.clear();
+    n.id.push_str(r.str8()?).ok()?;
+    n.url.clear();
+    n.url.push_str(r.str16()?).ok()?;
+    n.body.clear();
+    n.body.push_str(r.str16()?).ok()?;
+    n.headers.clear();
+    n.headers.push_str(r.str16()?).ok()?;
+    n.credentials = if flags & 1 != 0 {
+        let mut c = Credentials {
+            user: String::new(),
+            password: String::new(),
+        };
+        c.user.push_str(r.str8()?).ok()?;
+        c.password.push_str(r.str8()?).ok()?;
+        Some(c)
+    } else {
+        None
+    };
+    n.secret = if flags & 2 != 0 {
+        Some(Secret::new(r.bytes16()?)?)
+    } else {
+        None
+    };
+    n.max_attempts = e.max_attempts;
+    n.max_age_ms = e.max_age_ms;
+    r.0.is_empty().then_some(())
+}
 
 /// Attempts kept free for destinations that are not failing: a destination whose head
 /// notification is a retry may start an attempt only while fewer than
@@ -193,9 +341,10 @@ pub struct Ticket {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pushed {
     Queued,
-    /// Queued, after dropping the oldest waiting notification (of this event).
+    /// Queued, after dropping the oldest waiting notification(s) (the first of them of this
+    /// event; every one is also passed to the `dropped` callback).
     DroppedOldest(Event),
-    /// Not queued: full, and every notification is in flight.
+    /// Not queued: full, and the notifications in flight leave no room for it.
     Refused,
 }
 
@@ -210,13 +359,24 @@ pub enum Settled {
     GaveUp,
 }
 
-/// The outbox. Fixed storage: `OUTBOX_CAP` slots and an index array in arrival order.
+/// The outbox. Each notification is stored at its real size in a byte arena of
+/// [`OUTBOX_BYTES_CAP`] bytes, found through an index of at most [`OUTBOX_CAP`] entries in
+/// arrival order. Both are reserved at start and never reallocated; their memory is touched
+/// only as it is first used, so an idle daemon does not pay for a full outbox. Removal leaves
+/// a hole; when an append does not fit at the end, the live records are moved down over the
+/// holes (in order, one `memmove` each) first.
 pub struct Outbox {
-    slots: Box<[Slot]>,
-    /// Slot indices in arrival (sequence) order.
-    order: Vec<u16, OUTBOX_CAP>,
-    free: Vec<u16, OUTBOX_CAP>,
+    /// `len()` is the end of the last record; capacity `bytes_cap`.
+    arena: std::vec::Vec<u8>,
+    /// Capacity `max_entries`.
+    entries: std::vec::Vec<Entry>,
+    bytes_cap: usize,
+    max_entries: usize,
+    /// Bytes of the records held (the arena minus its holes).
+    live: usize,
     next_seq: u64,
+    /// The notification lent by [`Outbox::next_due`].
+    scratch: Notification,
 }
 
 impl Default for Outbox {
@@ -226,82 +386,123 @@ impl Default for Outbox {
 }
 
 impl Outbox {
+    /// An outbox of [`OUTBOX_BYTES_CAP`] bytes and [`OUTBOX_CAP`] notifications.
     pub fn new() -> Outbox {
-        let mut free = Vec::new();
-        for i in (0..OUTBOX_CAP as u16).rev() {
-            let _ = free.push(i);
-        }
+        Outbox::with_limits(OUTBOX_BYTES_CAP, OUTBOX_CAP)
+    }
+
+    /// An outbox of `bytes_cap` bytes and at most `max_entries` notifications.
+    pub fn with_limits(bytes_cap: usize, max_entries: usize) -> Outbox {
         Outbox {
-            slots: vec![EMPTY_SLOT; OUTBOX_CAP].into_boxed_slice(),
-            order: Vec::new(),
-            free,
+            arena: std::vec::Vec::with_capacity(bytes_cap),
+            entries: std::vec::Vec::with_capacity(max_entries),
+            bytes_cap,
+            max_entries,
+            live: 0,
             next_seq: 1,
+            scratch: Notification::empty(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Bytes of the notifications held.
+    pub fn bytes(&self) -> usize {
+        self.live
     }
 
     pub fn in_flight(&self) -> usize {
-        self.order
-            .iter()
-            .filter(|&&i| self.slots[i as usize].in_flight)
-            .count()
+        self.entries.iter().filter(|e| e.in_flight).count()
     }
 
-    /// Queues a notification, due at once. When full, drops the oldest notification that is not
-    /// in flight; if every one is in flight, the new one is refused.
-    pub fn push(&mut self, n: &Notification, now_ms: u64) -> Pushed {
-        let mut dropped = None;
-        if self.free.is_empty() {
-            let victim = self
-                .order
-                .iter()
-                .position(|&i| !self.slots[i as usize].in_flight);
-            match victim {
-                Some(pos) => {
-                    let idx = self.order.remove(pos);
-                    dropped = Some(self.slots[idx as usize].n.event);
-                    let _ = self.free.push(idx);
-                }
-                None => return Pushed::Refused,
-            }
-        }
-        let Some(idx) = self.free.pop() else {
+    /// Queues a notification, due at once. When full (by count or by bytes), drops the oldest
+    /// notifications that are not in flight until it fits, calling `dropped` for each; if the
+    /// ones in flight leave no room, the new one is refused and nothing is dropped.
+    pub fn push(
+        &mut self,
+        n: &Notification,
+        now_ms: u64,
+        dropped: &mut dyn FnMut(Event),
+    ) -> Pushed {
+        let need = stored_size(n);
+        let (flying, flying_bytes) = self
+            .entries
+            .iter()
+            .filter(|e| e.in_flight)
+            .fold((0, 0), |(c, b), e| (c + 1, b + e.len as usize));
+        if flying >= self.max_entries || flying_bytes + need > self.bytes_cap {
             return Pushed::Refused;
-        };
-        let slot = &mut self.slots[idx as usize];
-        slot.n.clone_from(n);
-        slot.seq = self.next_seq;
-        slot.dest = dest_hash(&n.url);
-        slot.attempts = 0;
-        slot.due_ms = now_ms;
-        slot.born_ms = now_ms;
-        slot.in_flight = false;
+        }
+        let mut first = None;
+        while self.entries.len() >= self.max_entries || self.live + need > self.bytes_cap {
+            let Some(pos) = self.entries.iter().position(|e| !e.in_flight) else {
+                return Pushed::Refused; // not reached: the in-flight ones leave room
+            };
+            let e = self.entries.remove(pos);
+            self.live -= e.len as usize;
+            first.get_or_insert(e.event);
+            dropped(e.event);
+        }
+        if self.arena.len() + need > self.bytes_cap {
+            self.compact();
+        }
+        let off = self.arena.len();
+        // Within the reservation: no reallocation (off + need <= bytes_cap = the capacity).
+        encode(n, &mut self.arena);
+        debug_assert_eq!(self.arena.len() - off, need);
+        self.live += need;
+        self.entries.push(Entry {
+            seq: self.next_seq,
+            dest: dest_hash(&n.url),
+            due_ms: now_ms,
+            born_ms: now_ms,
+            max_age_ms: n.max_age_ms,
+            off: off as u32,
+            len: need as u32,
+            attempts: 0,
+            max_attempts: n.max_attempts,
+            event: n.event,
+            in_flight: false,
+        });
         self.next_seq += 1;
-        let _ = self.order.push(idx);
-        match dropped {
+        match first {
             Some(e) => Pushed::DroppedOldest(e),
             None => Pushed::Queued,
         }
     }
 
-    /// Walks the destination heads in arrival order: `f(slot index)` for the oldest notification
-    /// of each destination that is not in flight and has no older one in flight.
+    /// Moves the live records down over the holes, keeping their order.
+    fn compact(&mut self) {
+        let mut to = 0usize;
+        for e in &mut self.entries {
+            let (from, len) = (e.off as usize, e.len as usize);
+            if from != to {
+                self.arena.copy_within(from..from + len, to);
+                e.off = to as u32;
+            }
+            to += len;
+        }
+        self.arena.truncate(to);
+    }
+
+    fn record(&self, e: &Entry) -> &[u8] {
+        &self.arena[e.off as usize..(e.off + e.len) as usize]
+    }
+
+    /// Walks the destination heads in arrival order: `f(entry index)` for the oldest
+    /// notification of each destination that is not in flight and has no older one in flight.
     fn heads(&self, mut f: impl FnMut(usize) -> bool) {
-        let mut seen = Vec::<u64, OUTBOX_CAP>::new();
-        for &i in &self.order {
-            let s = &self.slots[i as usize];
-            if seen.contains(&s.dest) {
+        for (i, e) in self.entries.iter().enumerate() {
+            if self.entries[..i].iter().any(|o| o.dest == e.dest) {
                 continue;
             }
-            let _ = seen.push(s.dest);
-            if !s.in_flight && f(i as usize) {
+            if !e.in_flight && f(i) {
                 return;
             }
         }
@@ -321,8 +522,8 @@ impl Outbox {
         let retry_room = retries < max_in_flight.saturating_sub(HEALTHY_RESERVE).max(1);
         let mut found = None;
         self.heads(|i| {
-            let s = &self.slots[i];
-            if s.due_ms <= now_ms && (s.attempts == 0 || retry_room) {
+            let e = &self.entries[i];
+            if e.due_ms <= now_ms && (e.attempts == 0 || retry_room) {
                 found = Some(i);
                 true
             } else {
@@ -330,15 +531,19 @@ impl Outbox {
             }
         });
         let i = found?;
-        let s = &mut self.slots[i];
-        s.in_flight = true;
-        s.attempts += 1;
+        let e = self.entries[i];
+        let rec = &self.arena[e.off as usize..(e.off + e.len) as usize];
+        let _decoded = decode(&e, rec, &mut self.scratch);
+        debug_assert!(_decoded.is_some());
+        let e = &mut self.entries[i];
+        e.in_flight = true;
+        e.attempts += 1;
         Some((
             Ticket {
-                id: s.seq,
-                attempt: s.attempts,
+                id: e.seq,
+                attempt: e.attempts,
             },
-            &s.n,
+            &self.scratch,
         ))
     }
 
@@ -352,12 +557,12 @@ impl Outbox {
         let retry_room = retries < max_in_flight.saturating_sub(HEALTHY_RESERVE).max(1);
         let mut best: Option<u64> = None;
         self.heads(|i| {
-            let s = &self.slots[i];
-            if s.attempts > 0 && !retry_room {
+            let e = &self.entries[i];
+            if e.attempts > 0 && !retry_room {
                 // Waits for a retry to end (which wakes the caller).
                 return false;
             }
-            let d = s.due_ms.saturating_sub(now_ms);
+            let d = e.due_ms.saturating_sub(now_ms);
             best = Some(best.map_or(d, |b| b.min(d)));
             d == 0
         });
@@ -368,26 +573,29 @@ impl Outbox {
     fn in_flight_split(&self) -> (usize, usize) {
         let mut all = 0;
         let mut retries = 0;
-        for &i in &self.order {
-            let s = &self.slots[i as usize];
-            if s.in_flight {
-                all += 1;
-                retries += usize::from(s.attempts > 1);
-            }
+        for e in self.entries.iter().filter(|e| e.in_flight) {
+            all += 1;
+            retries += usize::from(e.attempts > 1);
         }
         (all, retries)
     }
 
     fn position(&self, id: u64) -> Option<usize> {
-        self.order
-            .iter()
-            .position(|&i| self.slots[i as usize].seq == id)
+        // Sequence numbers rise with the order.
+        self.entries.binary_search_by_key(&id, |e| e.seq).ok()
     }
 
-    /// The notification behind a ticket, if it is still there.
-    pub fn get(&self, id: u64) -> Option<&Notification> {
-        self.position(id)
-            .map(|p| &self.slots[self.order[p] as usize].n)
+    /// The event of the notification behind a ticket, if it is still there.
+    pub fn event(&self, id: u64) -> Option<Event> {
+        self.position(id).map(|p| self.entries[p].event)
+    }
+
+    /// A copy of the notification behind a ticket, if it is still there.
+    pub fn get(&self, id: u64) -> Option<Notification> {
+        let e = &self.entries[self.position(id)?];
+        let mut n = Notification::empty();
+        decode(e, self.record(e), &mut n)?;
+        Some(n)
     }
 
     /// Ends an attempt at `now_ms`. `retry_at` = `Some(t)`: try again at `t` if attempts remain
@@ -400,25 +608,26 @@ impl Outbox {
         now_ms: u64,
     ) -> Option<(Event, Settled)> {
         let pos = self.position(id)?;
-        let idx = self.order[pos] as usize;
-        let s = &mut self.slots[idx];
-        s.in_flight = false;
-        let event = s.n.event;
+        let e = &mut self.entries[pos];
+        e.in_flight = false;
+        let event = e.event;
         let settled = match retry_at {
             Some(t) => {
-                let attempts_left = s.n.max_attempts == 0 || s.attempts < s.n.max_attempts;
-                let young =
-                    s.n.max_age_ms == 0 || now_ms.saturating_sub(s.born_ms) < s.n.max_age_ms;
+                let attempts_left = e.max_attempts == 0 || e.attempts < e.max_attempts;
+                let young = e.max_age_ms == 0 || now_ms.saturating_sub(e.born_ms) < e.max_age_ms;
                 if attempts_left && young {
-                    s.due_ms = t;
+                    e.due_ms = t;
                     return Some((event, Settled::RetryAt(t)));
                 }
                 Settled::GaveUp
             }
             None => Settled::Removed,
         };
-        self.order.remove(pos);
-        let _ = self.free.push(idx as u16);
+        let e = self.entries.remove(pos);
+        self.live -= e.len as usize;
+        if self.entries.is_empty() {
+            self.arena.clear();
+        }
         Some((event, settled))
     }
 
@@ -426,24 +635,24 @@ impl Outbox {
     /// failing: one of its notifications has failed an attempt and is waiting for (or making) a
     /// retry. The spool keeps exactly those.
     pub fn for_each(&self, mut f: impl FnMut(&Notification, bool)) {
-        let mut failing = Vec::<u64, OUTBOX_CAP>::new();
-        for &i in &self.order {
-            let s = &self.slots[i as usize];
-            let failed = s.attempts >= 2 || (s.attempts == 1 && !s.in_flight);
-            if failed && !failing.contains(&s.dest) {
-                let _ = failing.push(s.dest);
+        let mut failing = std::vec::Vec::<u64>::new();
+        for e in &self.entries {
+            let failed = e.attempts >= 2 || (e.attempts == 1 && !e.in_flight);
+            if failed && !failing.contains(&e.dest) {
+                failing.push(e.dest);
             }
         }
-        for &i in &self.order {
-            let s = &self.slots[i as usize];
-            f(&s.n, failing.contains(&s.dest));
+        let mut n = Notification::empty();
+        for e in &self.entries {
+            if decode(e, self.record(e), &mut n).is_some() {
+                f(&n, failing.contains(&e.dest));
+            }
         }
     }
 
     /// Attempts made for a notification so far.
     pub fn attempts(&self, id: u64) -> Option<u32> {
-        self.position(id)
-            .map(|p| self.slots[self.order[p] as usize].attempts)
+        self.position(id).map(|p| self.entries[p].attempts)
     }
 }
 
@@ -486,9 +695,9 @@ mod tests {
     #[test]
     fn order_per_destination_and_no_head_of_line_blocking() {
         let mut o = Outbox::new();
-        o.push(&n(Event::IncomingCall, "http://a:80/1"), 0);
-        o.push(&n(Event::EstablishCall, "http://a:80/2"), 0);
-        o.push(&n(Event::DndOn, "http://b/1"), 0);
+        o.push(&n(Event::IncomingCall, "http://a:80/1"), 0, &mut |_| {});
+        o.push(&n(Event::EstablishCall, "http://a:80/2"), 0, &mut |_| {});
+        o.push(&n(Event::DndOn, "http://b/1"), 0, &mut |_| {});
         let (t1, n1) = o.next_due(0, 8).unwrap();
         assert_eq!(n1.event, Event::IncomingCall);
         // a's second waits behind its first; b goes on.
@@ -514,7 +723,7 @@ mod tests {
     #[test]
     fn attempts_run_out() {
         let mut o = Outbox::new();
-        o.push(&n(Event::DndOn, "http://a/"), 0);
+        o.push(&n(Event::DndOn, "http://a/"), 0, &mut |_| {});
         for attempt in 1..=3 {
             let (t, _) = o.next_due(u64::MAX, 8).unwrap();
             assert_eq!(t.attempt, attempt);
@@ -538,11 +747,11 @@ mod tests {
             Event::ResumeCall,
         ];
         for e in events {
-            assert_eq!(o.push(&n(e, "http://a/"), 0), Pushed::Queued);
+            assert_eq!(o.push(&n(e, "http://a/"), 0, &mut |_| {}), Pushed::Queued);
         }
         let (t, _) = o.next_due(0, 8).unwrap(); // IncomingCall in flight
         assert_eq!(
-            o.push(&n(Event::TerminateCall, "http://a/"), 0),
+            o.push(&n(Event::TerminateCall, "http://a/"), 0, &mut |_| {}),
             Pushed::DroppedOldest(Event::EstablishCall)
         );
         assert_eq!(o.len(), OUTBOX_CAP);
@@ -561,8 +770,8 @@ mod tests {
     #[test]
     fn in_flight_limit() {
         let mut o = Outbox::new();
-        o.push(&n(Event::DndOn, "http://a/"), 0);
-        o.push(&n(Event::DndOff, "http://b/"), 0);
+        o.push(&n(Event::DndOn, "http://a/"), 0, &mut |_| {});
+        o.push(&n(Event::DndOff, "http://b/"), 0, &mut |_| {});
         assert!(o.next_due(0, 1).is_some());
         assert!(o.next_due(0, 1).is_none());
         assert_eq!(o.poll_delay(0, 1), None);
@@ -612,7 +821,7 @@ mod tests {
         // Two failing destinations, each with a retry in flight: that fills the retry room.
         let mut tickets = std::vec::Vec::new();
         for url in ["http://dead1/", "http://dead2/"] {
-            o.push(&n(Event::DndOn, url), 0);
+            o.push(&n(Event::DndOn, url), 0, &mut |_| {});
             let (t, _) = o.next_due(0, max).unwrap();
             o.complete(t.id, Some(0), 0);
             let (t, _) = o.next_due(0, max).unwrap();
@@ -620,14 +829,14 @@ mod tests {
             tickets.push(t);
         }
         // A third failing destination must wait; a fresh one goes at once.
-        o.push(&n(Event::DndOn, "http://dead3/"), 0);
+        o.push(&n(Event::DndOn, "http://dead3/"), 0, &mut |_| {});
         let (t3, _) = o.next_due(0, max).unwrap();
         o.complete(t3.id, Some(0), 0);
         assert!(
             o.next_due(0, max).is_none(),
             "dead3's retry took the reserve"
         );
-        o.push(&n(Event::DndOff, "http://healthy/"), 0);
+        o.push(&n(Event::DndOff, "http://healthy/"), 0, &mut |_| {});
         let (_, h) = o.next_due(0, max).unwrap();
         assert_eq!(h.url.as_str(), "http://healthy/");
         // A retry ends: dead3 may go.
@@ -642,7 +851,7 @@ mod tests {
         let mut x = n(Event::DndOn, "http://a/");
         x.max_attempts = 0;
         x.max_age_ms = 10_000;
-        o.push(&x, 1_000);
+        o.push(&x, 1_000, &mut |_| {});
         for i in 0..100u64 {
             let (t, _) = o.next_due(u64::MAX, 8).unwrap();
             let at = 1_000 + i * 99;
@@ -657,5 +866,139 @@ mod tests {
             Settled::GaveUp
         );
         assert!(o.is_empty());
+    }
+
+    /// A notification whose URL makes it exactly `size` bytes in the arena.
+    fn sized(event: Event, dest: &str, size: usize) -> Notification {
+        let mut x = n(event, dest);
+        let pad = size - stored_size(&x);
+        for _ in 0..pad {
+            x.url.push('a').unwrap();
+        }
+        assert_eq!(stored_size(&x), size);
+        x
+    }
+
+    #[test]
+    fn stored_at_real_size_and_given_back_whole() {
+        let mut o = Outbox::with_limits(4096, 16);
+        let mut x = n(Event::EstablishCall, "http://crm.example/call?id=42");
+        x.method = Method::Post;
+        x.content_type = super::super::config::JSON;
+        x.body.push_str(r#"{"caller":"100"}"#).unwrap();
+        x.headers.push_str("X-Token: abc\n").unwrap();
+        x.id.push_str("0a0b0c0d0e0f-7-42").unwrap();
+        x.key = Key { boot: 7, seq: 42 };
+        x.max_age_ms = 60_000;
+        x.credentials = Some(Credentials {
+            user: String::try_from("u").unwrap(),
+            password: String::try_from("p@ss").unwrap(),
+        });
+        x.secret = Secret::new(b"s3cret");
+        let small = n(Event::DndOn, "http://a/");
+        o.push(&small, 0, &mut |_| {});
+        o.push(&x, 0, &mut |_| {});
+        assert_eq!(o.bytes(), stored_size(&small) + stored_size(&x));
+        assert!(stored_size(&x) < 150, "{}", stored_size(&x));
+        let (t, _) = o.next_due(0, 8).unwrap();
+        o.complete(t.id, None, 0);
+        let (t, got) = o.next_due(0, 8).unwrap();
+        assert_eq!(got, &x);
+        assert_eq!(o.get(t.id).as_ref(), Some(&x));
+        let mut seen = 0;
+        o.for_each(|y, failing| {
+            assert_eq!((y, failing), (&x, false));
+            seen += 1;
+        });
+        assert_eq!(seen, 1);
+        o.complete(t.id, None, 0);
+        assert_eq!((o.len(), o.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn fills_by_bytes_then_by_count_dropping_the_oldest_waiting() {
+        // By bytes: 999 bytes hold four 200-byte notifications and not a fifth.
+        let mut o = Outbox::with_limits(999, 100);
+        let events = [
+            Event::IncomingCall,
+            Event::EstablishCall,
+            Event::HoldCall,
+            Event::ResumeCall,
+            Event::TerminateCall,
+        ];
+        let mut dropped = std::vec::Vec::new();
+        for e in events {
+            o.push(&sized(e, "http://a/", 200), 0, &mut |v| dropped.push(v));
+        }
+        assert_eq!(dropped, [Event::IncomingCall]);
+        assert_eq!((o.len(), o.bytes()), (4, 800));
+        // One in flight; a 450-byte one needs two more 200-byte ones gone: the oldest waiting
+        // ones, never the one in flight.
+        let (t, first) = o.next_due(0, 8).unwrap();
+        assert_eq!(first.event, Event::EstablishCall);
+        dropped.clear();
+        assert_eq!(
+            o.push(&sized(Event::DndOn, "http://a/", 450), 0, &mut |v| dropped
+                .push(v)),
+            Pushed::DroppedOldest(Event::HoldCall)
+        );
+        assert_eq!(dropped, [Event::HoldCall, Event::ResumeCall]);
+        assert_eq!((o.len(), o.bytes()), (3, 850));
+        // Too big to fit beside the one in flight: refused, nothing dropped.
+        dropped.clear();
+        let big = sized(Event::DndOff, "http://a/", 801);
+        assert_eq!(o.push(&big, 0, &mut |v| dropped.push(v)), Pushed::Refused);
+        assert!(dropped.is_empty());
+        assert_eq!(o.len(), 3);
+        // The holes are reused: after the in-flight one leaves, records move down, in order.
+        o.complete(t.id, None, 0);
+        o.push(&sized(Event::DndOff, "http://a/", 500), 0, &mut |v| {
+            dropped.push(v)
+        });
+        assert_eq!(dropped, [Event::TerminateCall]);
+        let mut got = std::vec::Vec::new();
+        while let Some((t, x)) = o.next_due(0, 8) {
+            got.push((x.event, stored_size(x)));
+            o.complete(t.id, None, 0);
+        }
+        assert_eq!(got, [(Event::DndOn, 450), (Event::DndOff, 500)]);
+
+        // By count: 3 entries, plenty of bytes.
+        let mut o = Outbox::with_limits(100_000, 3);
+        dropped.clear();
+        for e in events {
+            o.push(&sized(e, "http://b/", 100), 0, &mut |v| dropped.push(v));
+        }
+        assert_eq!(dropped, [Event::IncomingCall, Event::EstablishCall]);
+        assert_eq!((o.len(), o.bytes()), (3, 300));
+    }
+
+    #[test]
+    fn many_small_ones_cycle_through_a_small_arena_in_order() {
+        // Two destinations, one of them failing and holding its notifications: the other's
+        // come and go through the holes, order kept per destination.
+        let mut o = Outbox::with_limits(2_000, 64);
+        for i in 0..5u64 {
+            let mut x = sized(Event::DndOn, "http://dead/", 100);
+            x.key.seq = i;
+            o.push(&x, 0, &mut |_| panic!("dropped"));
+        }
+        let (t, _) = o.next_due(0, 16).unwrap();
+        o.complete(t.id, Some(1_000_000), 0);
+        let mut next = 0u64;
+        for i in 0..1_000u64 {
+            let mut x = sized(Event::DndOff, "http://live/", 120 + (i % 7) as usize * 30);
+            x.key.seq = i;
+            o.push(&x, 0, &mut |_| panic!("dropped"));
+            if i % 3 == 2 {
+                while let Some((t, x)) = o.next_due(0, 16) {
+                    assert_eq!(x.key.seq, next);
+                    next += 1;
+                    o.complete(t.id, None, 0);
+                }
+            }
+        }
+        assert_eq!(o.len(), 5 + (1_000 - next as usize));
+        assert!(o.bytes() <= 2_000);
     }
 }

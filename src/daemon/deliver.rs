@@ -31,6 +31,7 @@ pub enum SenderError {
 
 pub struct Sender {
     agent: ureq::Agent,
+    names: std::sync::Arc<NameCache>,
 }
 
 impl Sender {
@@ -50,12 +51,16 @@ impl Sender {
             .user_agent(USER_AGENT)
             .accept("*/*");
         let b = Self::tls(b, d)?;
+        let names = std::sync::Arc::new(NameCache::default());
         Ok(Sender {
             agent: ureq::Agent::with_parts(
                 b.build(),
                 ureq::unversioned::transport::DefaultConnector::default(),
-                LiteralFirst,
+                CachingResolver {
+                    cache: std::sync::Arc::clone(&names),
+                },
             ),
+            names,
         })
     }
 
@@ -161,18 +166,25 @@ impl Sender {
                 );
                 (Outcome::from_status(status, retry_after), location)
             }
-            Err(e) => (
-                Outcome::Failed {
-                    why: classify(
-                        &e,
-                        n.url
-                            .get(..5)
-                            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
-                    ),
-                    retry_after_ms: None,
-                },
-                None,
-            ),
+            Err(e) => {
+                let why = classify(
+                    &e,
+                    n.url
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("https")),
+                );
+                if matches!(why, Failure::Connect | Failure::Timeout | Failure::Io) {
+                    // The server may have moved (DHCP, DNS): look its name up again next time.
+                    self.names.forget_url(&n.url);
+                }
+                (
+                    Outcome::Failed {
+                        why,
+                        retry_after_ms: None,
+                    },
+                    None,
+                )
+            }
         }
     }
 }
@@ -334,28 +346,121 @@ mod tests {
     }
 }
 
-/// ureq's DefaultResolver runs every lookup in a new thread when a timeout is set (always, here),
-/// even for an IP literal and a pooled connection. An IP literal needs no lookup at all.
-#[derive(Debug)]
-struct LiteralFirst;
+/// Host names remembered by the delivery resolver, one entry per (name, port); when full, the
+/// entry looked up longest ago is replaced.
+pub const RESOLVE_CACHE_CAP: usize = 32;
+/// Addresses kept per name (the first ones the system resolver gives, in its order).
+pub const MAX_ADDRS_PER_NAME: usize = 4;
+/// How long a resolved name is used before it is looked up again, so a server that moves (DHCP,
+/// a DNS change) is followed within this time; at once when a connection to it fails.
+pub const RESOLVE_TTL_MS: u64 = 60_000;
 
-impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+/// One remembered name.
+#[derive(Debug)]
+struct Resolved {
+    host: String,
+    port: u16,
+    addrs: Vec<std::net::SocketAddr>,
+    at: std::time::Instant,
+}
+
+/// Names resolved once per destination and kept for [`RESOLVE_TTL_MS`] (bounded:
+/// [`RESOLVE_CACHE_CAP`]). Shared by the resolver ureq calls and the sender, which forgets a
+/// name when a connection to it fails.
+#[derive(Debug, Default)]
+struct NameCache {
+    entries: std::sync::Mutex<Vec<Resolved>>,
+}
+
+impl NameCache {
+    fn get(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        let e = self.entries.lock().ok()?;
+        e.iter()
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
+            .filter(|r| r.at.elapsed() < Duration::from_millis(RESOLVE_TTL_MS))
+            .map(|r| r.addrs.clone())
+    }
+
+    fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {
+        let Ok(mut e) = self.entries.lock() else {
+            return;
+        };
+        e.retain(|r| !(r.port == port && r.host.eq_ignore_ascii_case(host)));
+        if e.len() >= RESOLVE_CACHE_CAP {
+            if let Some(oldest) = e
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.at)
+                .map(|(i, _)| i)
+            {
+                e.swap_remove(oldest);
+            }
+        }
+        e.push(Resolved {
+            host: host.to_string(),
+            port,
+            addrs,
+            at: std::time::Instant::now(),
+        });
+    }
+
+    /// Forgets the name of `url` (its connection failed: it may have moved).
+    fn forget_url(&self, url: &str) {
+        let d = crate::core::outbox::Destination::of(url);
+        if let Ok(mut e) = self.entries.lock() {
+            e.retain(|r| !(r.port == d.port && r.host.eq_ignore_ascii_case(d.host)));
+        }
+    }
+}
+
+/// The delivery resolver. ureq's DefaultResolver runs every lookup in a new thread when a
+/// timeout is set (always, here), even for an IP literal and a pooled connection: a thread per
+/// notification. Here an IP literal needs no lookup, and a name is looked up once in the calling
+/// worker (the system resolver, `/etc/hosts` and DNS, no extra thread) and then taken from the
+/// [`NameCache`]. A lookup that hangs holds only the worker of that destination: the outbox has
+/// at most one attempt in flight per destination, and the other destinations have other workers.
+#[derive(Debug)]
+struct CachingResolver {
+    cache: std::sync::Arc<NameCache>,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
     fn resolve(
         &self,
         uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        if let Some(a) = uri.authority() {
-            let host = a.host().trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-                let https = uri.scheme_str() == Some("https");
-                let port = a.port_u16().unwrap_or(if https { 443 } else { 80 });
-                let mut v = self.empty();
-                v.push(std::net::SocketAddr::new(ip, port));
-                return Ok(v);
-            }
+        let Some(a) = uri.authority() else {
+            return Err(ureq::Error::HostNotFound);
+        };
+        let https = uri.scheme_str() == Some("https");
+        let port = a.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = a.host().trim_start_matches('[').trim_end_matches(']');
+        let mut v = self.empty();
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            v.push(std::net::SocketAddr::new(ip, port));
+            return Ok(v);
         }
-        ureq::unversioned::resolver::DefaultResolver::default().resolve(uri, config, timeout)
+        let addrs = match self.cache.get(host, port) {
+            Some(a) => a,
+            None => {
+                use std::net::ToSocketAddrs;
+                let found: Vec<std::net::SocketAddr> = (host, port)
+                    .to_socket_addrs()
+                    .map_err(|_| ureq::Error::HostNotFound)?
+                    .take(MAX_ADDRS_PER_NAME)
+                    .collect();
+                if found.is_empty() {
+                    return Err(ureq::Error::HostNotFound);
+                }
+                self.cache.put(host, port, found.clone());
+                found
+            }
+        };
+        for a in addrs {
+            v.push(a);
+        }
+        Ok(v)
     }
 }

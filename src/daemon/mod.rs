@@ -64,6 +64,9 @@ pub const BOOT_POLL_MS: u64 = 500;
 /// Stack of each delivery worker. Workers are started as attempts need them, up to
 /// [`crate::core::engine::MAX_IN_FLIGHT`], and then stay.
 pub const WORKER_STACK: usize = 256 * 1024;
+/// Stack of the short-lived thread that builds the daemon (config, engine, TLS roots); given
+/// back when it ends.
+pub const SETUP_STACK: usize = 2 * 1024 * 1024;
 
 /// What `run` needs.
 #[derive(Clone, Debug, Default)]
@@ -212,7 +215,10 @@ struct Daemon {
 
 /// Runs the daemon (socket, signals) until SIGTERM/SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
-    let mut d = Daemon::new(opts, true)?;
+    // Blocked here, in the thread that runs the loop, before any other thread exists (the
+    // set-up thread and the workers inherit the mask): the signalfd only sees them then.
+    daemon_sigmask().thread_block()?;
+    let mut d = build(opts, true)?;
     let r = d.main_loop();
     if let Some(p) = &d.opts.socket {
         let _ = std::fs::remove_file(p);
@@ -223,7 +229,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 /// Starts an engine in a thread of this program: no signal handling, no socket unless
 /// `opts.socket` names one. Config errors are returned here, before the thread starts.
 pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
-    let mut d = Daemon::new(opts, false)?;
+    let mut d = build(opts, false)?;
     let inbox = d.inbox.clone();
     let thread = thread::Builder::new()
         .name("event-notify".into())
@@ -238,6 +244,24 @@ pub fn spawn(opts: Options) -> Result<Handle, DaemonError> {
         inbox,
         thread: Some(thread),
     })
+}
+
+/// [`Daemon::new`] in a short-lived thread. Start-up (the config parsed and validated, the
+/// engine built, the TLS roots loaded) needs a few hundred KiB of stack once; the stack of a
+/// thread that has ended is given back (glibc: `MADV_DONTNEED`; musl: unmapped), while pages the
+/// caller's thread touched would stay resident for the daemon's life (about 400 KiB of the
+/// handset's RAM) and could overflow a small firmware thread that calls `en_start`.
+fn build(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
+    let t = thread::Builder::new()
+        .name("event-notify-setup".into())
+        .stack_size(SETUP_STACK)
+        .spawn(move || Daemon::new(opts, signals))?;
+    match t.join() {
+        Ok(r) => r,
+        Err(_) => Err(DaemonError::Io(io::Error::other(
+            "the set-up thread panicked",
+        ))),
+    }
 }
 
 impl Daemon {
@@ -342,12 +366,18 @@ fn first_config(opts: &Options, signals: bool) -> Result<(Config, String), Daemo
 
 /// Signals arrive through a signalfd; SIGPIPE is ignored (a client that went away). An embedded
 /// engine (`signals` false) leaves the program's signals alone.
+/// The signals the daemon takes through its signalfd.
+fn daemon_sigmask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask
+}
+
 fn signal_fd(signals: bool) -> Result<Option<SignalFd>, DaemonError> {
     Ok(if signals {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
-            mask.add(s);
-        }
+        let mask = daemon_sigmask();
         mask.thread_block()?;
         unsafe {
             // SAFETY: SIG_IGN installs no handler code.
@@ -438,7 +468,12 @@ impl Daemon {
             fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
             fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
             for c in &self.clients {
-                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+                let want = if c.blocked() {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                fds.push(PollFd::new(c.stream.as_fd(), want));
             }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}

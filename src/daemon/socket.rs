@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How much of a client's input is read at once.
+const READ_CHUNK: usize = 1024;
+
 pub(super) struct Client {
     pub(super) stream: UnixStream,
     pub(super) buf: heapless::Vec<u8, MSG_CAP>,
@@ -9,6 +12,52 @@ pub(super) struct Client {
     pub(super) discarding: bool,
     /// When it last sent something (or connected), for making room when full.
     pub(super) active_ms: u64,
+    /// The part of a reply the socket did not take yet. While it is not empty the client is
+    /// polled for writing and nothing more is read from it: a client that writes faster than it
+    /// reads is slowed down by its own socket buffer, never dropped. Holds at most one reply.
+    pub(super) out: Vec<u8>,
+    /// Bytes read but not yet answered (the rest of a chunk when a reply had to wait).
+    pub(super) pending: heapless::Vec<u8, READ_CHUNK>,
+}
+
+impl Client {
+    pub(super) fn new(stream: UnixStream, now_ms: u64) -> Client {
+        Client {
+            stream,
+            buf: heapless::Vec::new(),
+            discarding: false,
+            active_ms: now_ms,
+            out: Vec::new(),
+            pending: heapless::Vec::new(),
+        }
+    }
+
+    /// Whether it waits for the socket to take a reply (poll for writing, not reading).
+    pub(super) fn blocked(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes what the socket takes of `out`. `Err`: the client is gone.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a reply, keeping what the socket does not take now.
+    fn reply(&mut self, text: &str) -> io::Result<()> {
+        self.out.extend_from_slice(text.as_bytes());
+        self.flush()
+    }
 }
 
 pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
@@ -61,12 +110,7 @@ impl Daemon {
                             self.clients.swap_remove(i);
                         }
                     }
-                    self.clients.push(Client {
-                        stream,
-                        buf: heapless::Vec::new(),
-                        discarding: false,
-                        active_ms: now().ms,
-                    });
+                    self.clients.push(Client::new(stream, now().ms));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -77,9 +121,26 @@ impl Daemon {
         }
     }
 
-    /// Reads what a client sent and answers each complete line. `false`: drop the client.
+    /// Writes what waits for the client, then reads what it sent and answers each complete
+    /// line, until it has nothing more to say or a reply must wait for its socket. `false`:
+    /// drop the client.
     pub(super) fn serve_client(&mut self, i: usize) -> bool {
-        let mut chunk = [0u8; 1024];
+        let Some(c) = self.clients.get_mut(i) else {
+            return false;
+        };
+        if c.flush().is_err() {
+            return false;
+        }
+        if c.blocked() {
+            return true;
+        }
+        let pending = core::mem::take(&mut c.pending);
+        match self.answer_bytes(i, &pending) {
+            Some(true) => {}
+            Some(false) => return true,
+            None => return false,
+        }
+        let mut chunk = [0u8; READ_CHUNK];
         loop {
             let Some(c) = self.clients.get_mut(i) else {
                 return false;
@@ -92,40 +153,51 @@ impl Daemon {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             };
-            for &b in &chunk[..n] {
-                let c = &mut self.clients[i];
-                if c.discarding {
-                    if b == b'\n' {
-                        c.discarding = false;
-                    }
-                    continue;
-                }
-                if b == b'\n' {
-                    let line = core::mem::take(&mut c.buf);
-                    let reply = self.answer(&line);
-                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
-                        return false;
-                    }
-                    if self.stopping.is_some() {
-                        return false;
-                    }
-                    continue;
-                }
-                if c.buf.push(b).is_err() {
-                    c.buf.clear();
-                    c.discarding = true;
-                    let e = WireError::TooLong;
-                    self.counters.refused[refused_index(e)] += 1;
-                    if self.warn_refused.allow(now().ms, "refused socket messages") {
-                        log::warn!("refused a socket message: {e}");
-                    }
-                    let reply = format!("ERR {} {e}\n", e.code());
-                    if self.clients[i].stream.write_all(reply.as_bytes()).is_err() {
-                        return false;
-                    }
-                }
+            match self.answer_bytes(i, &chunk[..n]) {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
             }
         }
+    }
+
+    /// Answers the complete lines in `bytes`. `Some(true)`: all taken; `Some(false)`: a reply
+    /// waits for the socket, the rest is kept in `pending`; `None`: drop the client.
+    fn answer_bytes(&mut self, i: usize, bytes: &[u8]) -> Option<bool> {
+        for (at, &b) in bytes.iter().enumerate() {
+            let c = &mut self.clients[i];
+            if c.discarding {
+                if b == b'\n' {
+                    c.discarding = false;
+                }
+                continue;
+            }
+            let reply = if b == b'\n' {
+                let line = core::mem::take(&mut c.buf);
+                self.answer(&line)
+            } else if c.buf.push(b).is_err() {
+                c.buf.clear();
+                c.discarding = true;
+                let e = WireError::TooLong;
+                self.counters.refused[refused_index(e)] += 1;
+                if self.warn_refused.allow(now().ms, "refused socket messages") {
+                    log::warn!("refused a socket message: {e}");
+                }
+                format!("ERR {} {e}\n", e.code())
+            } else {
+                continue;
+            };
+            let c = &mut self.clients[i];
+            if c.reply(&reply).is_err() || self.stopping.is_some() {
+                return None;
+            }
+            if c.blocked() {
+                // `bytes` is at most one chunk, so the rest fits.
+                let _ = c.pending.extend_from_slice(&bytes[at + 1..]);
+                return Some(false);
+            }
+        }
+        Some(true)
     }
 
     pub(super) fn answer(&mut self, line: &[u8]) -> String {

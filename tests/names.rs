@@ -1,0 +1,227 @@
+//! A destination given by host name (daemon::deliver's caching resolver): the name is looked up
+//! through a hosts file bind-mounted over /etc/hosts inside a mount namespace this test makes
+//! (never the machine's own /etc/hosts), the server "moves" to another address, and the daemon
+//! follows it once the old connection fails.
+//!
+//! x86_64 only: it runs the daemon under `unshare` (root, host tools), which the qemu-user runs
+//! of the ARM targets cannot wrap.
+#![cfg(target_arch = "x86_64")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_event-notify");
+const NAME: &str = "moving.names.test";
+
+/// A keep-alive HTTP receiver that records each request's target; `stop` closes the listener
+/// and every connection it accepted.
+struct Recv {
+    targets: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Recv {
+    fn start(addr: &str) -> Recv {
+        let l = TcpListener::bind(addr).expect("bind receiver");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("addr").port();
+        let r = Recv {
+            targets: Arc::default(),
+            stop: Arc::default(),
+            conns: Arc::default(),
+            port,
+            accepted: Arc::default(),
+        };
+        let (targets, stop, conns, accepted) = (
+            Arc::clone(&r.targets),
+            Arc::clone(&r.stop),
+            Arc::clone(&r.conns),
+            Arc::clone(&r.accepted),
+        );
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        let _ = s.set_nonblocking(false);
+                        conns.lock().unwrap().push(s.try_clone().unwrap());
+                        let targets = Arc::clone(&targets);
+                        thread::spawn(move || serve(s, targets));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        r
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        // Let the accept loop drop the listener.
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    fn wait_for(&self, n: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .targets
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|t| t.contains(&format!("n={n}")))
+            {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+fn serve(s: TcpStream, targets: Arc<Mutex<Vec<String>>>) {
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        targets.lock().unwrap().push(target);
+        if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn emit(socket: &Path, id: &str) {
+    let st = Command::new(BIN)
+        .args([
+            "emit",
+            "incoming_call",
+            &format!("call_id={id}"),
+            "--socket",
+        ])
+        .arg(socket)
+        .stdin(Stdio::null())
+        .status()
+        .expect("emit");
+    assert!(st.success(), "emit {id}: {st}");
+}
+
+#[test]
+fn a_host_name_is_resolved_in_a_namespace_and_followed_when_the_server_moves() {
+    let a = Recv::start("127.0.0.1:0");
+    // The same port on another loopback address: the server after its move.
+    let b = Recv::start(&format!("127.0.0.2:{}", a.port));
+    let dir = std::env::temp_dir().join(format!("en-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 {NAME}\n")).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"events": {{"incoming_call": "http://{NAME}:{}/in?n=$call_id"}},
+                "delivery": {{"backoff_initial_ms": 100, "backoff_max_ms": 200, "connect_timeout_ms": 1000}}}}"#,
+            a.port
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("s.sock");
+    let child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--mount-proc",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+        ])
+        .arg(&hosts)
+        .arg(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare (root, util-linux) runs the daemon in its own namespaces");
+    let d = Daemon {
+        child,
+        socket,
+        dir: dir.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.socket.exists() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+
+    emit(&d.socket, "1");
+    assert!(a.wait_for("1"), "not delivered by name to 127.0.0.1");
+    emit(&d.socket, "2");
+    assert!(a.wait_for("2"), "second not delivered");
+    assert_eq!(
+        a.accepted.load(Ordering::SeqCst),
+        1,
+        "keep-alive: one connection"
+    );
+
+    // The server moves: the name now means 127.0.0.2 (the file rewritten in place, so the
+    // bind mount shows it), and the old address stops answering.
+    std::fs::write(&hosts, format!("127.0.0.2 {NAME}\n")).unwrap();
+    a.stop();
+    emit(&d.socket, "3");
+    assert!(
+        b.wait_for("3"),
+        "the daemon did not follow the name to its new address"
+    );
+    assert!(
+        !a.targets.lock().unwrap().iter().any(|t| t.contains("n=3")),
+        "delivered to the old address"
+    );
+    b.stop();
+}
