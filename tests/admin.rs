@@ -1173,3 +1173,135 @@ fn a_vendor_file_pushed_to_the_import_route_is_in_force_and_keeps_the_rest() {
     assert_eq!(st, 412);
     assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), stored);
 }
+
+/// Headers, signing secrets, `max_age_s` and the spool were added to the config after the API:
+/// every way the API writes (PUT of one event, the CTI request, a whole-config PUT of what GET
+/// showed) keeps them, and no response, log line or status shows a secret.
+#[test]
+fn every_write_keeps_headers_signing_secrets_max_age_and_spool_and_never_shows_a_secret() {
+    const EV_SECRET: &str = "Ev-sign-7Qx1";
+    const DEL_SECRET: &str = "Del-sign-9Kp2";
+    const KEY: &str = "Hdr-key-4Tz8";
+    let r = Receiver::start();
+    let spool = TempDir::new("admin-spool");
+    let spool_path = spool.path().join("en.spool");
+    let cfg = format!(
+        r#"{{"events":{{"incoming_call":{{"url":"{}","signing_secret":"{EV_SECRET}",
+              "headers":{{"X-Api-Key":"{KEY}","X-Site":"lab-$remote"}}}}}},
+            "delivery":{{"connect_timeout_ms":500,"timeout_ms":1500,"max_age_s":900,
+              "spool":{{"path":"{}","max_bytes":65536}},"signing_secret":"{DEL_SECRET}"}}}}"#,
+        r.url("/in"),
+        spool_path.display()
+    );
+    let a = Admin::start(&cfg, &[]);
+    let mut seen = String::new();
+    let file_keeps_all = |why: &str| {
+        let f = std::fs::read_to_string(a.d.config_path()).unwrap();
+        for want in [
+            EV_SECRET,
+            DEL_SECRET,
+            KEY,
+            "lab-$remote",
+            "\"max_age_s\": 900",
+            "65536",
+        ] {
+            assert!(f.contains(want), "{why}: {want} lost from the file:\n{f}");
+        }
+    };
+    // GET shows the new fields, the secrets only as "set" and the key header masked.
+    let (st, head, body) = a.authed("GET", "/api/v1/config", &[], "");
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let ev = &v["events"]["incoming_call"];
+    assert_eq!(ev["signing_secret_set"], true, "{body}");
+    assert_eq!(ev["headers"]["X-Api-Key"], "****", "{body}");
+    assert_eq!(ev["headers"]["X-Site"], "lab-$remote", "{body}");
+    assert_eq!(v["delivery"]["max_age_s"], 900, "{body}");
+    assert_eq!(v["delivery"]["spool"]["max_bytes"], 65536, "{body}");
+    assert_eq!(v["delivery"]["signing_secret_set"], true, "{body}");
+    assert!(
+        v["delivery_defaults"]["max_age_s"].as_u64().is_some(),
+        "{body}"
+    );
+    seen += &head;
+    seen += &body;
+    // 1. PUT of one event (a URL change only).
+    let m = format!("If-Match: {}", header(&head, "etag").unwrap());
+    let put = format!(r#"{{"url":"{}"}}"#, r.url("/in2?from=$remote"));
+    let (st, _, body) = a.authed(
+        "PUT",
+        "/api/v1/events/incoming_call",
+        &[("If-Match", &m[10..])],
+        &put,
+    );
+    assert_eq!(st, 200, "{body}");
+    seen += &body;
+    file_keeps_all("PUT of one event");
+    // 2. The CTI request.
+    let cti = format!(
+        "/dummy.htm?settings=save&action_incoming_url={}",
+        r.url("/in3?from=$remote")
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+            .replace('$', "%24")
+    );
+    let (st, _, body) = a.authed("GET", &cti, &[], "");
+    assert_eq!((st, body.trim()), (200, "OK"));
+    file_keeps_all("the CTI request");
+    // 3. A whole-config PUT of what GET showed, as a page save does.
+    let (_, head, body) = a.authed("GET", "/api/v1/config", &[], "");
+    seen += &body;
+    let tag = header(&head, "etag").unwrap();
+    let (st, _, b) = a.authed("PUT", "/api/v1/config", &[("If-Match", &tag)], &body);
+    assert_eq!(st, 200, "{b}");
+    file_keeps_all("a whole-config PUT");
+    // The event still goes out with its headers (the stored key, not ****) and a signature.
+    a.d.emit_ok(&["call", "state=incoming", "call_id=h1", "remote=1002"]);
+    let got = r.wait_for(1, PATIENCE);
+    assert_eq!(got[0].target, "/in3?from=1002");
+    assert_eq!(got[0].header("x-api-key"), Some(KEY));
+    assert_eq!(got[0].header("x-site"), Some("lab-1002"));
+    assert!(got[0].header("x-event-notify-signature").is_some());
+    // Preview shows the headers, the key masked, and that the request is signed.
+    let (st, _, body) = a.authed("POST", "/api/v1/events/incoming_call/preview", &[], "{}");
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains("X-Site")
+            && body.contains("lab-1002")
+            && body.contains("X-Event-Notify-Signature"),
+        "{body}"
+    );
+    seen += &body;
+    // Clearing: "" removes the event's secret; a header left out of the list is removed;
+    // a delivery secret left out is kept.
+    let m = a.etag();
+    let (st, _, body) = a.authed(
+        "PUT",
+        "/api/v1/events/incoming_call",
+        &[("If-Match", &m)],
+        r#"{"signing_secret":"","headers":{"X-Api-Key":"****"}}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(json(&body)["event"]["signing_secret_set"], false, "{body}");
+    seen += &body;
+    let f = std::fs::read_to_string(a.d.config_path()).unwrap();
+    assert!(!f.contains(EV_SECRET) && !f.contains("X-Site"), "{f}");
+    assert!(f.contains(KEY) && f.contains(DEL_SECRET), "{f}");
+    for path in [
+        "/api/v1/config",
+        "/api/v1/events/incoming_call",
+        "/api/v1/status",
+    ] {
+        let (st, head, body) = a.authed("GET", path, &[], "");
+        assert_eq!(st, 200, "{path}");
+        seen += &head;
+        seen += &body;
+    }
+    seen += &a.d.status();
+    seen += &a.d.log();
+    for s in [EV_SECRET, DEL_SECRET, KEY] {
+        assert!(!seen.contains(s), "{s} came back:\n{seen}");
+    }
+}

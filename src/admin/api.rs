@@ -105,6 +105,20 @@ struct Raw {
     content_type: String,
     username: String,
     password: String,
+    /// Write-only, like the password.
+    signing_secret: String,
+    /// Extra headers, name -> value template, as in the file.
+    headers: Map<String, Value>,
+    /// Fields of the file this API does not know: kept as they are, never dropped.
+    rest: Map<String, Value>,
+}
+
+/// What a credential's value is shown as (URL passwords, credential headers).
+const MASK: &str = "****";
+
+/// Whether a header's value is a credential by its name: the rule `expand` masks by.
+fn header_is_secret(name: &str) -> bool {
+    crate::cli::header_is_secret(name)
 }
 
 fn short_ct(ct: &str) -> &str {
@@ -137,6 +151,23 @@ impl Raw {
                 r.content_type = short_ct(&s("content_type")).to_string();
                 r.username = s("username");
                 r.password = s("password");
+                r.signing_secret = s("signing_secret");
+                for (k, v) in o {
+                    match k.as_str() {
+                        "url" | "enabled" | "method" | "body" | "content_type" | "username"
+                        | "password" | "signing_secret" => {}
+                        "headers" => match v {
+                            Value::Object(h) => r.headers = h.clone(),
+                            // Not an object: kept as it is for the validation to report.
+                            other => {
+                                r.rest.insert(k.clone(), other.clone());
+                            }
+                        },
+                        _ => {
+                            r.rest.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -167,8 +198,10 @@ impl Raw {
                 "content_type" => r.content_type = short_ct(&s()?).to_string(),
                 "username" => r.username = s()?,
                 "password" => r.password = s()?,
+                "signing_secret" => r.signing_secret = s()?,
+                "headers" => r.headers = merge_headers(val, &self.headers)?,
                 // Read-only fields a client may echo back.
-                "password_set" | "key" | "label" | "vars" | "aliases" => {}
+                "password_set" | "signing_secret_set" | "key" | "label" | "vars" | "aliases" => {}
                 other => return Err(format!("unknown field {other}")),
             }
         }
@@ -185,7 +218,10 @@ impl Raw {
             && self.body.is_empty()
             && self.content_type == "form"
             && self.username.is_empty()
-            && self.password.is_empty();
+            && self.password.is_empty()
+            && self.signing_secret.is_empty()
+            && self.headers.is_empty()
+            && self.rest.is_empty();
         if plain {
             return Some(Value::String(self.url.clone()));
         }
@@ -209,12 +245,33 @@ impl Raw {
         if !self.password.is_empty() {
             o.insert("password".into(), self.password.clone().into());
         }
+        if !self.headers.is_empty() {
+            o.insert("headers".into(), Value::Object(self.headers.clone()));
+        }
+        if !self.signing_secret.is_empty() {
+            o.insert("signing_secret".into(), self.signing_secret.clone().into());
+        }
+        for (k, v) in &self.rest {
+            o.insert(k.clone(), v.clone());
+        }
         Some(Value::Object(o))
     }
 
-    /// What the API shows: no password, ever.
+    /// What the API shows: no password or secret, ever.
     fn to_api(&self, e: Event) -> Value {
         let (url, url_pw) = mask_url(&self.url);
+        let headers: Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if header_is_secret(k) && !v.is_null() {
+                    Value::String(MASK.into())
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect();
         json!({
             "key": e.key(),
             "label": e.label(),
@@ -225,8 +282,42 @@ impl Raw {
             "content_type": self.content_type,
             "username": self.username,
             "password_set": !self.password.is_empty() || url_pw,
+            "signing_secret_set": !self.signing_secret.is_empty(),
+            "headers": headers,
         })
     }
+}
+
+/// A client's `headers` object: the new list (a header left out is removed); a credential
+/// header whose value is `****` keeps the stored value of the same name.
+fn merge_headers(val: &Value, old: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let h = match val {
+        Value::Null => return Ok(Map::new()),
+        Value::Object(h) => h,
+        _ => return Err("headers must be an object of name: value".into()),
+    };
+    let mut out = Map::new();
+    for (name, v) in h {
+        if v.as_str() == Some(MASK) && header_is_secret(name) {
+            let stored = old
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone());
+            match stored {
+                Some(s) => {
+                    out.insert(name.clone(), s);
+                }
+                None => {
+                    return Err(format!(
+                        "headers.{name}: {MASK} keeps a stored value, and there is none"
+                    ))
+                }
+            }
+        } else {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Where the userinfo of a URL is: (start, '@' index), if any.
@@ -276,16 +367,65 @@ fn stored_event(root: &Map<String, Value>, e: Event) -> Option<&Value> {
         .map(|(_, v)| v)
 }
 
+/// The delivery settings as the API shows them: the signing secret only as `signing_secret_set`.
 fn delivery_json(d: &Delivery) -> Value {
     json!({
         "connect_timeout_ms": d.connect_timeout_ms,
         "timeout_ms": d.timeout_ms,
         "attempts": d.attempts,
+        "max_age_s": d.max_age_s,
         "backoff_initial_ms": d.backoff_initial_ms,
         "backoff_max_ms": d.backoff_max_ms,
         "shutdown_flush_ms": d.shutdown_flush_ms,
         "ca_file": d.ca_file,
+        "spool": d.spool.as_ref().map(|s| json!({"path": s.path, "max_bytes": s.max_bytes})),
+        "signing_secret_set": d.signing_secret.is_some(),
     })
+}
+
+/// The defaults the page shows beside each delivery field (a spool has no default path).
+fn delivery_defaults() -> Value {
+    let mut v = delivery_json(&Delivery::default());
+    v["spool"] = json!({"path": null, "max_bytes": crate::core::config::SPOOL_DEFAULT_MAX_BYTES});
+    v
+}
+
+/// The file's `delivery` object after a client's: a field left out is kept (so nothing the
+/// client does not show is dropped), `null` or `""` removes it (its default applies);
+/// `signing_secret` is write-only (left out keeps, `""` clears); a spool without a path is none.
+fn merge_delivery(old: Option<&Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut d = match old {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
+    for (k, v) in new {
+        if k == "signing_secret_set" {
+            continue;
+        }
+        let gone = match (k.as_str(), v) {
+            (_, Value::Null) => true,
+            (_, Value::String(s)) => s.is_empty(),
+            ("spool", Value::Object(o)) => {
+                matches!(o.get("path"), None | Some(Value::Null))
+                    || o.get("path").and_then(Value::as_str) == Some("")
+            }
+            _ => false,
+        };
+        if gone {
+            d.remove(k);
+        } else if let ("spool", Value::Object(o)) = (k.as_str(), v) {
+            // `max_bytes: null` is its default.
+            let o: Map<String, Value> = o
+                .iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            d.insert(k.clone(), Value::Object(o));
+        } else {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    d
 }
 
 /// The whole config as the API shows it.
@@ -313,7 +453,7 @@ fn config_view(text: &str) -> Value {
     let mut out = json!({
         "events": events,
         "delivery": delivery_json(&delivery),
-        "delivery_defaults": delivery_json(&Delivery::default()),
+        "delivery_defaults": delivery_defaults(),
         "device": device,
     });
     if let Err(problems) = &parsed {
@@ -325,6 +465,23 @@ fn config_view(text: &str) -> Value {
 
 /// A problem as the API reports it; `text` is the line `check` prints.
 pub fn problem_json(p: &Problem, path: &str) -> Value {
+    // A warning about a credential header's value names the `$word` it found in it: part of the
+    // secret. Say where, not what.
+    let secret_header = p
+        .place
+        .split_once(".headers.")
+        .is_some_and(|(_, name)| header_is_secret(name));
+    let masked;
+    let p = if secret_header && p.message.contains("unknown variable") {
+        let col = p.message.split(':').next().unwrap_or("");
+        masked = Problem {
+            message: format!("{col}: a $word in this credential header is not a known variable and is sent as typed (not shown)"),
+            ..p.clone()
+        };
+        &masked
+    } else {
+        p
+    };
     let (column, message) = match p.message.strip_prefix("column ") {
         Some(rest) => match rest.split_once(": ") {
             Some((n, m)) if n.parse::<u64>().is_ok() => (n.parse::<u64>().ok(), m.to_string()),
@@ -475,8 +632,13 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
                 continue;
             };
             let stored = Raw::from_value(stored_event(old, e));
+            // Kept when left out: the password and signing secret (write-only), the headers and
+            // fields this API does not know (a client that does not show them cannot drop them).
             let base = Raw {
                 password: stored.password.clone(),
+                signing_secret: stored.signing_secret.clone(),
+                headers: stored.headers.clone(),
+                rest: stored.rest.clone(),
                 ..Raw::from_value(None)
             };
             let base = Raw {
@@ -497,7 +659,7 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
                 }
                 Value::String(s) => Raw {
                     url: unmask_url(s, &stored.url),
-                    ..Raw::from_value(None)
+                    ..base.clone()
                 },
                 Value::Null => Raw::from_value(None),
                 _ => {
@@ -514,7 +676,17 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
     for (k, v) in b {
         match k.as_str() {
             "events" | "delivery_defaults" | "problems" | "etag" => {}
-            "delivery" | "device" => {
+            "delivery" => {
+                if let Value::Object(o) = v {
+                    let d = merge_delivery(old.get("delivery"), o);
+                    if !d.is_empty() {
+                        root.insert(k.clone(), Value::Object(d));
+                    }
+                } else {
+                    root.insert(k.clone(), v.clone());
+                }
+            }
+            "device" => {
                 if let Value::Object(o) = v {
                     let kept: Map<String, Value> = o
                         .iter()
@@ -531,6 +703,12 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
             _ => {
                 root.insert(k.clone(), v.clone());
             }
+        }
+    }
+    // Whatever the client left out entirely is kept as it is.
+    for (k, v) in old {
+        if !b.contains_key(k) && !root.contains_key(k) {
+            root.insert(k.clone(), v.clone());
         }
     }
     Ok(root)
@@ -721,7 +899,25 @@ fn expand(
     } else {
         ""
     };
-    let _ = delivery;
+    // Numbered like a real one (an example id: sequence 0), signed and with the extra headers
+    // as the daemon sends it.
+    n.id = crate::core::id::delivery_id(vars.get(Var::Mac), 0, 0);
+    let mut vars = vars.clone();
+    vars.set(Var::DeliveryId, &n.id);
+    let vars = &vars;
+    n.secret = ec
+        .signing_secret
+        .clone()
+        .or_else(|| delivery.signing_secret.clone());
+    for (name, t) in &ec.headers {
+        use std::fmt::Write as _;
+        let ok = write!(n.headers, "{name}: ").is_ok()
+            && t.write_to(vars, Encoding::Percent, &mut n.headers).is_ok()
+            && n.headers.push('\n').is_ok();
+        if !ok {
+            return Err("the expanded headers are too long: they would not be sent");
+        }
+    }
     ec.url
         .expand(vars, Encoding::Percent, &mut n.url)
         .map_err(|_| "the expanded URL is too long: it would not be sent")?;
@@ -781,6 +977,19 @@ fn request_json(n: &Notification) -> Value {
     }
     if !n.content_type.is_empty() {
         headers.push(json!(["Content-Type", n.content_type]));
+    }
+    headers.push(json!([crate::sign::ID_HEADER, n.id.as_str()]));
+    headers.push(json!([crate::sign::IDEMPOTENCY_HEADER, n.id.as_str()]));
+    for line in n.headers.lines() {
+        let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+        let shown = if header_is_secret(name) { MASK } else { value };
+        headers.push(json!([name, shown]));
+    }
+    if n.secret.is_some() {
+        headers.push(json!([
+            crate::sign::SIGNATURE_HEADER,
+            "t=<time sent>,v1=<HMAC-SHA256> (secret not shown)"
+        ]));
     }
     json!({
         "line": format!("{} {}", n.method.as_str(), n.url),
@@ -1118,6 +1327,86 @@ mod tests {
         let t = Value::Object(root_from_view(&body2, &old).unwrap()).to_string();
         assert!(!t.contains("pw1"), "{t}");
         assert!(crate::daemon::validate_config(&t).is_ok(), "{t}");
+    }
+
+    #[test]
+    fn new_settings_survive_a_round_trip_and_secrets_never_show() {
+        let text = r#"{"events":{"incoming_call":{"url":"http://h/in","signing_secret":"ev-sec-1",
+                         "headers":{"X-Api-Key":"key-sec-2","X-Site":"lab $mac"}}},
+                       "delivery":{"max_age_s":600,"spool":"/data/en.spool","signing_secret":"del-sec-3"}}"#;
+        let old = root_of(text);
+        let v = config_view(text);
+        let s = v.to_string();
+        for sec in ["ev-sec-1", "key-sec-2", "del-sec-3"] {
+            assert!(!s.contains(sec), "{s}");
+        }
+        let ev = &v["events"]["incoming_call"];
+        assert_eq!(ev["signing_secret_set"], true);
+        assert_eq!(ev["headers"]["X-Api-Key"], "****");
+        assert_eq!(ev["headers"]["X-Site"], "lab $mac");
+        assert_eq!(v["delivery"]["max_age_s"], 600);
+        assert_eq!(v["delivery"]["spool"]["path"], "/data/en.spool");
+        assert_eq!(v["delivery"]["signing_secret_set"], true);
+        assert_eq!(
+            v["delivery_defaults"]["max_age_s"],
+            Delivery::default().max_age_s
+        );
+        // What GET showed, written back, keeps all of it.
+        let t = Value::Object(root_from_view(&v, &old).unwrap()).to_string();
+        for sec in [
+            "ev-sec-1",
+            "key-sec-2",
+            "del-sec-3",
+            "lab $mac",
+            "\"max_age_s\":600",
+            "/data/en.spool",
+        ] {
+            assert!(t.contains(sec), "{sec} lost: {t}");
+        }
+        let (c, _) = crate::daemon::validate_config(&t).unwrap();
+        assert_eq!(c.delivery.max_age_s, 600);
+        // "" clears a secret; a header left out is removed; a new value replaces.
+        let mut b = v.clone();
+        b["events"]["incoming_call"]["signing_secret"] = json!("");
+        b["events"]["incoming_call"]["headers"] = json!({"X-Api-Key": "new-key"});
+        b["delivery"]["signing_secret"] = json!("");
+        b["delivery"]["spool"] = Value::Null;
+        let t = Value::Object(root_from_view(&b, &old).unwrap()).to_string();
+        assert!(
+            !t.contains("ev-sec-1") && !t.contains("del-sec-3") && !t.contains("X-Site"),
+            "{t}"
+        );
+        assert!(t.contains("new-key") && !t.contains("spool"), "{t}");
+        // **** for a header that has no stored value is refused, not sent as is.
+        let stored = Raw::from_value(stored_event(&old, Event::IncomingCall));
+        let edit = json!({"headers": {"Authorization": "****"}});
+        assert!(stored.merge(edit.as_object().unwrap()).is_err());
+        // A partial edit (PUT of one event, the CTI request) keeps everything else.
+        let r = stored
+            .merge(json!({"url": "http://h/new"}).as_object().unwrap())
+            .unwrap();
+        let f = r.to_file().unwrap().to_string();
+        assert!(f.contains("ev-sec-1") && f.contains("key-sec-2"), "{f}");
+    }
+
+    #[test]
+    fn a_warning_about_a_credential_header_does_not_quote_its_value() {
+        let (_, warnings) = crate::daemon::validate_config(
+            r#"{"events":{"incoming_call":{"url":"h/x","headers":{"X-Token":"Bearer $tok3nS3cret","X-Site":"$s1te"}}}}"#,
+        )
+        .unwrap();
+        let v: Vec<Value> = warnings
+            .iter()
+            .map(|p| problem_json(p, "/c.json"))
+            .collect();
+        let s = Value::Array(v.clone()).to_string();
+        assert!(!s.contains("tok3nS3cret"), "{s}");
+        assert!(s.contains("s1te"), "a plain header's word is named: {s}");
+        assert!(
+            v.iter()
+                .any(|p| p["column"] == 8 && p["field"] == "events.incoming_call.headers.X-Token"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -702,6 +702,79 @@ pub fn route_matches(pattern: &str, path: &str) -> bool {
             .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
 }
 
-const PAGE_HTML: &str = include_str!("page/index.html");
-const PAGE_CSS: &str = include_str!("page/app.css");
-const PAGE_JS: &str = include_str!("page/app.js");
+/// A page file as it is served: compacted at compile time by [`compact`], so the sources keep
+/// their comments and indentation and the phone stores and sends only what the browser needs.
+macro_rules! compacted {
+    ($path:literal) => {{
+        const SRC: &str = include_str!($path);
+        const OUT: ([u8; SRC.len()], usize) = compact::<{ SRC.len() }>(SRC);
+        match std::str::from_utf8(OUT.0.split_at(OUT.1).0) {
+            Ok(s) => s,
+            Err(_) => panic!("a page file compacted to invalid UTF-8"),
+        }
+    }};
+}
+
+const PAGE_HTML: &str = compacted!("page/index.html");
+const PAGE_CSS: &str = compacted!("page/app.css");
+const PAGE_JS: &str = compacted!("page/app.js");
+
+/// Leading indentation, blank lines and whole-line comments (`// ...` in the script, `/* ... */`
+/// in the style sheet) removed. Safe for these files: none has a multi-line string, template
+/// literal or `<pre>`, so a line's indentation is never content. Runs at compile time only.
+const fn compact<const N: usize>(src: &str) -> ([u8; N], usize) {
+    let b = src.as_bytes();
+    let mut out = [0u8; N];
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        let mut end = i;
+        while end < b.len() && b[end] != b'\n' {
+            end += 1;
+        }
+        let mut s = i;
+        while s < end && (b[s] == b' ' || b[s] == b'\t') {
+            s += 1;
+        }
+        let comment = (end - s >= 2 && b[s] == b'/' && b[s + 1] == b'/')
+            || (end - s >= 4
+                && b[s] == b'/'
+                && b[s + 1] == b'*'
+                && b[end - 2] == b'*'
+                && b[end - 1] == b'/');
+        if s < end && !comment {
+            while s < end {
+                out[n] = b[s];
+                n += 1;
+                s += 1;
+            }
+            if end < b.len() {
+                out[n] = b'\n';
+                n += 1;
+            }
+        }
+        i = end + 1;
+    }
+    (out, n)
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn served_page_is_the_source_without_indentation_or_comment_lines() {
+        let src = include_str!("page/app.js");
+        let want: Vec<&str> = src
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .collect();
+        assert_eq!(PAGE_JS.lines().collect::<Vec<_>>(), want);
+        assert!(!PAGE_CSS.contains("/*") && PAGE_CSS.contains(":root{"));
+        assert!(PAGE_HTML.starts_with("<!DOCTYPE html>\n") && PAGE_HTML.ends_with("</html>\n"));
+        let total = PAGE_HTML.len() + PAGE_CSS.len() + PAGE_JS.len();
+        assert!(total < 40 * 1024, "the page is {total} bytes");
+        let (out, n) = compact::<12>("  a\n\n // c\nb");
+        assert_eq!(&out[..n], b"a\nb");
+    }
+}

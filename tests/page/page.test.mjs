@@ -35,7 +35,11 @@ const ADMIN_PW = 'adm-' + crypto.randomBytes(6).toString('hex');
 const STORED_PW = 'stored-' + crypto.randomBytes(6).toString('hex'); // in the config from the start
 const NEW_PW = 'typed-' + crypto.randomBytes(6).toString('hex'); // set through the page
 const URL_PW = 'inurl-' + crypto.randomBytes(6).toString('hex'); // user:password@ in a stored URL
-const SECRETS = [ADMIN_PW, STORED_PW, NEW_PW, URL_PW];
+const SIGN = 'sign-' + crypto.randomBytes(6).toString('hex'); // an event's signing secret, stored
+const DL_SIGN = 'dlsign-' + crypto.randomBytes(6).toString('hex'); // delivery.signing_secret, stored
+const NEW_SIGN = 'newsign-' + crypto.randomBytes(6).toString('hex'); // set through the page
+const HDR_KEY = 'hdrkey-' + crypto.randomBytes(6).toString('hex'); // a credential header's value
+const SECRETS = [ADMIN_PW, STORED_PW, NEW_PW, URL_PW, SIGN, DL_SIGN, NEW_SIGN, HDR_KEY];
 const children = [];
 let recv, daemon, base, rport, ctx, page;
 const apiBodies = []; // every API response the browser got: [url, text]
@@ -75,8 +79,10 @@ before(async () => {
   execFileSync(BIN, ['passwd', '--file', path.join(tmp, 'cred'), '--user', 'admin'], { input: ADMIN_PW + '\n' });
   fs.writeFileSync(cfgPath, JSON.stringify({ events: {
     terminate_call: { url: `http://127.0.0.1:${rport}/end?id=$call_id`, method: 'POST', content_type: 'form',
-      body: 't=$duration', username: 'crm', password: STORED_PW },
-    hold_call: `http://bob:${URL_PW}@127.0.0.1:${rport}/hold?id=$call_id` } }));
+      body: 't=$duration', username: 'crm', password: STORED_PW, signing_secret: SIGN,
+      headers: { 'X-Api-Key': HDR_KEY, 'X-Site': 'lab-$mac' } },
+    hold_call: `http://bob:${URL_PW}@127.0.0.1:${rport}/hold?id=$call_id` },
+  delivery: { max_age_s: 900, signing_secret: DL_SIGN } }));
   daemon = start(['run', '--config', cfgPath, '--socket', path.join(tmp, 'sock'),
     '--admin', '127.0.0.1:0', '--admin-credentials', path.join(tmp, 'cred')], { env: { ...process.env, EVENT_NOTIFY_LOG: 'info' } });
   base = await until('the admin server', () => (/admin: serving (http:\/\/127\.0\.0\.1:\d+)\//.exec(daemon.err) || [])[1]);
@@ -283,6 +289,52 @@ step('a password is write-only: never in the DOM, the page source or any API res
     for (const t of direct) assert.ok(!t.includes(s), 'a password is in an API response');
   }
   assert.ok(apiBodies.length > 10, 'the API responses were seen');
+});
+
+step('signing secret and extra headers in the editor: write-only, and every page save keeps them and max_age_s', async () => {
+  // Stored ones are shown as "set" / ****, never as their value.
+  if (!await page.isVisible('#f-terminate_call-signing_secret')) await row('terminate_call').locator('.row-toggle').click();
+  assert.equal(await page.inputValue('#f-terminate_call-signing_secret'), '');
+  assert.match(await row('terminate_call').locator('label[for="f-terminate_call-signing_secret"] .badge').textContent(), /^set$/);
+  const hdr = row('terminate_call').locator('#f-terminate_call-headers input');
+  assert.deepEqual(await hdr.evaluateAll((l) => l.map((e) => e.value)), ['X-Api-Key', '****', 'X-Site', 'lab-$mac']);
+  assert.equal(await page.inputValue('#dl-max_age_s'), '900');
+  assert.equal(await page.locator('[id="dl-spool.path"]').inputValue(), '');
+  // Set a signing secret and add a header on Incoming Call; save.
+  await row('incoming_call').locator('.row-toggle').click();
+  await page.fill('#f-incoming_call-signing_secret', NEW_SIGN);
+  await row('incoming_call').locator('button', { hasText: 'Add header' }).click();
+  const rows = row('incoming_call').locator('#f-incoming_call-headers .pw-row');
+  await rows.last().locator('input').first().fill('X-Desk');
+  await rows.last().locator('input').nth(1).fill('desk-$remote');
+  await until('the preview with the header', async () => /X-Desk: desk-1002/.test(await page.textContent('#pv-incoming_call')));
+  assert.match(await page.textContent('#pv-incoming_call'), /X-Event-Notify-Signature/);
+  await page.click('#save');
+  await page.locator('#save-state', { hasText: 'in force' }).waitFor({ timeout: WAIT });
+  const cfg = JSON.parse(readCfg());
+  assert.equal(cfg.events.incoming_call.signing_secret, NEW_SIGN);
+  assert.deepEqual(cfg.events.incoming_call.headers, { 'X-Desk': 'desk-$remote' });
+  assert.equal(cfg.events.terminate_call.signing_secret, SIGN, 'an untouched event keeps its secret');
+  assert.deepEqual(cfg.events.terminate_call.headers, { 'X-Api-Key': HDR_KEY, 'X-Site': 'lab-$mac' });
+  assert.equal(cfg.delivery.max_age_s, 900);
+  assert.equal(cfg.delivery.signing_secret, DL_SIGN);
+  if (!await page.isVisible('#f-incoming_call-signing_secret')) await row('incoming_call').locator('.row-toggle').click();
+  assert.equal(await page.inputValue('#f-incoming_call-signing_secret'), '');
+  assert.match(await row('incoming_call').locator('label[for="f-incoming_call-signing_secret"] .badge').textContent(), /^set$/);
+  // The receiver gets the header and a signature; the page shows no secret anywhere.
+  const n = recv.out.length;
+  execFileSync(BIN, ['emit', 'incoming_call', 'call_id=s1', 'remote=1003', '--socket', path.join(tmp, 'sock')]);
+  await until('the signed notification', () => /^GET \/in\?from=1003/m.test(recv.out.slice(n)));
+  const dom = await page.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll('input,textarea')].map((e) => e.value).join('\n'));
+  const src = (await (await fetch(base + '/')).text()) + (await (await fetch(base + '/app.js')).text());
+  const direct = [];
+  for (const p of ['config', 'status', 'events/incoming_call', 'events/terminate_call']) direct.push(await (await page.request.get(base + '/api/v1/' + p)).text());
+  for (const s of SECRETS) {
+    assert.ok(!dom.includes(s), 'a secret is in the DOM');
+    assert.ok(!src.includes(s), 'a secret is in the page source');
+    for (const [u, t] of apiBodies) assert.ok(!t.includes(s), 'a secret is in the API response of ' + u);
+    for (const t of direct) assert.ok(!t.includes(s), 'a secret is in an API response');
+  }
 });
 
 step('two admins: the second save with a stale ETag is refused clearly and keeps the edits', async () => {

@@ -32,14 +32,17 @@ const DL = {
   connect_timeout_ms: ['Connect timeout', 'ms', 'TCP (and TLS) connect.'],
   timeout_ms: ['Request timeout', 'ms', 'The whole attempt, connect included.'],
   attempts: ['Attempts', '', 'The first included; 0 = until delivered.'],
+  max_age_s: ['Give up after', 's', 'A notification still failing this long is dropped; 0 = never.'],
   backoff_initial_ms: ['First retry after', 'ms', 'Doubles after each failed attempt.'],
   backoff_max_ms: ['Longest wait between retries', 'ms', 'The back-off never grows past this.'],
   shutdown_flush_ms: ['Flush on shutdown', 'ms', 'How long a stop waits for pending sends.'],
   ca_file: ['Extra CA certificates', '', 'PEM file trusted for https, beside the built-in roots.'],
+  'spool.path': ['Spool file', '', 'Keeps what waits for a retry across restarts; blank = memory only.'],
+  'spool.max_bytes': ['Spool size', 'bytes', 'Its cap on the data partition.'],
 };
 const RESULT = { 'connect-error': 'cannot connect', timeout: 'timed out', 'tls-error': 'TLS error',
   'io-error': 'connection error', redirect: 'redirected' };
-const FIELDS = ['url', 'enabled', 'method', 'body', 'content_type', 'username'];
+const FIELDS = ['url', 'enabled', 'method', 'body', 'content_type', 'username'], SECRETS = ['password', 'signing_secret'];
 // Per-event counters are totals since start; only the daemon-wide ones have "pending".
 const COUNTERS = ['delivered', 'retried', 'failed', 'dropped'];
 
@@ -143,22 +146,25 @@ const same = (a, b) => (a == null ? '' : a) === (b == null ? '' : b);
 const val = (k, f) => S.ev[k] && f in S.ev[k] ? S.ev[k][f] : srv(k)[f];
 const isOn = (k) => !!val(k, 'url') && val(k, 'enabled') !== false;
 const dirty = () => keys(S.ev) + keys(S.dl) > 0;
-const dlSrv = (f) => (S.cfg.delivery || {})[f] ?? '';
+// 'spool.path' -> o.spool.path
+const dot = (o, f) => f.split('.').reduce((a, b) => (a || {})[b], o) ?? '';
+const dlSrv = (f) => dot(S.cfg.delivery, f);
 function setEv(k, f, v) {
   const e = S.ev[k] || (S.ev[k] = {});
   if (v === undefined || (FIELDS.includes(f) && same(v, srv(k)[f]))) delete e[f]; else e[f] = v;
   if (!keys(e)) delete S.ev[k];
-  delete S.probs['events.' + k + '.' + (f === 'clearpw' ? 'password' : f)];
+  delete S.probs['events.' + k + '.' + f.replace('clear_', '')];
   refreshRow(k); saveState();
 }
 
-// One event as sent to the API: its stored form with the edits applied. Password: absent keeps
-// the stored one, '' removes it.
+// One event as sent to the API: its stored form with the edits applied. A secret (password,
+// signing secret): absent keeps the stored one, '' removes it. Headers: sent only when edited
+// (a credential header's **** keeps its stored value).
 function evObj(k) {
   const o = {}, e = S.ev[k] || {};
   for (const f of FIELDS) if (val(k, f) !== undefined) o[f] = val(k, f);
-  if (e.password) o.password = e.password;
-  else if (e.clearpw) o.password = '';
+  for (const f of SECRETS) if (e[f] || e['clear_' + f]) o[f] = e[f] || '';
+  if (e.headers) o.headers = Object.fromEntries(e.headers.filter(([n]) => n.trim()).map(([n, v]) => [n.trim(), v]));
   return o;
 }
 function putBody() {
@@ -167,9 +173,9 @@ function putBody() {
   out.events = {};
   for (const { key } of S.events) out.events[key] = evObj(key);
   for (const f in S.dl) {
-    const v = String(S.dl[f]).trim();
-    if (v === '') delete d[f];
-    else d[f] = /^\d+$/.test(v) && typeof (S.cfg.delivery_defaults || {})[f] !== 'string' ? +v : v;
+    const v = String(S.dl[f]).trim(), [a, b] = f.split('.'), o = b ? d[a] || (d[a] = {}) : d, g = b || a;
+    if (v === '') delete o[g];
+    else o[g] = /^\d+$/.test(v) && typeof dot(S.cfg.delivery_defaults, f) !== 'string' ? +v : v;
   }
   return out;
 }
@@ -263,7 +269,7 @@ function editor(k) {
   let target = null; // the template field the palette inserts into
   const tpl = (f, el) => {
     el.addEventListener('focus', () => { target = el; });
-    el.addEventListener('input', () => { setEv(k, f, el.value); check(k); });
+    if (f) el.addEventListener('input', () => { setEv(k, f, el.value); check(k); });
     return el;
   };
   const url = tpl('url', h('input.mono', { inputmode: 'url', value: val(k, 'url') || '', placeholder: '192.168.5.10:8080/event?from=$remote' }));
@@ -280,27 +286,42 @@ function editor(k) {
   const pal = S.vars.map((v) => h('button.var', { title: v.aliases && v.aliases.length ? 'Also: $' + v.aliases.join(', $') : null,
     onclick: () => insertVar(target || url, v.name) }, h('code', { text: '$' + v.name }), h('span', { text: v.description || '' })));
   const user = h('input', { value: val(k, 'username') || '', oninput: () => { setEv(k, 'username', user.value); check(k); } });
-  // The password is write-only: the field starts empty; a badge tells whether one is stored.
-  const badge = h('span.badge');
-  const pw = h('input', { type: 'password', autocomplete: 'new-password', oninput: () => { setEv(k, 'password', pw.value || undefined); pwUi(); check(k); } });
-  const rm = h('button.btn.small', { onclick: () => {
-    const clear = !(S.ev[k] || {}).clearpw;
-    pw.value = '';
-    setEv(k, 'password', undefined); setEv(k, 'clearpw', clear || undefined);
-    pwUi(); check(k);
-  } });
-  const pwUi = () => {
-    const c = S.ev[k] || {}, set = s.password_set, clear = !!c.clearpw;
-    badge.textContent = clear ? 'will be removed' : c.password ? 'new' : set ? 'set' : 'not set';
-    badge.className = 'badge ' + (clear ? 'bad' : c.password ? 'warn' : set ? 'ok' : '');
-    pw.placeholder = clear ? 'removed on save' : set ? 'leave blank to keep' : 'none';
-    pw.disabled = clear;
-    rm.textContent = clear ? 'Keep password' : 'Remove password';
-    show(rm, set || clear);
+  // A secret is write-only: the field starts empty; a badge tells whether one is stored.
+  const secret = (f, label, what, hint) => {
+    const badge = h('span.badge'), c = 'clear_' + f, set = s[f + '_set'];
+    const pw = h('input', { type: 'password', autocomplete: 'new-password', oninput: () => { setEv(k, f, pw.value || undefined); ui(); check(k); } });
+    const rm = h('button.btn.small', { onclick: () => {
+      const clear = !(S.ev[k] || {})[c];
+      pw.value = '';
+      setEv(k, f, undefined); setEv(k, c, clear || undefined);
+      ui(); check(k);
+    } });
+    const ui = () => {
+      const e = S.ev[k] || {}, clear = !!e[c];
+      badge.textContent = clear ? 'will be removed' : e[f] ? 'new' : set ? 'set' : 'not set';
+      badge.className = 'badge ' + (clear ? 'bad' : e[f] ? 'warn' : set ? 'ok' : '');
+      pw.placeholder = clear ? 'removed on save' : set ? 'leave blank to keep' : 'none';
+      pw.disabled = clear;
+      rm.textContent = (clear ? 'Keep ' : 'Remove ') + what;
+      show(rm, set || clear);
+    };
+    ui();
+    const el = field(id + f, label + ' ', pw, 'Write-only: never shown. Leave blank to keep it.' + hint, badge);
+    el.insertBefore(h('div.pw-row', {}, pw, rm), el.children[1]);
+    return el;
   };
-  pwUi();
-  const pwField = field(id + 'password', 'Password ', pw, 'Write-only: a stored password is never shown. Leave blank to keep it.', badge);
-  pwField.insertBefore(h('div.pw-row', {}, pw, rm), pwField.children[1]);
+  // Extra headers: name/value rows; a credential header shows ****, which keeps its value.
+  const hdrs = () => (S.ev[k] || {}).headers || Object.entries(s.headers || {});
+  const hl = h('div.hdrs');
+  const hSet = (a) => { setEv(k, 'headers', a); check(k); };
+  const hUi = () => {
+    hl.replaceChildren(...hdrs().map(([n, v], i) => h('div.pw-row.hdr', {},
+      h('input.mono', { value: n, placeholder: 'Name', 'aria-label': 'Header name', oninput: (e) => hSet(hdrs().map((p, j) => j === i ? [e.target.value, p[1]] : p)) }),
+      tpl(null, h('input.mono', { value: v, placeholder: 'Value', 'aria-label': 'Header value', oninput: (e) => hSet(hdrs().map((p, j) => j === i ? [p[0], e.target.value] : p)) })),
+      h('button.btn.small', { text: 'Remove', onclick: () => { hSet(hdrs().filter((_, j) => j !== i)); hUi(); } }))),
+    h('button.btn.small', { text: 'Add header', onclick: () => { hSet([...hdrs(), ['', '']]); hUi(); const i = hl.querySelectorAll('input'); i[i.length - 2].focus(); } }));
+  };
+  hUi();
   const aliases = (ev.aliases || []).join(', ');
   return [
     h('p.when', {}, WHEN[k] || '', aliases && h('span.small.muted', { text: ' Also accepted as: ' + aliases + '.' })),
@@ -308,7 +329,9 @@ function editor(k) {
     h('details.pal-wrap', { open: matchMedia('(min-width: 721px)').matches }, h('summary.pal-title', { text: 'Insert a variable at the cursor' }),
       h('div.palette', { role: 'group', 'aria-label': 'Variables' }, pal)),
     method, post,
-    h('div.cols', {}, field(id + 'username', 'User name (HTTP Basic)', user), pwField),
+    h('div.cols', {}, field(id + 'username', 'User name (HTTP Basic)', user), secret('password', 'Password', 'password', '')),
+    h('div.cols', {}, field(id + 'headers', 'Extra headers', hl, 'Values may hold $variables. A credential header shows ****: leave it to keep its value.'),
+      secret('signing_secret', 'Signing secret', 'secret', ' Signs each request (HMAC-SHA256); blank uses the delivery secret.')),
     h('div.preview', {}, h('p.pv-title', { text: 'Preview with sample values' }), h('pre.mono.pv', { id: 'pv-' + k, 'aria-live': 'polite' })),
     h('div.ed-actions', {}, h('button.btn', { text: 'Send test', onclick: () => sendTest(k) }), h('button.btn.ghost', { text: 'Close', onclick: () => close(k, true) })),
   ];
@@ -341,7 +364,7 @@ function check(k, delay = 300) {
 function paintProbs(k, live = {}) {
   for (const box of S.rows[k].ed.querySelectorAll('.probs')) {
     const input = $(box.id.slice(0, -2)), path = 'events.' + k + '.' + input.id.slice(k.length + 3);
-    const list = live[path] || S.probs[path] || [];
+    const all = { ...S.probs, ...live }, list = Object.keys(all).filter((q) => q === path || q.startsWith(path + '.')).flatMap((q) => all[q]);
     box.textContent = '';
     input.setAttribute('aria-invalid', list.some((p) => !isWarn(p)));
     box.append(...list.map((p) => problem(p, input)));
@@ -386,8 +409,8 @@ async function sendTest(k) {
 function buildDelivery() {
   const g = $('delivery'), cur = S.cfg.delivery || {}, def = S.cfg.delivery_defaults || {};
   g.textContent = '';
-  for (const f of [...new Set([...Object.keys(DL).filter((f) => f in cur || f in def), ...Object.keys(cur)])]) {
-    const [label, unit, what] = DL[f] || [f.replace(/_/g, ' '), '', ''], d = def[f] ?? '', num = typeof d === 'number', id = 'dl-' + f;
+  for (const f of [...new Set([...Object.keys(DL).filter((f) => f.split('.')[0] in { ...cur, ...def }), ...Object.keys(cur).filter((f) => !/_set$|^spool$/.test(f))])]) {
+    const [label, unit, what] = DL[f] || [f.replace(/_/g, ' '), '', ''], d = dot(def, f), num = typeof d === 'number' || /max_bytes/.test(f), id = 'dl-' + f;
     const inp = h('input' + (num ? '.num' : ''), { inputmode: num ? 'numeric' : null, value: f in S.dl ? S.dl[f] : dlSrv(f), placeholder: d });
     const el = field(id, label, inp, what + ' ');
     const note = el.querySelector('.hint').appendChild(h('span'));
