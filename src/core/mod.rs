@@ -1,6 +1,7 @@
 //! The pure core: no I/O, no clock. Time comes in as arguments.
 #![forbid(unsafe_code)]
 
+pub mod bytes;
 pub mod config;
 pub mod engine;
 pub mod event;

@@ -13,6 +13,7 @@
 //! - Give-up rule: a failed attempt is retried while the notification is younger than its
 //!   `max_age_ms` (0 = no age limit) and, if `max_attempts` is not 0, attempts remain.
 
+use super::bytes::Reader;
 use super::config::Method;
 use super::event::Event;
 use super::id::{DeliveryId, Key};
@@ -254,30 +255,6 @@ fn encode(n: &Notification, out: &mut std::vec::Vec<u8>) {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn str8(&mut self) -> Option<&'a str> {
-        let n = self.u8()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-    fn bytes16(&mut self) -> Option<&'a [u8]> {
-        let l = self.take(2)?;
-        self.take(u16::from_le_bytes([l[0], l[1]]) as usize)
-    }
-    fn str16(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes16()?).ok()
-    }
-}
-
 /// Rebuilds into `n` the notification `encode` wrote (`max_attempts` and `max_age_ms` from
 /// the entry). `None` only if the bytes are not such a record, which cannot happen for bytes
 /// the outbox wrote itself.
@@ -321,7 +298,7 @@ fn decode(e: &Entry, bytes: &[u8], n: &mut Notification) -> Option<()> {
     };
     n.max_attempts = e.max_attempts;
     n.max_age_ms = e.max_age_ms;
-    r.0.is_empty().then_some(())
+    r.is_empty().then_some(())
 }
 
 /// Attempts kept free for destinations that are not failing: a destination whose head

@@ -7,6 +7,7 @@
 //!           id(u8 len + bytes) url(u16 LE len + bytes) body(u16 len + bytes) headers(u16 len + bytes)
 //! ```
 
+use crate::core::bytes::Reader;
 use crate::core::config::{Method, FORM, JSON, TEXT};
 use crate::core::event::Event;
 use crate::core::id::Key;
@@ -55,24 +56,6 @@ pub fn encode(n: &Notification) -> Vec<u8> {
     out
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn str16(&mut self) -> Option<&'a str> {
-        let l = self.take(2)?;
-        let n = u16::from_le_bytes([l[0], l[1]]) as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-}
-
 /// The notification stored under `key`, or `None` if the bytes are not one (another version,
 /// a field over its capacity, not UTF-8): the caller counts and drops it.
 pub fn decode(key: Key, bytes: &[u8]) -> Option<Notification> {
@@ -97,7 +80,7 @@ pub fn decode(key: Key, bytes: &[u8]) -> Option<Notification> {
     n.url.push_str(r.str16()?).ok()?;
     n.body.push_str(r.str16()?).ok()?;
     n.headers.push_str(r.str16()?).ok()?;
-    if !r.0.is_empty() || n.url.is_empty() {
+    if !r.is_empty() || n.url.is_empty() {
         return None;
     }
     Some(n)
