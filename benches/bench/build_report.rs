@@ -256,50 +256,9 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
             na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
         ));
     }
-    rep.row(
-        Row::new(
-            "rss.static.idle",
-            "handset build (x86_64, glibc static, TLS): RSS idle",
-            Unit::KiB,
-            Better::Lower,
-            na_or("rss.static", "rss.static.idle"),
-        )
-        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
-    );
-    rep.row(Row::new(
-        "rss.static.idle_anon",
-        "  of which anonymous (RssAnon), idle",
-        Unit::KiB,
-        Better::Lower,
-        na_or("rss.static", "rss.static.idle_anon"),
-    ));
-    rep.row(Row::new(
-        "rss.static.idle_threads",
-        "  threads, idle",
-        Unit::Count,
-        Better::Lower,
-        na_or("rss.static", "rss.static.idle_threads"),
-    ));
-    rep.row(
-        Row::new(
-            "rss.static.hwm",
-            &format!(
-                "handset build: peak RSS (VmHWM), burst of {} unpaced",
-                p.rss_small
-            ),
-            Unit::KiB,
-            Better::Lower,
-            na_or("rss.static", "rss.static.hwm"),
-        )
-        .goal(Goal::lt(2048.0, "< 2 MiB")),
-    );
-    rep.row(Row::new(
-        "rss.static.anon",
-        "  peak RssAnon (sampled every 2 ms)",
-        Unit::KiB,
-        Better::Lower,
-        na_or("rss.static", "rss.static.anon"),
-    ));
+    for h in &sizes::HANDSETS {
+        handset_rows(&mut rep, r, h, p.rss_small);
+    }
     let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
         (Some(a), Some(b)) => {
             let (a, b) = (report::median(a), report::median(b));
@@ -411,4 +370,59 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         rep.note(&format!("{k}: {n}"));
     }
     rep
+}
+
+/// The memory rows of one handset build (`rss.{key}.*`).
+fn handset_rows(rep: &mut Report, r: &Runs, h: &sizes::Handset, n: usize) {
+    let k = h.key;
+    let key = |s: &str| format!("rss.{k}.{s}");
+    let val = |s: &str| match r.v.get(&key(s)) {
+        Some(_) => r.val(&key(s)),
+        None => Val::Na(
+            r.na.get(&format!("rss.{k}"))
+                .cloned()
+                .unwrap_or_else(|| "not measured".into()),
+        ),
+    };
+    rep.row(
+        Row::new(
+            &key("idle"),
+            &format!("handset build (x86_64, {}, TLS): RSS idle", h.label),
+            Unit::KiB,
+            Better::Lower,
+            val("idle"),
+        )
+        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
+    );
+    rep.row(Row::new(
+        &key("idle_anon"),
+        "  of which anonymous (RssAnon), idle",
+        Unit::KiB,
+        Better::Lower,
+        val("idle_anon"),
+    ));
+    rep.row(Row::new(
+        &key("idle_threads"),
+        "  threads, idle",
+        Unit::Count,
+        Better::Lower,
+        val("idle_threads"),
+    ));
+    rep.row(
+        Row::new(
+            &key("hwm"),
+            &format!("  peak RSS (VmHWM), burst of {n} unpaced"),
+            Unit::KiB,
+            Better::Lower,
+            val("hwm"),
+        )
+        .goal(Goal::lt(2048.0, "< 2 MiB")),
+    );
+    rep.row(Row::new(
+        &key("anon"),
+        "  peak RssAnon (sampled every 2 ms)",
+        Unit::KiB,
+        Better::Lower,
+        val("anon"),
+    ));
 }

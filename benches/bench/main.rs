@@ -670,23 +670,23 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     Ok((d, rx))
 }
 
-/// The handset build (static, TLS; see `sizes::build_static`): idle RSS, then the peak after an
-/// unpaced burst of `n`, as [`bench_rss`]. Rows `rss.static.*`.
-fn bench_rss_static(static_bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
+/// A handset build (see [`sizes::HANDSETS`]): idle RSS, then the peak after an unpaced burst
+/// of `n`, as [`bench_rss`]. Rows `rss.{key}.*`.
+fn bench_rss_handset(key: &str, bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
     let rx = Receiver::start(n)?;
-    let (d, _) = DaemonProc::start(static_bin, &config_for(rx.port()))?;
+    let (d, _) = DaemonProc::start(bin, &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
     let threads = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
         .map(|t| t.count())
         .unwrap_or(0);
-    r.push("rss.static.idle_threads", threads as f64);
-    bench_rss_of(&d, &rx, n, "static", r)?;
+    r.push(&format!("rss.{key}.idle_threads"), threads as f64);
+    bench_rss_of(&d, &rx, n, key, r)?;
     d.stop();
     Ok(())
 }
 
 /// Idle figures of a fresh daemon `d`, then an unpaced burst of `n` through one socket client,
-/// then the peak. Keys `rss.idle*` (or `rss.static.idle*`) and `rss.{key}.*`.
+/// then the peak. Keys `rss.idle*` (or `rss.{handset}.idle*`) and `rss.{key}.*`.
 fn bench_rss_of(
     d: &DaemonProc,
     rx: &Receiver,
@@ -694,8 +694,9 @@ fn bench_rss_of(
     key: &str,
     r: &mut Runs,
 ) -> Result<(), String> {
-    let idle_key = if key == "static" {
-        "rss.static.idle"
+    let handset = format!("rss.{key}.idle");
+    let idle_key = if sizes::HANDSETS.iter().any(|h| h.key == key) {
+        handset.as_str()
     } else {
         "rss.idle"
     };
@@ -950,35 +951,43 @@ fn main() {
         return;
     }
 
-    // The handset build for the static memory rows (smoke: the path, with the test binary).
-    let static_bin = if !p.on("rss") {
-        None
-    } else if p.smoke {
-        r.note(
-            "rss.static",
-            "smoke: the test binary stands in for the static build".into(),
-        );
-        Some(Ok(bin()))
-    } else if p.sizes_build {
-        Some(sizes::build_static())
-    } else if sizes::static_bin().is_file() {
-        Some(Ok(sizes::static_bin()))
-    } else {
-        Some(Err(
-            "static build not there (a run without --no-sizes builds it)".to_string(),
-        ))
-    };
+    // The handset builds for the memory rows (smoke: the path, with the test binary).
+    let handsets: Vec<(&str, Option<Result<PathBuf, String>>)> = sizes::HANDSETS
+        .iter()
+        .map(|h| {
+            let b = if !p.on("rss") {
+                None
+            } else if p.smoke {
+                r.note(
+                    &format!("rss.{}", h.key),
+                    "smoke: the test binary stands in for the handset build".into(),
+                );
+                Some(Ok(bin()))
+            } else if p.sizes_build {
+                Some(h.build())
+            } else if h.bin().is_file() {
+                Some(Ok(h.bin()))
+            } else {
+                Some(Err(
+                    "handset build not there (a run without --no-sizes builds it)".to_string(),
+                ))
+            };
+            (h.key, b)
+        })
+        .collect();
     for run in 0..p.runs {
         one_run(&p, &mut r, run);
-        match &static_bin {
-            Some(Ok(b)) => {
-                eprintln!("bench: run {}/{}: memory: static build", run + 1, p.runs);
-                if let Err(e) = bench_rss_static(b, p.rss_small, &mut r) {
-                    r.fail("rss.static", e);
+        for (key, b) in &handsets {
+            match b {
+                Some(Ok(b)) => {
+                    eprintln!("bench: run {}/{}: memory: {key} build", run + 1, p.runs);
+                    if let Err(e) = bench_rss_handset(key, b, p.rss_small, &mut r) {
+                        r.fail(&format!("rss.{key}"), e);
+                    }
                 }
+                Some(Err(e)) if run == 0 => r.skip(&format!("rss.{key}"), e.clone()),
+                _ => {}
             }
-            Some(Err(e)) if run == 0 => r.skip("rss.static", e.clone()),
-            _ => {}
         }
     }
 
