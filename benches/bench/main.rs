@@ -13,10 +13,14 @@
 
 mod alloc;
 mod build_report;
+mod https;
+mod libcurl;
 mod procs;
 mod recv;
 mod report;
+mod report15;
 mod sizes;
+mod tls;
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
@@ -66,8 +70,8 @@ struct Plan {
     sizes_build: bool,
     alloc_trace: bool,
     json: PathBuf,
-    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers rss idle startup
-    /// sizes alloc.
+    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers https libcurl
+    /// rss idle startup sizes alloc.
     only: Option<Vec<String>>,
 }
 
@@ -666,7 +670,7 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     let rx = Receiver::start(n)?;
     let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
-    bench_rss_of(&d, &rx, n, key, r)?;
+    bench_rss_of(&d, &rx, n, key, Some("rss.idle"), r)?;
     Ok((d, rx))
 }
 
@@ -680,25 +684,21 @@ fn bench_rss_static(static_bin: &Path, n: usize, r: &mut Runs) -> Result<(), Str
         .map(|t| t.count())
         .unwrap_or(0);
     r.push("rss.static.idle_threads", threads as f64);
-    bench_rss_of(&d, &rx, n, "static", r)?;
+    bench_rss_of(&d, &rx, n, "static", Some("rss.static.idle"), r)?;
     d.stop();
     Ok(())
 }
 
-/// Idle figures of a fresh daemon `d`, then an unpaced burst of `n` through one socket client,
-/// then the peak. Keys `rss.idle*` (or `rss.static.idle*`) and `rss.{key}.*`.
+/// Idle figures of a fresh daemon `d` (keys `{idle_key}` and `{idle_key}_anon`, if given), then
+/// an unpaced burst of `n` through one socket client, then the peak. Keys `rss.{key}.*`.
 fn bench_rss_of(
     d: &DaemonProc,
     rx: &Receiver,
     n: usize,
     key: &str,
+    idle_key: Option<&str>,
     r: &mut Runs,
 ) -> Result<(), String> {
-    let idle_key = if key == "static" {
-        "rss.static.idle"
-    } else {
-        "rss.idle"
-    };
     let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
     let idle_anon = d.vm_kib("RssAnon").ok_or("no RssAnon in /proc")?;
     let mut c = d.client()?;
@@ -710,14 +710,16 @@ fn bench_rss_of(
     rx.settle(Duration::from_millis(100), PATIENCE);
     let (_, peak_anon) = sampler.finish();
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
-    r.push(&format!("{idle_key}_anon"), idle_anon as f64);
+    if let Some(k) = idle_key {
+        r.push(&format!("{k}_anon"), idle_anon as f64);
+        r.push(k, idle as f64);
+    }
     r.push(&format!("rss.{key}.anon"), peak_anon as f64);
     let num = |k: &str| {
         st.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN)
     };
-    r.push(idle_key, idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
     r.push(&format!("rss.{key}.delivered"), num("delivered"));
     r.push(&format!("rss.{key}.dropped"), num("dropped"));
@@ -778,6 +780,33 @@ fn bench_startup(p: &Plan, r: &mut Runs) -> Result<(), String> {
     t.sort_unstable();
     r.push("startup", pct(&t, 50.0) / 1e3);
     Ok(())
+}
+
+/// The libcurl peer over HTTP (key `libcurl`) and HTTPS (`libcurl_https`); n/a, not an error,
+/// where it cannot be compiled (no gcc or libcurl headers).
+fn bench_libcurl_both(r: &mut Runs, p: &Plan) {
+    const PREFIXES: [&str; 5] = ["first", "latency", "throughput", "cpu", "rss"];
+    if let Err(e) = libcurl::build() {
+        for k in ["libcurl", "libcurl_https"] {
+            for pre in PREFIXES {
+                r.skip(&format!("{pre}.{k}"), e.clone());
+            }
+        }
+        return;
+    }
+    let ca = tls::BenchCa::new();
+    for (k, ca) in [("libcurl", None), ("libcurl_https", Some(&ca))] {
+        let res = match ca {
+            None => libcurl::bench_libcurl(p, r, k, None),
+            Some(Ok(ca)) => libcurl::bench_libcurl(p, r, k, Some(ca)),
+            Some(Err(e)) => Err(format!("bench CA: {e}")),
+        };
+        if let Err(e) = res {
+            for pre in PREFIXES {
+                r.fail(&format!("{pre}.{k}"), e.clone());
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -843,6 +872,14 @@ fn one_run(p: &Plan, r: &mut Runs, run: usize) {
                 r.fail(&format!("{pre}.{k}"), e.clone());
             }
         }
+    }
+    if p.on("https") {
+        step("HTTPS: receiver alone, first request, latency, throughput, memory");
+        https::bench_https(p, r);
+    }
+    if p.on("libcurl") || p.on("peers") {
+        step("libcurl peer (bench/curl_peer.c): HTTP, then HTTPS");
+        bench_libcurl_both(r, p);
     }
     let mut small = None;
     if p.on("rss") || (run == 0 && p.on("idle")) {
