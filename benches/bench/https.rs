@@ -128,36 +128,44 @@ fn latency(p: &Plan, r: &mut Runs, ca: &BenchCa) -> Result<(), String> {
     Ok(())
 }
 
-/// Paced bursts as the plain row (at most `window` outstanding), plain HTTP then HTTPS to the
-/// same kind of receiver in this step: the ratio is of two back-to-back figures.
+/// Paced bursts as the plain row (at most `window` outstanding), plain HTTP and HTTPS to the
+/// same kind of receiver, alternating (3 pairs, the order swapped each time; smoke: 1): the
+/// ratio is of the medians of back-to-back figures, so a change in the machine's load hits both.
 fn throughput(p: &Plan, r: &mut Runs, ca: &BenchCa) -> Result<(), String> {
     let lines: Vec<String> = (0..p.burst_n).map(line_for).collect();
-    let mut rate = [0.0; 2];
-    for (j, ca) in [None, Some(ca)].into_iter().enumerate() {
-        let rx = receiver(p.burst_n, ca)?;
-        let (d, _) = DaemonProc::start(&bin(), &config(rx.port(), ca))?;
-        let mut c = d.client()?;
-        let cpu0 = crate::procs::cpu_ns(d.pid(), |_| true)?;
-        rate[j] = paced(p, &rx, |i| socket_send(&mut c, &lines[i]))?;
-        let cpu1 = crate::procs::cpu_ns(d.pid(), |_| true)?;
-        let st = d.drained(PATIENCE)?;
-        if ca.is_some() {
-            r.push(
-                "https.cpu",
-                cpu1.saturating_sub(cpu0) as f64 / p.burst_n as f64 / 1e3,
-            );
-            let dropped = st
-                .get("dropped")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            r.push("https.throughput.dropped", dropped);
-            r.push("https.throughput.connections", rx.connections() as f64);
+    let pairs = if p.smoke { 1 } else { 3 };
+    // [plain, https]: notifications/s and CPU µs per notification of each burst.
+    let mut rate: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for pair in 0..pairs {
+        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+        for j in order {
+            let ca = (j == 1).then_some(ca);
+            let rx = receiver(p.burst_n, ca)?;
+            let (d, _) = DaemonProc::start(&bin(), &config(rx.port(), ca))?;
+            let mut c = d.client()?;
+            let cpu0 = crate::procs::cpu_ns(d.pid(), |_| true)?;
+            rate[j].push(paced(p, &rx, |i| socket_send(&mut c, &lines[i]))?);
+            let cpu1 = crate::procs::cpu_ns(d.pid(), |_| true)?;
+            cpu[j].push(cpu1.saturating_sub(cpu0) as f64 / p.burst_n as f64 / 1e3);
+            let st = d.drained(PATIENCE)?;
+            if j == 1 {
+                let dropped = st
+                    .get("dropped")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                r.push("https.throughput.dropped", dropped);
+                r.push("https.throughput.connections", rx.connections() as f64);
+            }
+            d.stop();
         }
-        d.stop();
     }
-    r.push("https.throughput.plain", rate[0]);
-    r.push("https.throughput", rate[1]);
-    r.push("https.throughput.ratio", rate[1] / rate[0]);
+    let m = |v: &[f64]| crate::report::median(v);
+    r.push("https.throughput.plain", m(&rate[0]));
+    r.push("https.throughput", m(&rate[1]));
+    r.push("https.throughput.ratio", m(&rate[1]) / m(&rate[0]));
+    r.push("https.cpu.plain", m(&cpu[0]));
+    r.push("https.cpu", m(&cpu[1]));
     Ok(())
 }
 

@@ -132,6 +132,13 @@ pub(crate) fn https_rows(rep: &mut Report, p: &Plan, r: &Runs) {
         )
         .peer(LIBCURL, libcurl_https(r, "cpu", "")),
     );
+    rep.row(Row::new(
+        "https.cpu.plain",
+        "  plain HTTP, same step: CPU per notification, daemon",
+        us,
+        Better::Lower,
+        val(r, "https.throughput", "https.cpu.plain"),
+    ));
     rep.row(
         Row::new(
             "first.https",
