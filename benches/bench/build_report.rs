@@ -86,6 +86,8 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         }
     }
 
+    report15::handover_rows(&mut rep, r);
+
     rep.section(&format!(
         "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (hook peers: {} events, one hook after the other; libcurl: {} events paced alike, one after the other)",
         p.burst_n, p.window, p.peer_burst_n, p.burst_n

@@ -111,14 +111,17 @@ fn latency(p: &Plan, r: &mut Runs, ca: &BenchCa) -> Result<(), String> {
         wait(&rx, n + i, "https warm-up")?;
     }
     let mut lat = Vec::with_capacity(n);
+    let mut handover = Vec::with_capacity(n);
     for i in 0..n {
         let line = line_for(i);
         let t0 = Instant::now();
         socket_send(&mut c, &line)?;
+        handover.push(t0.elapsed().as_nanos() as u64);
         let t1 = wait(&rx, i, "https socket client")?;
         lat.push(t1.duration_since(t0).as_nanos() as u64);
     }
     push_lat(r, "https.latency", lat);
+    push_lat(r, "https.handover", handover);
     let st = d.drained(PATIENCE)?;
     r.push("https.latency.connections", rx.connections() as f64);
     if st.get("failed").is_some_and(|v| v != "0") {

@@ -274,14 +274,18 @@ pub(crate) fn bench_libcurl(
         peer.wait_acks(2 + i, PATIENCE)?;
     }
     let mut lat = Vec::with_capacity(n);
+    let mut blocked = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();
         peer.send(i)?;
         let t1 = wait(&rx, i, "libcurl peer")?;
         lat.push(t1.duration_since(t0).as_nanos() as u64);
+        // Its acknowledgement: curl_easy_perform has returned (the response read).
         peer.wait_acks(1 + WARM + i + 1, PATIENCE)?;
+        blocked.push(t0.elapsed().as_nanos() as u64);
     }
     push_lat(r, &format!("latency.{key}"), lat);
+    push_lat(r, &format!("handover.{key}"), blocked);
     peer.finish()?;
 
     // The burst: a fresh receiver, the same pacing as the daemon's burst (at most `window`

@@ -376,14 +376,17 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
     push_lat(r, "latency.emit", emit);
 
     let mut sockl = Vec::with_capacity(n);
+    let mut handover = Vec::with_capacity(n);
     for i in n..2 * n {
         let line = line_for(i);
         let t0 = Instant::now();
         socket_send(&mut c, &line)?;
+        handover.push(t0.elapsed().as_nanos() as u64);
         let t1 = wait(&rx, i, "socket client")?;
         sockl.push(t1.duration_since(t0).as_nanos() as u64);
     }
     push_lat(r, "latency.socket", sockl);
+    push_lat(r, "handover.socket", handover);
     let st = d.drained(PATIENCE)?;
     r.note(
         "latency.daemon",

@@ -30,6 +30,47 @@ fn libcurl_https(r: &Runs, pre: &str, suffix: &str) -> Val {
     val(r, &k, &format!("{k}{suffix}"))
 }
 
+/// Rows "the caller is blocked": after the latency section. The daemon's hand-over (the socket
+/// client's write → the daemon's `OK`) beside the time libcurl's `curl_easy_perform` keeps the
+/// firmware's event thread (the line written → its acknowledgement: the response was read).
+pub(crate) fn handover_rows(rep: &mut Report, r: &Runs) {
+    for (path, label, peer_key) in [
+        ("socket", "plain HTTP", "libcurl"),
+        ("https", "HTTPS", "libcurl_https"),
+    ] {
+        let pre = if path == "socket" {
+            "handover.socket".to_string()
+        } else {
+            "https.handover".to_string()
+        };
+        for stat in ["p50", "p99"] {
+            let fail = if path == "socket" {
+                "latency.socket"
+            } else {
+                "https.latency"
+            };
+            let peer_pre = format!("handover.{peer_key}");
+            rep.row(
+                Row::new(
+                    &format!("{pre}.{stat}"),
+                    &format!("caller blocked per event, {label}, socket client {stat}"),
+                    Unit::Us,
+                    Better::Lower,
+                    val(r, fail, &format!("{pre}.{stat}")),
+                )
+                .peer(
+                    LIBCURL,
+                    val(
+                        r,
+                        &format!("latency.{peer_key}"),
+                        &format!("{peer_pre}.{stat}"),
+                    ),
+                ),
+            );
+        }
+    }
+}
+
 /// Section "1b. HTTPS": after the plain latency and throughput sections.
 pub(crate) fn https_rows(rep: &mut Report, p: &Plan, r: &Runs) {
     let us = Unit::Us;
