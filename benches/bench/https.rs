@@ -100,34 +100,62 @@ fn first_requests(p: &Plan, r: &mut Runs, ca: &BenchCa) -> Result<(), String> {
     Ok(())
 }
 
-/// The socket client, one event at a time after warm-up (the keep-alive TLS connection open).
+/// The socket client, one event at a time after warm-up (the keep-alive connection open), to
+/// two daemons running side by side, plain HTTP and HTTPS, the events alternating between them:
+/// both see the same load of the machine. Keys `https.latency.*`, `https.latency.plain.*`,
+/// `https.handover.*`.
 fn latency(p: &Plan, r: &mut Runs, ca: &BenchCa) -> Result<(), String> {
     let n = p.lat_n;
-    let rx = receiver(n + WARM, Some(ca))?;
-    let (d, _) = DaemonProc::start(&bin(), &config_https(rx.port(), ca))?;
-    let mut c = d.client()?;
-    for i in 0..WARM {
-        socket_send(&mut c, &line_for(n + i))?;
-        wait(&rx, n + i, "https warm-up")?;
+    let mut sides = Vec::new();
+    for ca in [None, Some(ca)] {
+        let rx = receiver(n + WARM, ca)?;
+        let (d, _) = DaemonProc::start(&bin(), &config(rx.port(), ca))?;
+        let mut c = d.client()?;
+        for i in 0..WARM {
+            socket_send(&mut c, &line_for(n + i))?;
+            wait(&rx, n + i, "warm-up")?;
+        }
+        sides.push((rx, d, c));
     }
-    let mut lat = Vec::with_capacity(n);
+    let mut lat = [Vec::with_capacity(n), Vec::with_capacity(n)];
     let mut handover = Vec::with_capacity(n);
     for i in 0..n {
         let line = line_for(i);
-        let t0 = Instant::now();
-        socket_send(&mut c, &line)?;
-        handover.push(t0.elapsed().as_nanos() as u64);
-        let t1 = wait(&rx, i, "https socket client")?;
-        lat.push(t1.duration_since(t0).as_nanos() as u64);
+        // Swap which goes first each time.
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for j in order {
+            let (rx, _, c) = &mut sides[j];
+            let t0 = Instant::now();
+            socket_send(c, &line)?;
+            if j == 1 {
+                handover.push(t0.elapsed().as_nanos() as u64);
+            }
+            let t1 = wait(
+                rx,
+                i,
+                if j == 1 {
+                    "https"
+                } else {
+                    "plain beside https"
+                },
+            )?;
+            lat[j].push(t1.duration_since(t0).as_nanos() as u64);
+        }
     }
-    push_lat(r, "https.latency", lat);
+    let [plain, https] = lat;
+    push_lat(r, "https.latency", https);
+    push_lat(r, "https.latency.plain", plain);
     push_lat(r, "https.handover", handover);
-    let st = d.drained(PATIENCE)?;
-    r.push("https.latency.connections", rx.connections() as f64);
-    if st.get("failed").is_some_and(|v| v != "0") {
-        return Err(format!("daemon counted failed {:?}", st.get("failed")));
+    for (j, (rx, d, _)) in sides.into_iter().enumerate() {
+        let st = d.drained(PATIENCE)?;
+        if j == 1 {
+            r.push("https.latency.connections", rx.connections() as f64);
+        }
+        if st.get("failed").is_some_and(|v| v != "0") {
+            return Err(format!("daemon counted failed {:?}", st.get("failed")));
+        }
+        d.stop();
     }
-    d.stop();
     Ok(())
 }
 

@@ -115,6 +115,13 @@ pub(crate) fn https_rows(rep: &mut Report, p: &Plan, r: &Runs) {
             row = row.goal(g);
         }
         rep.row(row);
+        rep.row(Row::new(
+            &format!("https.latency.plain.{stat}"),
+            &format!("  plain HTTP, alternating with it: {stat}"),
+            us,
+            Better::Lower,
+            val(r, "https.latency", &format!("https.latency.plain.{stat}")),
+        ));
     }
     rep.row(
         Row::new(
