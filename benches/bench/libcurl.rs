@@ -11,8 +11,24 @@ use std::time::{Duration, Instant};
 
 const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/curl_peer.c");
 
-/// Compiles the peer once per bench process; its path, or why it cannot be built (then the
-/// libcurl figures are n/a, not an error: the bench runs where gcc or libcurl is missing).
+/// What the peer needs and is not installed (then its figures are n/a, not an error: the bench
+/// runs where gcc or libcurl's headers are missing).
+pub fn missing() -> Option<String> {
+    let gcc = Command::new("gcc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !gcc {
+        return Some("gcc not installed".into());
+    }
+    (!has_header())
+        .then(|| "libcurl headers not installed (apt-get install libcurl4-openssl-dev)".into())
+}
+
+/// Compiles the peer once per bench process; its path, or why it could not be built (a broken
+/// path: the bench fails).
 pub fn build() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT.get_or_init(compile).clone()
@@ -29,12 +45,12 @@ fn has_header() -> bool {
 }
 
 fn compile() -> Result<PathBuf, String> {
-    if !has_header() {
-        return Err("libcurl headers not installed (apt-get install libcurl4-openssl-dev)".into());
-    }
     let dir = crate::sizes::target_dir().join("bench-peer");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join("curl_peer");
+    // Built under a name of this process, then renamed: two benches at once (make bench beside
+    // make bench-smoke) never write over a peer the other is running.
+    let tmp = dir.join(format!("curl_peer.{}", std::process::id()));
     let flags = Command::new("pkg-config")
         .args(["--cflags", "--libs", "libcurl"])
         .output()
@@ -44,18 +60,20 @@ fn compile() -> Result<PathBuf, String> {
         .unwrap_or_else(|| "-lcurl".into());
     let res = Command::new("gcc")
         .args(["-O2", "-Wall", "-o"])
-        .arg(&out)
+        .arg(&tmp)
         .arg(SOURCE)
         .args(flags.split_whitespace())
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("gcc: {e}"))?;
     if !res.status.success() {
+        let _ = std::fs::remove_file(&tmp);
         return Err(format!(
             "gcc {SOURCE} failed: {}",
             String::from_utf8_lossy(&res.stderr).trim()
         ));
     }
+    std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(out)
 }
 
