@@ -24,6 +24,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let pre = format!("latency.{}", pe.key());
                 (pe.name().to_string(), na_or(&pre, &format!("{pre}.{stat}")))
             })
+            .chain([report15::libcurl(r, "latency", &format!(".{stat}"))])
             .collect::<Vec<_>>()
     };
 
@@ -85,9 +86,11 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         }
     }
 
+    report15::handover_rows(&mut rep, r);
+
     rep.section(&format!(
-        "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (peers: {} events, one hook after the other)",
-        p.burst_n, p.window, p.peer_burst_n
+        "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (hook peers: {} events, one hook after the other; libcurl: {} events paced alike, one after the other)",
+        p.burst_n, p.window, p.peer_burst_n, p.burst_n
     ));
     let peer_tp = || {
         Peer::ALL
@@ -96,6 +99,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("throughput.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "throughput", "")])
             .collect::<Vec<_>>()
     };
     for (path, label) in [("socket", "socket client → daemon"), ("lib", "library API")] {
@@ -130,6 +134,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("cpu.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "cpu", "")])
             .collect::<Vec<_>>()
     };
     for (path, label) in [
@@ -160,7 +165,9 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         let k = format!("throughput.{}", pe.key());
         row = row.peer(pe.name(), na_or(&k, &format!("{k}.connections")));
     }
-    rep.row(row);
+    let (name, val) = report15::libcurl(r, "throughput", ".connections");
+    rep.row(row.peer(&name, val));
+    report15::https_rows(&mut rep, p, r);
 
     rep.section(&format!(
         "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
@@ -194,7 +201,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         .goal(Goal::lt(0.001, "0")),
     );
 
-    rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
+    rep.section("4. memory of the daemon (KiB; hook peers: peak RSS of one hook run, shell + tool; libcurl: VmHWM after its burst)");
     let peer_rss = || {
         Peer::ALL
             .iter()
@@ -202,6 +209,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("rss.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "rss", "")])
             .collect::<Vec<_>>()
     };
     rep.row(
