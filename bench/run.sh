@@ -55,6 +55,12 @@ if [ $smoke = 1 ]; then
     # The test profile: reuses what `cargo test` built; figures are meaningless, paths are not.
     exec "$cargo" test --bench bench -- "$@"
 fi
+# The musl handset build of the memory rows (benches/bench/sizes.rs, HANDSETS) needs its target.
+if command -v rustup >/dev/null 2>&1 &&
+    ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl >&2 ||
+        echo "bench: no x86_64-unknown-linux-musl target: the musl memory rows are n/a" >&2
+fi
 tdir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$tdir"
 # The table goes to stdout and target/bench.txt; keep the bench's exit status.
