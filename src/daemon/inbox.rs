@@ -144,6 +144,7 @@ impl Drop for Baresip {
 }
 
 impl Daemon {
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn drain_inbox(&mut self) {
         while let Ok(input) = self.inbox_rx.try_recv() {
             match input {
@@ -194,6 +195,7 @@ impl Daemon {
         }
     }
 
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn check_held_boot(&mut self) {
         let Some((msg, since)) = &self.held_boot else {
             return;

@@ -103,6 +103,7 @@ pub(super) fn watch_config_dir(inotify: &Inotify, config: &Path, old: Option<Wat
 }
 
 impl Daemon {
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn on_signals(&mut self) {
         let mut sigs = heapless::Vec::<Signal, 8>::new();
         if let Some(fd) = &self.sigfd {
@@ -123,6 +124,7 @@ impl Daemon {
         }
     }
 
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn on_inotify(&mut self) {
         let name = self.opts.config.file_name().map(|n| n.to_owned());
         let mut hit = false;

@@ -90,6 +90,7 @@ pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 }
 
 impl Daemon {
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn accept(&mut self) {
         let Some(l) = &self.listener else { return };
         loop {
@@ -124,6 +125,7 @@ impl Daemon {
     /// Writes what waits for the client, then reads what it sent and answers each complete
     /// line, until it has nothing more to say or a reply must wait for its socket. `false`:
     /// drop the client.
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn serve_client(&mut self, i: usize) -> bool {
         let Some(c) = self.clients.get_mut(i) else {
             return false;

@@ -126,6 +126,7 @@ impl Spooler {
     }
 
     /// Makes the spool hold what waits for a retry (`all`: everything held, at stop).
+    #[inline(never)] // see Daemon::main_loop
     pub fn sync(&mut self, engine: &Engine, all: bool, now_ms: u64) {
         if !all && now_ms < self.pause_until_ms {
             return;

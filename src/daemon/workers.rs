@@ -88,6 +88,7 @@ pub(super) fn log_note(n: Note, limit: &mut WarnLimit) {
 }
 
 impl Daemon {
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn dispatch(&mut self, t: Now) {
         while let Some(job) = self.engine.next_job(t) {
             log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
@@ -115,6 +116,7 @@ impl Daemon {
         }
     }
 
+    #[inline(never)] // see Daemon::main_loop
     pub(super) fn collect_results(&mut self) {
         while let Ok((ticket, outcome, location)) = self.done.try_recv() {
             let t = now();
