@@ -10,6 +10,9 @@ use crate::core::template::Credentials;
 use std::io::{self, Read};
 use std::time::Duration;
 
+mod tcp;
+pub use tcp::TIMEOUT_STEP_MS;
+
 /// Most bytes of a response body read (and thrown away) so the connection can be reused.
 pub const RESPONSE_BODY_CAP: u64 = 16 * 1024;
 /// Most bytes of response headers accepted.
@@ -55,7 +58,7 @@ impl Sender {
         Ok(Sender {
             agent: ureq::Agent::with_parts(
                 b.build(),
-                ureq::unversioned::transport::DefaultConnector::default(),
+                connector(),
                 CachingResolver {
                     cache: std::sync::Arc::clone(&names),
                 },
@@ -160,10 +163,7 @@ impl Sender {
                     .with_config()
                     .limit(RESPONSE_BODY_CAP)
                     .reader();
-                let _ = io::copy(
-                    &mut reader.by_ref().take(RESPONSE_BODY_CAP),
-                    &mut io::sink(),
-                );
+                drain(&mut reader);
                 (Outcome::from_status(status, retry_after), location)
             }
             Err(e) => {
@@ -185,6 +185,34 @@ impl Sender {
                     None,
                 )
             }
+        }
+    }
+}
+
+/// ureq's default chain (a CONNECT proxy if the environment names one, TCP, rustls for https)
+/// with our TCP transport ([`tcp`]) in place of ureq's.
+fn connector() -> impl ureq::unversioned::transport::Connector {
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
+    let c = ().chain(ConnectProxyConnector::default()).chain(tcp::TcpConnector);
+    #[cfg(feature = "tls")]
+    let c = c.chain(ureq::unversioned::transport::RustlsConnector::default());
+    c
+}
+
+/// Most bytes of a response body read per `read` while draining it.
+const DRAIN_CHUNK: usize = 512;
+
+/// Reads and throws away up to [`RESPONSE_BODY_CAP`] bytes of a body, so the connection can go
+/// back to the pool. A small buffer on the stack: `io::copy` zeroes an 8 KiB buffer for every
+/// response (the reader chain does not take uninitialised memory).
+fn drain(r: &mut impl Read) {
+    let mut buf = [0u8; DRAIN_CHUNK];
+    let mut left = RESPONSE_BODY_CAP;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        match r.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n as u64),
         }
     }
 }
