@@ -120,20 +120,11 @@ impl Sender {
                 None,
             );
         }
-        let extra = request_headers(n, unix_now());
+        let t = unix_now();
         let result = match n.method {
-            Method::Get => {
-                let mut r = self.agent.get(n.url.as_str());
-                for (k, v) in &extra {
-                    r = r.header(*k, v.as_str());
-                }
-                r.call()
-            }
+            Method::Get => with_headers(self.agent.get(n.url.as_str()), n, t).call(),
             Method::Post => {
-                let mut r = self.agent.post(n.url.as_str());
-                for (k, v) in &extra {
-                    r = r.header(*k, v.as_str());
-                }
+                let mut r = with_headers(self.agent.post(n.url.as_str()), n, t);
                 if !n.content_type.is_empty() {
                     r = r.header("Content-Type", n.content_type);
                 }
@@ -263,22 +254,27 @@ pub fn request_target(url: &str) -> String {
 /// (twice: `X-Event-Notify-Id` and `Idempotency-Key`), the event's extra headers, and the
 /// signature for `t` when the notification has a secret. An extra header line that is not
 /// `Name: value` without control characters is left out (the config loader refuses them
-/// first; this is the last guard against a header split).
-pub fn request_headers(n: &Notification, t: u64) -> Vec<(&str, String)> {
+/// first; this is the last guard against a header split). Values are borrowed from the
+/// notification where they can be: no list and no copies on the way to ureq.
+fn with_headers<B>(
+    mut r: ureq::RequestBuilder<B>,
+    n: &Notification,
+    t: u64,
+) -> ureq::RequestBuilder<B> {
     use crate::sign::{sign, IDEMPOTENCY_HEADER, ID_HEADER, SIGNATURE_HEADER};
-    let mut h: Vec<(&str, String)> = Vec::with_capacity(8);
     if let Some(c) = &n.credentials {
-        h.push(("Authorization", basic_auth(c)));
+        r = r.header("Authorization", basic_auth(c));
     }
     if !n.id.is_empty() {
-        h.push((ID_HEADER, n.id.to_string()));
-        h.push((IDEMPOTENCY_HEADER, n.id.to_string()));
+        r = r
+            .header(ID_HEADER, n.id.as_str())
+            .header(IDEMPOTENCY_HEADER, n.id.as_str());
     }
     for line in n.headers.lines() {
         if let Some((name, value)) = line.split_once(": ") {
             let clean = !name.is_empty() && !line.chars().any(|c| c.is_control());
             if clean {
-                h.push((name, value.to_string()));
+                r = r.header(name, value);
             }
         }
     }
@@ -292,9 +288,9 @@ pub fn request_headers(n: &Notification, t: u64) -> Vec<(&str, String)> {
             &target,
             n.body.as_bytes(),
         );
-        h.push((SIGNATURE_HEADER, sig.to_string()));
+        r = r.header(SIGNATURE_HEADER, sig.to_string());
     }
-    h
+    r
 }
 
 /// Maps a ureq error to a failure. Over https, rustls reports a refused certificate or a broken
