@@ -180,6 +180,12 @@ impl Daemon {
                 Some(false) => return true,
                 None => return false,
             }
+            if n < READ_CHUNK {
+                // The socket had no more than this: poll (level-triggered) reports the next
+                // bytes, so the read that would only say EAGAIN is saved (one system call
+                // per event line).
+                return true;
+            }
         }
     }
 
