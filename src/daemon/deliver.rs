@@ -250,6 +250,13 @@ pub fn request_target(url: &str) -> String {
     }
 }
 
+/// [`crate::sign::ID_HEADER`] and [`crate::sign::IDEMPOTENCY_HEADER`] as ready header names: a
+/// name that is not a standard one is otherwise copied to the heap for every request. HTTP
+/// header names are case-insensitive and ureq writes them in lower case either way.
+const ID_NAME: ureq::http::HeaderName = ureq::http::HeaderName::from_static("x-event-notify-id");
+const IDEMPOTENCY_NAME: ureq::http::HeaderName =
+    ureq::http::HeaderName::from_static("idempotency-key");
+
 /// The headers one attempt carries beside `Content-Type`: Basic credentials, the delivery id
 /// (twice: `X-Event-Notify-Id` and `Idempotency-Key`), the event's extra headers, and the
 /// signature for `t` when the notification has a secret. An extra header line that is not
@@ -261,14 +268,14 @@ fn with_headers<B>(
     n: &Notification,
     t: u64,
 ) -> ureq::RequestBuilder<B> {
-    use crate::sign::{sign, IDEMPOTENCY_HEADER, ID_HEADER, SIGNATURE_HEADER};
+    use crate::sign::{sign, SIGNATURE_HEADER};
     if let Some(c) = &n.credentials {
         r = r.header("Authorization", basic_auth(c));
     }
     if !n.id.is_empty() {
         r = r
-            .header(ID_HEADER, n.id.as_str())
-            .header(IDEMPOTENCY_HEADER, n.id.as_str());
+            .header(ID_NAME, n.id.as_str())
+            .header(IDEMPOTENCY_NAME, n.id.as_str());
     }
     for line in n.headers.lines() {
         if let Some((name, value)) = line.split_once(": ") {
@@ -357,6 +364,15 @@ mod tests {
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         c.password.clear();
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjo=");
+    }
+
+    #[test]
+    fn ready_header_names_are_the_signed_ones() {
+        use crate::sign::{IDEMPOTENCY_HEADER, ID_HEADER};
+        assert!(ID_NAME.as_str().eq_ignore_ascii_case(ID_HEADER));
+        assert!(IDEMPOTENCY_NAME
+            .as_str()
+            .eq_ignore_ascii_case(IDEMPOTENCY_HEADER));
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Daemon {
                 // message.
                 let a = self.handle_msg(&m);
                 let mut s = heapless::String::<REPLY_CAP>::new();
-                match write!(s, "OK {a}\n") {
+                match writeln!(s, "OK {a}") {
                     Ok(()) => Reply::Short(s),
                     Err(_) => Reply::Long(format!("OK {a}\n")),
                 }

@@ -86,7 +86,12 @@ fn connect(d: &ConnectionDetails) -> Result<TcpStream, ureq::Error> {
         };
         match r {
             Ok(s) => return Ok(s),
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
                 last = Some(ureq::Error::Timeout(ureq::Timeout::Connect));
             }
             Err(e)
