@@ -1,12 +1,13 @@
 //! The TCP transport under ureq (plain HTTP, and under rustls for HTTPS).
 //!
-//! ureq's own `TcpTransport` costs six system calls per request on a kept connection beyond the
+//! ureq's own `TcpTransport` costs eight system calls per request on a kept connection beyond the
 //! request's write and the response's read (strace, issue 15 item 5): its liveness probe of a
 //! pooled connection (`is_open`, run when the connection goes back to the pool and again when it
 //! is taken) switches the socket to non-blocking, reads, and switches it back (three calls, twice),
 //! and the whole-attempt timeout is re-armed with `setsockopt` before every write and every read
 //! because the time left is a little smaller each time (two more). Here the probe is one
-//! `recv(MSG_PEEK | MSG_DONTWAIT)`, and a socket timeout is set only when the time left, rounded
+//! `recv(MSG_PEEK | MSG_DONTWAIT)`, only when the connection is taken from the pool (see
+//! [`TcpTransport::is_open`]), and a socket timeout is set only when the time left, rounded
 //! down to [`TIMEOUT_STEP_MS`], changes: a quick exchange on a kept connection sets none.
 //! Everything else is as ureq's: connect with the connect timeout shared between the addresses
 //! of a name, `TCP_NODELAY`, the shutdown handle, the same buffers.
@@ -59,6 +60,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             ),
             read_timeout: None,
             write_timeout: None,
+            just_read: false,
         })))
     }
 }
@@ -118,6 +120,9 @@ pub(super) struct TcpTransport {
     /// The socket timeouts as last set (`None`: none set, or blocking without a limit).
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// A read was the last thing done: the next liveness probe is ureq's as the connection goes
+    /// back to the pool, right after the response.
+    just_read: bool,
 }
 
 impl std::fmt::Debug for TcpTransport {
@@ -205,13 +210,22 @@ impl Transport for TcpTransport {
             }
         };
         self.buffers.input_appended(n);
+        self.just_read = n > 0;
         Ok(n > 0)
     }
 
     /// One `recv(MSG_PEEK | MSG_DONTWAIT)`: open while there is nothing to read. End of
     /// stream, bytes nobody asked for, or an error: not reusable.
+    ///
+    /// ureq probes twice per request: when the connection goes back to the pool (right after
+    /// the response was read) and when it is taken out again. The first probe is answered
+    /// without a system call: what it could find (bytes after the response, a close) is still
+    /// there for the second one, which always runs before the connection is used again.
     fn is_open(&mut self) -> bool {
         use nix::sys::socket::{recv, MsgFlags};
+        if std::mem::take(&mut self.just_read) {
+            return true;
+        }
         let mut b = [0u8; 1];
         loop {
             match recv(
