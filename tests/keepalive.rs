@@ -104,3 +104,30 @@ fn a_pooled_connection_closed_or_spoiled_is_not_used_again_a_healthy_one_is() {
     );
     assert_eq!(stat(&s, "failed"), 0, "{s}");
 }
+
+/// The same transport under rustls: three notifications over HTTPS, one connection (one
+/// handshake), each delivered at the first attempt.
+#[test]
+fn https_keeps_its_connection() {
+    let r = common::Receiver::start_tls();
+    let cfg = format!(
+        r#"{{"events": {{"dnd_on": "{}"}}, "delivery": {{"ca_file": "{}"}}}}"#,
+        r.url("/s?n=$remote").replace("127.0.0.1", "localhost"),
+        r.ca_file().display()
+    );
+    let d = Daemon::start(&cfg);
+    for i in 1..=3 {
+        d.emit_ok(&["dnd_on", &format!("remote={i}")]);
+        assert_eq!(
+            r.wait_for(i, PATIENCE).len(),
+            i,
+            "request {i} did not arrive"
+        );
+    }
+    let got = r.wait_for(3, PATIENCE);
+    assert!(got.iter().all(|q| q.tls));
+    assert_eq!(r.connections(), 1, "one TLS connection for the three");
+    let s = d.status();
+    assert_eq!(stat(&s, "delivered"), 3, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+}
