@@ -8,7 +8,9 @@
 #   make bench-smoke    every measuring path once with tiny counts, in the test profile (part of
 #                       `make test`): fails only if a path is broken, never because of a figure
 #
-# Both first install the peers' tools if they are missing (curl, busybox; nginx-light for bench).
+# Both first install the peers' tools if they are missing (curl, busybox, gcc and
+# libcurl4-openssl-dev for the libcurl peer bench/curl_peer.c; nginx-light and the rustup target
+# x86_64-unknown-linux-musl for the full bench).
 
 CARGO ?= cargo
 BENCH_ARGS ?=

@@ -6,8 +6,9 @@
 #   bench/run.sh --smoke                every measuring path once with tiny counts (make test):
 #                                       fails only if a path is broken, never on a figure
 #
-# First makes sure the peers' tools are there (curl; busybox for wget; nginx-light as the
-# reference receiver of the full bench), with apt-get only for what is missing.
+# First makes sure the peers' tools are there (curl; busybox for wget; libcurl's headers for the
+# libcurl C peer, which the bench compiles with gcc; nginx-light as the reference receiver of the
+# full bench), with apt-get only for what is missing.
 # Env: CARGO (default cargo), BENCH_RUNS (runs to take the median of), BENCH_BIN (an
 # event-notify binary to measure instead of the one cargo builds, e.g. an unstripped copy).
 set -eu
@@ -28,6 +29,12 @@ for tp in $need; do
     tool=${tp%%:*}
     PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null 2>&1 || missing="$missing ${tp#*:}"
 done
+# The libcurl peer (bench/curl_peer.c): checked by its header, not by a command.
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libcurl; } &&
+    ! ls /usr/include/curl/curl.h /usr/include/*/curl/curl.h >/dev/null 2>&1; then
+    missing="$missing libcurl4-openssl-dev"
+fi
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "bench: installing:$missing" >&2
@@ -47,6 +54,12 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if [ $smoke = 1 ]; then
     # The test profile: reuses what `cargo test` built; figures are meaningless, paths are not.
     exec "$cargo" test --bench bench -- "$@"
+fi
+# The musl handset build of the memory rows (benches/bench/sizes.rs, HANDSETS) needs its target.
+if command -v rustup >/dev/null 2>&1 &&
+    ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl >&2 ||
+        echo "bench: no x86_64-unknown-linux-musl target: the musl memory rows are n/a" >&2
 fi
 tdir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$tdir"

@@ -33,7 +33,10 @@ cross-setup:
 cross-ready:
 	@sh cross/setup.sh --no-install
 
-cross: $(foreach a,$(CROSS_ARCHES),cross-$(a))
+# Both targets in one cargo run: cargo interleaves their compilations, so one target's long
+# single-threaded LTO link overlaps the other's build (on 2 cores, ~a third off the wall time).
+cross: cross-ready
+	$(CARGO) build --release $(foreach t,$(CROSS_TRIPLES),--target $(t))
 	@sh cross/sizes.sh --show $(foreach a,$(CROSS_ARCHES),$(a)=$(call cross_bin,$(a)))
 
 define cross_arch_rules
@@ -52,9 +55,15 @@ qemu-test-$(1): cross-$(1)
 endef
 $(foreach a,$(CROSS_ARCHES),$(eval $(call cross_arch_rules,$(a))))
 
-test-arm: $(foreach a,$(CROSS_ARCHES),test-arm-$(a))
+# One cargo run for both targets (as `cross`): the builds overlap, then each target's tests run
+# under its own qemu-user runner.
+test-arm: cross-ready
+	$(CARGO) test --no-fail-fast $(foreach t,$(CROSS_TRIPLES),--target $(t))
 
-qemu-test: $(foreach a,$(CROSS_ARCHES),qemu-test-$(a))
+qemu-test: cross
+	@set -e; $(foreach a,$(CROSS_ARCHES),\
+		sh cross/qemu/mkimage.sh $(a) $(call cross_bin,$(a)) $(call cross_image,$(a),-test); \
+		sh cross/qemu/run.sh $(a) $(call cross_image,$(a),-test);)
 	@echo "qemu-test: all images passed"
 
 ARCH ?= armhf

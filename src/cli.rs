@@ -164,6 +164,10 @@ fn usage(msg: &str, help: &str) -> i32 {
 }
 
 /// Runs the command line; returns the exit code.
+///
+/// Each command is its own function, kept out of line (`#[inline(never)]`): inlined here, their
+/// frames (configs, engines and templates built by value) made this one frame ~145 KiB, and the
+/// stack probes of that frame left it resident in the daemon's main thread for its whole life.
 pub fn main(args: &[String]) -> i32 {
     let Some(cmd) = args.first() else {
         eprint!("{MAIN_HELP}");
@@ -203,6 +207,7 @@ fn read_board(path: Option<&str>) -> Result<Board, String> {
     }
 }
 
+#[inline(never)]
 fn run(args: &[String]) -> i32 {
     let a = match parse(
         args,
@@ -348,6 +353,7 @@ fn read_secret(prompt: &str) -> Result<String, String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
+#[inline(never)]
 fn passwd(args: &[String]) -> i32 {
     let a = match parse(args, &["file", "user"]) {
         Ok(a) => a,
@@ -424,6 +430,7 @@ fn fields(words: &[String]) -> Result<Vec<(&str, &str)>, String> {
         .collect()
 }
 
+#[inline(never)]
 fn emit(args: &[String]) -> i32 {
     let a = match parse(args, &["socket"]) {
         Ok(a) => a,
@@ -464,6 +471,7 @@ fn emit(args: &[String]) -> i32 {
     }
 }
 
+#[inline(never)]
 fn status(args: &[String]) -> i32 {
     let a = match parse(args, &["socket"]) {
         Ok(a) => a,
@@ -510,6 +518,7 @@ fn load(
     })
 }
 
+#[inline(never)]
 fn check(args: &[String]) -> i32 {
     let a = match parse(args, &["config"]) {
         Ok(a) => a,
@@ -540,6 +549,7 @@ fn check(args: &[String]) -> i32 {
     }
 }
 
+#[inline(never)]
 fn expand(args: &[String]) -> i32 {
     let a = match parse(args, &["config", "board"]) {
         Ok(a) => a,
@@ -644,6 +654,7 @@ pub fn header_is_secret(name: &str) -> bool {
     .any(|w| n.contains(w))
 }
 
+#[inline(never)]
 fn import(args: &[String]) -> i32 {
     use crate::import::{self, Vendor};
     let a = match parse(args, &["from", "merge"]) {
@@ -747,6 +758,7 @@ fn read_import_file(file: &str) -> Result<String, i32> {
     })
 }
 
+#[inline(never)]
 fn list(args: &[String], events: bool) -> i32 {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(

@@ -24,6 +24,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let pre = format!("latency.{}", pe.key());
                 (pe.name().to_string(), na_or(&pre, &format!("{pre}.{stat}")))
             })
+            .chain([report15::libcurl(r, "latency", &format!(".{stat}"))])
             .collect::<Vec<_>>()
     };
 
@@ -85,9 +86,11 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         }
     }
 
+    report15::handover_rows(&mut rep, r);
+
     rep.section(&format!(
-        "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (peers: {} events, one hook after the other)",
-        p.burst_n, p.window, p.peer_burst_n
+        "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (hook peers: {} events, one hook after the other; libcurl: {} events paced alike, one after the other)",
+        p.burst_n, p.window, p.peer_burst_n, p.burst_n
     ));
     let peer_tp = || {
         Peer::ALL
@@ -96,6 +99,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("throughput.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "throughput", "")])
             .collect::<Vec<_>>()
     };
     for (path, label) in [("socket", "socket client → daemon"), ("lib", "library API")] {
@@ -130,6 +134,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("cpu.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "cpu", "")])
             .collect::<Vec<_>>()
     };
     for (path, label) in [
@@ -160,7 +165,9 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         let k = format!("throughput.{}", pe.key());
         row = row.peer(pe.name(), na_or(&k, &format!("{k}.connections")));
     }
-    rep.row(row);
+    let (name, val) = report15::libcurl(r, "throughput", ".connections");
+    rep.row(row.peer(&name, val));
+    report15::https_rows(&mut rep, p, r);
 
     rep.section(&format!(
         "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
@@ -194,7 +201,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         .goal(Goal::lt(0.001, "0")),
     );
 
-    rep.section("4. memory of the daemon (KiB; peers: peak RSS of one hook run, shell + tool)");
+    rep.section("4. memory of the daemon (KiB; hook peers: peak RSS of one hook run, shell + tool; libcurl: VmHWM after its burst)");
     let peer_rss = || {
         Peer::ALL
             .iter()
@@ -202,6 +209,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
                 let k = format!("rss.{}", pe.key());
                 (pe.name().to_string(), na_or(&k, &k))
             })
+            .chain([report15::libcurl(r, "rss", "")])
             .collect::<Vec<_>>()
     };
     rep.row(
@@ -256,50 +264,9 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
             na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
         ));
     }
-    rep.row(
-        Row::new(
-            "rss.static.idle",
-            "handset build (x86_64, glibc static, TLS): RSS idle",
-            Unit::KiB,
-            Better::Lower,
-            na_or("rss.static", "rss.static.idle"),
-        )
-        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
-    );
-    rep.row(Row::new(
-        "rss.static.idle_anon",
-        "  of which anonymous (RssAnon), idle",
-        Unit::KiB,
-        Better::Lower,
-        na_or("rss.static", "rss.static.idle_anon"),
-    ));
-    rep.row(Row::new(
-        "rss.static.idle_threads",
-        "  threads, idle",
-        Unit::Count,
-        Better::Lower,
-        na_or("rss.static", "rss.static.idle_threads"),
-    ));
-    rep.row(
-        Row::new(
-            "rss.static.hwm",
-            &format!(
-                "handset build: peak RSS (VmHWM), burst of {} unpaced",
-                p.rss_small
-            ),
-            Unit::KiB,
-            Better::Lower,
-            na_or("rss.static", "rss.static.hwm"),
-        )
-        .goal(Goal::lt(2048.0, "< 2 MiB")),
-    );
-    rep.row(Row::new(
-        "rss.static.anon",
-        "  peak RssAnon (sampled every 2 ms)",
-        Unit::KiB,
-        Better::Lower,
-        na_or("rss.static", "rss.static.anon"),
-    ));
+    for h in &sizes::HANDSETS {
+        handset_rows(&mut rep, r, h, p.rss_small);
+    }
     let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
         (Some(a), Some(b)) => {
             let (a, b) = (report::median(a), report::median(b));
@@ -411,4 +378,59 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         rep.note(&format!("{k}: {n}"));
     }
     rep
+}
+
+/// The memory rows of one handset build (`rss.{key}.*`).
+fn handset_rows(rep: &mut Report, r: &Runs, h: &sizes::Handset, n: usize) {
+    let k = h.key;
+    let key = |s: &str| format!("rss.{k}.{s}");
+    let val = |s: &str| match r.v.get(&key(s)) {
+        Some(_) => r.val(&key(s)),
+        None => Val::Na(
+            r.na.get(&format!("rss.{k}"))
+                .cloned()
+                .unwrap_or_else(|| "not measured".into()),
+        ),
+    };
+    rep.row(
+        Row::new(
+            &key("idle"),
+            &format!("handset build (x86_64, {}, TLS): RSS idle", h.label),
+            Unit::KiB,
+            Better::Lower,
+            val("idle"),
+        )
+        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
+    );
+    rep.row(Row::new(
+        &key("idle_anon"),
+        "  of which anonymous (RssAnon), idle",
+        Unit::KiB,
+        Better::Lower,
+        val("idle_anon"),
+    ));
+    rep.row(Row::new(
+        &key("idle_threads"),
+        "  threads, idle",
+        Unit::Count,
+        Better::Lower,
+        val("idle_threads"),
+    ));
+    rep.row(
+        Row::new(
+            &key("hwm"),
+            &format!("  peak RSS (VmHWM), burst of {n} unpaced"),
+            Unit::KiB,
+            Better::Lower,
+            val("hwm"),
+        )
+        .goal(Goal::lt(2048.0, "< 2 MiB")),
+    );
+    rep.row(Row::new(
+        &key("anon"),
+        "  peak RssAnon (sampled every 2 ms)",
+        Unit::KiB,
+        Better::Lower,
+        val("anon"),
+    ));
 }

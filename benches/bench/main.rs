@@ -13,10 +13,14 @@
 
 mod alloc;
 mod build_report;
+mod https;
+mod libcurl;
 mod procs;
 mod recv;
 mod report;
+mod report15;
 mod sizes;
+mod tls;
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
@@ -66,8 +70,8 @@ struct Plan {
     sizes_build: bool,
     alloc_trace: bool,
     json: PathBuf,
-    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers rss idle startup
-    /// sizes alloc.
+    /// Only these steps (`--only a,b`): receivers latency hostname throughput peers https libcurl
+    /// rss idle startup sizes alloc.
     only: Option<Vec<String>>,
 }
 
@@ -372,14 +376,17 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
     push_lat(r, "latency.emit", emit);
 
     let mut sockl = Vec::with_capacity(n);
+    let mut handover = Vec::with_capacity(n);
     for i in n..2 * n {
         let line = line_for(i);
         let t0 = Instant::now();
         socket_send(&mut c, &line)?;
+        handover.push(t0.elapsed().as_nanos() as u64);
         let t1 = wait(&rx, i, "socket client")?;
         sockl.push(t1.duration_since(t0).as_nanos() as u64);
     }
     push_lat(r, "latency.socket", sockl);
+    push_lat(r, "handover.socket", handover);
     let st = d.drained(PATIENCE)?;
     r.note(
         "latency.daemon",
@@ -666,39 +673,36 @@ fn bench_rss(n: usize, key: &str, r: &mut Runs) -> Result<(DaemonProc, Receiver)
     let rx = Receiver::start(n)?;
     let (d, _) = DaemonProc::start(&bin(), &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
-    bench_rss_of(&d, &rx, n, key, r)?;
+    bench_rss_of(&d, &rx, n, key, Some("rss.idle"), r)?;
     Ok((d, rx))
 }
 
-/// The handset build (static, TLS; see `sizes::build_static`): idle RSS, then the peak after an
-/// unpaced burst of `n`, as [`bench_rss`]. Rows `rss.static.*`.
-fn bench_rss_static(static_bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
+/// A handset build (see [`sizes::HANDSETS`]): idle RSS, then the peak after an unpaced burst
+/// of `n`, as [`bench_rss`]. Rows `rss.{key}.*`.
+fn bench_rss_handset(key: &str, bin: &Path, n: usize, r: &mut Runs) -> Result<(), String> {
     let rx = Receiver::start(n)?;
-    let (d, _) = DaemonProc::start(static_bin, &config_for(rx.port()))?;
+    let (d, _) = DaemonProc::start(bin, &config_for(rx.port()))?;
     std::thread::sleep(Duration::from_millis(50));
     let threads = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
         .map(|t| t.count())
         .unwrap_or(0);
-    r.push("rss.static.idle_threads", threads as f64);
-    bench_rss_of(&d, &rx, n, "static", r)?;
+    r.push(&format!("rss.{key}.idle_threads"), threads as f64);
+    let idle_key = format!("rss.{key}.idle");
+    bench_rss_of(&d, &rx, n, key, Some(&idle_key), r)?;
     d.stop();
     Ok(())
 }
 
-/// Idle figures of a fresh daemon `d`, then an unpaced burst of `n` through one socket client,
-/// then the peak. Keys `rss.idle*` (or `rss.static.idle*`) and `rss.{key}.*`.
+/// Idle figures of a fresh daemon `d` (keys `{idle_key}` and `{idle_key}_anon`, if given), then
+/// an unpaced burst of `n` through one socket client, then the peak. Keys `rss.{key}.*`.
 fn bench_rss_of(
     d: &DaemonProc,
     rx: &Receiver,
     n: usize,
     key: &str,
+    idle_key: Option<&str>,
     r: &mut Runs,
 ) -> Result<(), String> {
-    let idle_key = if key == "static" {
-        "rss.static.idle"
-    } else {
-        "rss.idle"
-    };
     let idle = d.vm_kib("VmRSS").ok_or("no VmRSS in /proc")?;
     let idle_anon = d.vm_kib("RssAnon").ok_or("no RssAnon in /proc")?;
     let mut c = d.client()?;
@@ -710,14 +714,16 @@ fn bench_rss_of(
     rx.settle(Duration::from_millis(100), PATIENCE);
     let (_, peak_anon) = sampler.finish();
     let hwm = d.vm_kib("VmHWM").ok_or("no VmHWM in /proc")?;
-    r.push(&format!("{idle_key}_anon"), idle_anon as f64);
+    if let Some(k) = idle_key {
+        r.push(&format!("{k}_anon"), idle_anon as f64);
+        r.push(k, idle as f64);
+    }
     r.push(&format!("rss.{key}.anon"), peak_anon as f64);
     let num = |k: &str| {
         st.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN)
     };
-    r.push(idle_key, idle as f64);
     r.push(&format!("rss.{key}.hwm"), hwm as f64);
     r.push(&format!("rss.{key}.delivered"), num("delivered"));
     r.push(&format!("rss.{key}.dropped"), num("dropped"));
@@ -778,6 +784,33 @@ fn bench_startup(p: &Plan, r: &mut Runs) -> Result<(), String> {
     t.sort_unstable();
     r.push("startup", pct(&t, 50.0) / 1e3);
     Ok(())
+}
+
+/// The libcurl peer over HTTP (key `libcurl`) and HTTPS (`libcurl_https`); n/a, not an error,
+/// where gcc or libcurl's headers are missing; a failed compile is a broken path.
+fn bench_libcurl_both(r: &mut Runs, p: &Plan) {
+    const PREFIXES: [&str; 5] = ["first", "latency", "throughput", "cpu", "rss"];
+    if let Some(e) = libcurl::missing() {
+        for k in ["libcurl", "libcurl_https"] {
+            for pre in PREFIXES {
+                r.skip(&format!("{pre}.{k}"), e.clone());
+            }
+        }
+        return;
+    }
+    let ca = tls::BenchCa::new();
+    for (k, ca) in [("libcurl", None), ("libcurl_https", Some(&ca))] {
+        let res = match ca {
+            None => libcurl::bench_libcurl(p, r, k, None),
+            Some(Ok(ca)) => libcurl::bench_libcurl(p, r, k, Some(ca)),
+            Some(Err(e)) => Err(format!("bench CA: {e}")),
+        };
+        if let Err(e) = res {
+            for pre in PREFIXES {
+                r.fail(&format!("{pre}.{k}"), e.clone());
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -843,6 +876,14 @@ fn one_run(p: &Plan, r: &mut Runs, run: usize) {
                 r.fail(&format!("{pre}.{k}"), e.clone());
             }
         }
+    }
+    if p.on("https") {
+        step("HTTPS: receiver alone, first request, latency, throughput, memory");
+        https::bench_https(p, r);
+    }
+    if p.on("libcurl") || p.on("peers") {
+        step("libcurl peer (bench/curl_peer.c): HTTP, then HTTPS");
+        bench_libcurl_both(r, p);
     }
     let mut small = None;
     if p.on("rss") || (run == 0 && p.on("idle")) {
@@ -950,35 +991,43 @@ fn main() {
         return;
     }
 
-    // The handset build for the static memory rows (smoke: the path, with the test binary).
-    let static_bin = if !p.on("rss") {
-        None
-    } else if p.smoke {
-        r.note(
-            "rss.static",
-            "smoke: the test binary stands in for the static build".into(),
-        );
-        Some(Ok(bin()))
-    } else if p.sizes_build {
-        Some(sizes::build_static())
-    } else if sizes::static_bin().is_file() {
-        Some(Ok(sizes::static_bin()))
-    } else {
-        Some(Err(
-            "static build not there (a run without --no-sizes builds it)".to_string(),
-        ))
-    };
+    // The handset builds for the memory rows (smoke: the path, with the test binary).
+    let handsets: Vec<(&str, Option<Result<PathBuf, String>>)> = sizes::HANDSETS
+        .iter()
+        .map(|h| {
+            let b = if !p.on("rss") {
+                None
+            } else if p.smoke {
+                r.note(
+                    &format!("rss.{}", h.key),
+                    "smoke: the test binary stands in for the handset build".into(),
+                );
+                Some(Ok(bin()))
+            } else if p.sizes_build {
+                Some(h.build())
+            } else if h.bin().is_file() {
+                Some(Ok(h.bin()))
+            } else {
+                Some(Err(
+                    "handset build not there (a run without --no-sizes builds it)".to_string(),
+                ))
+            };
+            (h.key, b)
+        })
+        .collect();
     for run in 0..p.runs {
         one_run(&p, &mut r, run);
-        match &static_bin {
-            Some(Ok(b)) => {
-                eprintln!("bench: run {}/{}: memory: static build", run + 1, p.runs);
-                if let Err(e) = bench_rss_static(b, p.rss_small, &mut r) {
-                    r.fail("rss.static", e);
+        for (key, b) in &handsets {
+            match b {
+                Some(Ok(b)) => {
+                    eprintln!("bench: run {}/{}: memory: {key} build", run + 1, p.runs);
+                    if let Err(e) = bench_rss_handset(key, b, p.rss_small, &mut r) {
+                        r.fail(&format!("rss.{key}"), e);
+                    }
                 }
+                Some(Err(e)) if run == 0 => r.skip(&format!("rss.{key}"), e.clone()),
+                _ => {}
             }
-            Some(Err(e)) if run == 0 => r.skip("rss.static", e.clone()),
-            _ => {}
         }
     }
 

@@ -5,6 +5,9 @@
 //! It answers `200 ok` with a Content-Length and keeps the connection open unless the client
 //! asked to close. One thread per connection: the daemon uses one keep-alive connection, the
 //! per-event peers (curl, wget) open one each.
+//!
+//! In TLS mode ([`Receiver::start_tls`]) the same receiver sits behind a rustls
+//! `ServerConnection` (`StreamOwned`): the stamp is taken once the decrypted head is complete.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -41,6 +44,18 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on 127.0.0.1 (a free port), with room for request numbers `0..capacity`.
     pub fn start(capacity: usize) -> Result<Receiver, String> {
+        Self::start_with(capacity, None)
+    }
+
+    /// As [`Receiver::start`], speaking HTTPS with `tls` (a certificate for 127.0.0.1).
+    pub fn start_tls(capacity: usize, tls: Arc<rustls::ServerConfig>) -> Result<Receiver, String> {
+        Self::start_with(capacity, Some(tls))
+    }
+
+    fn start_with(
+        capacity: usize,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Receiver, String> {
         let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("receiver bind: {e}"))?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
         let sh = Arc::new(Shared {
@@ -65,10 +80,26 @@ impl Receiver {
                     let Ok(c) = c else { continue };
                     s2.connections.fetch_add(1, Ordering::Relaxed);
                     let s3 = Arc::clone(&s2);
-                    let _ = thread::Builder::new()
-                        .name("recv-conn".into())
-                        .stack_size(64 * 1024)
-                        .spawn(move || serve(c, &s3));
+                    let _ = c.set_nodelay(true);
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(120)));
+                    let _ = match &tls {
+                        None => thread::Builder::new()
+                            .name("recv-conn".into())
+                            .stack_size(64 * 1024)
+                            .spawn(move || serve(c, &s3)),
+                        Some(cfg) => {
+                            let cfg = Arc::clone(cfg);
+                            // The handshake (ring) needs more stack than plain HTTP.
+                            thread::Builder::new()
+                                .name("recv-tls".into())
+                                .stack_size(512 * 1024)
+                                .spawn(move || {
+                                    if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                                        serve(rustls::StreamOwned::new(conn, c), &s3);
+                                    }
+                                })
+                        }
+                    };
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -182,9 +213,7 @@ fn number(target: &str) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-fn serve(mut s: TcpStream, sh: &Shared) {
-    let _ = s.set_nodelay(true);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+fn serve<S: Read + Write>(mut s: S, sh: &Shared) {
     let mut buf = vec![0u8; HEAD_CAP];
     let mut len = 0;
     loop {
@@ -268,10 +297,35 @@ pub struct Hammered {
 /// Sends `n` GET requests one after the other on one keep-alive connection and reads each
 /// response: the receiver's own speed, with nothing else in the way.
 pub fn hammer(addr: SocketAddr, n: usize) -> Result<Hammered, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    hammer_on(connect(addr)?, addr, n)
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = s.set_nodelay(true);
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    Ok(s)
+}
+
+/// As [`hammer`], over HTTPS (the handshake is done before the clock starts).
+pub fn hammer_tls(
+    addr: SocketAddr,
+    n: usize,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<Hammered, String> {
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let conn = rustls::ClientConnection::new(cfg, name).map_err(|e| format!("TLS client: {e}"))?;
+    let mut s = rustls::StreamOwned::new(conn, connect(addr)?);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+    }
+    hammer_on(s, addr, n)
+}
+
+fn hammer_on<S: Read + Write>(mut s: S, addr: SocketAddr, n: usize) -> Result<Hammered, String> {
     let mut buf = vec![0u8; HEAD_CAP];
     let mut len = 0;
     let mut rtts = Vec::with_capacity(n);

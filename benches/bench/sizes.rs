@@ -86,45 +86,78 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
     Ok(dir.join(triple).join("release/event-notify"))
 }
 
-/// The handset-like build for the memory rows: x86_64, glibc linked statically
-/// (`-C target-feature=+crt-static`, as the armv7 handsets), TLS compiled in, release profile,
-/// into target/bench-size/static. Native, so the bench can run it.
-pub fn build_static() -> Result<PathBuf, String> {
-    let triple = "x86_64-unknown-linux-gnu";
-    let dir = target_dir().join("bench-size").join("static");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("bench: building {triple} static, TLS (target/bench-size/static)");
-    let out = Command::new(cargo)
-        .current_dir(root())
-        .env("CARGO_TARGET_DIR", &dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "event-notify",
-            "--target",
-            triple,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cargo: {e}"))?;
-    let _ = std::fs::create_dir_all(&dir);
-    let log = dir.join("build.log");
-    let _ = std::fs::write(&log, &out.stderr);
-    if !out.status.success() {
-        return Err(format!(
-            "build failed ({}): {}",
-            log.display(),
-            last_lines(&String::from_utf8_lossy(&out.stderr), 2)
-        ));
-    }
-    Ok(dir.join(triple).join("release/event-notify"))
+/// A handset-like build for the memory rows: native x86_64, so the bench can run it, but linked
+/// as the handsets' binaries are: static, not position-independent (armv7 and aarch64-musl do not
+/// make static-PIE binaries, x86_64 does by default: its start-up relocations would dirty pages
+/// the handsets never touch), TLS compiled in, the release profile.
+pub struct Handset {
+    /// Row keys `rss.{key}.*`; built into target/bench-size/{key}.
+    pub key: &'static str,
+    pub triple: &'static str,
+    rustflags: &'static str,
+    /// What it stands for, in the row's label.
+    pub label: &'static str,
 }
 
-/// Where [`build_static`] leaves its binary (for a run without builds).
-pub fn static_bin() -> PathBuf {
-    target_dir().join("bench-size/static/x86_64-unknown-linux-gnu/release/event-notify")
+pub const HANDSETS: [Handset; 2] = [
+    Handset {
+        key: "static",
+        triple: "x86_64-unknown-linux-gnu",
+        rustflags: "-C target-feature=+crt-static -C relocation-model=static",
+        label: "glibc static, as armv7",
+    },
+    Handset {
+        key: "musl",
+        triple: "x86_64-unknown-linux-musl",
+        rustflags: "-C relocation-model=static",
+        label: "musl static, as aarch64",
+    },
+];
+
+impl Handset {
+    /// Builds it into target/bench-size/{key}.
+    pub fn build(&self) -> Result<PathBuf, String> {
+        let dir = target_dir().join("bench-size").join(self.key);
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!(
+            "bench: building {} ({}), TLS (target/bench-size/{})",
+            self.triple, self.label, self.key
+        );
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root())
+            .env("CARGO_TARGET_DIR", &dir)
+            .env("RUSTFLAGS", self.rustflags)
+            .args(["build", "--release", "--bin", "event-notify", "--target"])
+            .arg(self.triple)
+            .stdin(Stdio::null());
+        // ring's C and assembly: this machine's gcc (the code needs no C library headers
+        // beyond the compiler's own); there is no x86_64-linux-musl-gcc to find.
+        let cc = format!("CC_{}", self.triple.replace('-', "_"));
+        if std::env::var_os(&cc).is_none() {
+            cmd.env(&cc, "gcc");
+        }
+        let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
+        let _ = std::fs::create_dir_all(&dir);
+        let log = dir.join("build.log");
+        let _ = std::fs::write(&log, &out.stderr);
+        if !out.status.success() {
+            return Err(format!(
+                "build failed ({}): {}",
+                log.display(),
+                last_lines(&String::from_utf8_lossy(&out.stderr), 2)
+            ));
+        }
+        Ok(self.bin())
+    }
+
+    /// Where [`Handset::build`] leaves its binary (for a run without builds).
+    pub fn bin(&self) -> PathBuf {
+        target_dir()
+            .join("bench-size")
+            .join(self.key)
+            .join(self.triple)
+            .join("release/event-notify")
+    }
 }
 
 /// Size after stripping a copy with the target's strip (the release profile strips already;

@@ -283,6 +283,31 @@ fn build(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
     }
 }
 
+/// Runs `f(d)` in a short-lived thread with a [`SETUP_STACK`] stack, for the main loop's rare
+/// and stack-hungry work (a reload parses and validates a `Config` of ~40 KiB by value, in
+/// frames of ~240 KiB): pages the main thread's stack touches stay resident for the daemon's
+/// life, a thread's stack is given back when it ends. If no thread can be started, `f` runs
+/// here.
+fn on_own_stack<T: Send>(d: &mut Daemon, f: impl Fn(&mut Daemon) -> T + Sync) -> T {
+    let f = &f;
+    let done = thread::scope(|s| {
+        let d = &mut *d;
+        let t = thread::Builder::new()
+            .name("event-notify-work".into())
+            .stack_size(SETUP_STACK)
+            .spawn_scoped(s, move || f(d));
+        match t.map(|t| t.join()) {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => None,
+        }
+    });
+    match done {
+        Some(r) => r,
+        None => f(d),
+    }
+}
+
 impl Daemon {
     fn new(opts: Options, signals: bool) -> Result<Daemon, DaemonError> {
         let (config, config_text) = first_config(&opts, signals)?;

@@ -143,8 +143,13 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the config; an invalid one is refused and the running one stays.
+    /// Re-reads the config; an invalid one is refused and the running one stays. Runs on a
+    /// stack of its own ([`on_own_stack`]), so the main thread's stays small.
     pub(super) fn reload(&mut self, forced: bool) -> Result<(), ReloadError> {
+        on_own_stack(self, |d| d.reload_here(forced))
+    }
+
+    fn reload_here(&mut self, forced: bool) -> Result<(), ReloadError> {
         let path = self.opts.config.display().to_string();
         let text = match std::fs::read_to_string(&self.opts.config) {
             Ok(t) => t,

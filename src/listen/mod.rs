@@ -138,6 +138,7 @@ impl ListenOpts {
 
 /// The whole `listen` command: arguments after `listen` in, exit code out
 /// (`EXIT_OK` done, `EXIT_REFUSED` cannot listen or cannot print, `EXIT_USAGE`).
+#[inline(never)]
 pub fn cli<S: AsRef<str>>(args: &[S]) -> i32 {
     let opts = match ListenOpts::from_args(args) {
         Ok(Some(opts)) => opts,
