@@ -10,6 +10,9 @@ use crate::core::template::Credentials;
 use std::io::{self, Read};
 use std::time::Duration;
 
+mod tcp;
+pub use tcp::TIMEOUT_STEP_MS;
+
 /// Most bytes of a response body read (and thrown away) so the connection can be reused.
 pub const RESPONSE_BODY_CAP: u64 = 16 * 1024;
 /// Most bytes of response headers accepted.
@@ -55,7 +58,7 @@ impl Sender {
         Ok(Sender {
             agent: ureq::Agent::with_parts(
                 b.build(),
-                ureq::unversioned::transport::DefaultConnector::default(),
+                connector(),
                 CachingResolver {
                     cache: std::sync::Arc::clone(&names),
                 },
@@ -117,20 +120,11 @@ impl Sender {
                 None,
             );
         }
-        let extra = request_headers(n, unix_now());
+        let t = unix_now();
         let result = match n.method {
-            Method::Get => {
-                let mut r = self.agent.get(n.url.as_str());
-                for (k, v) in &extra {
-                    r = r.header(*k, v.as_str());
-                }
-                r.call()
-            }
+            Method::Get => with_headers(self.agent.get(n.url.as_str()), n, t).call(),
             Method::Post => {
-                let mut r = self.agent.post(n.url.as_str());
-                for (k, v) in &extra {
-                    r = r.header(*k, v.as_str());
-                }
+                let mut r = with_headers(self.agent.post(n.url.as_str()), n, t);
                 if !n.content_type.is_empty() {
                     r = r.header("Content-Type", n.content_type);
                 }
@@ -160,10 +154,7 @@ impl Sender {
                     .with_config()
                     .limit(RESPONSE_BODY_CAP)
                     .reader();
-                let _ = io::copy(
-                    &mut reader.by_ref().take(RESPONSE_BODY_CAP),
-                    &mut io::sink(),
-                );
+                drain(&mut reader);
                 (Outcome::from_status(status, retry_after), location)
             }
             Err(e) => {
@@ -185,6 +176,34 @@ impl Sender {
                     None,
                 )
             }
+        }
+    }
+}
+
+/// ureq's default chain (a CONNECT proxy if the environment names one, TCP, rustls for https)
+/// with our TCP transport ([`tcp`]) in place of ureq's.
+fn connector() -> impl ureq::unversioned::transport::Connector {
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
+    let c = ().chain(ConnectProxyConnector::default()).chain(tcp::TcpConnector);
+    #[cfg(feature = "tls")]
+    let c = c.chain(ureq::unversioned::transport::RustlsConnector::default());
+    c
+}
+
+/// Most bytes of a response body read per `read` while draining it.
+const DRAIN_CHUNK: usize = 512;
+
+/// Reads and throws away up to [`RESPONSE_BODY_CAP`] bytes of a body, so the connection can go
+/// back to the pool. A small buffer on the stack: `io::copy` zeroes an 8 KiB buffer for every
+/// response (the reader chain does not take uninitialised memory).
+fn drain(r: &mut impl Read) {
+    let mut buf = [0u8; DRAIN_CHUNK];
+    let mut left = RESPONSE_BODY_CAP;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        match r.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n as u64),
         }
     }
 }
@@ -231,26 +250,38 @@ pub fn request_target(url: &str) -> String {
     }
 }
 
+/// [`crate::sign::ID_HEADER`] and [`crate::sign::IDEMPOTENCY_HEADER`] as ready header names: a
+/// name that is not a standard one is otherwise copied to the heap for every request. HTTP
+/// header names are case-insensitive and ureq writes them in lower case either way.
+const ID_NAME: ureq::http::HeaderName = ureq::http::HeaderName::from_static("x-event-notify-id");
+const IDEMPOTENCY_NAME: ureq::http::HeaderName =
+    ureq::http::HeaderName::from_static("idempotency-key");
+
 /// The headers one attempt carries beside `Content-Type`: Basic credentials, the delivery id
 /// (twice: `X-Event-Notify-Id` and `Idempotency-Key`), the event's extra headers, and the
 /// signature for `t` when the notification has a secret. An extra header line that is not
 /// `Name: value` without control characters is left out (the config loader refuses them
-/// first; this is the last guard against a header split).
-pub fn request_headers(n: &Notification, t: u64) -> Vec<(&str, String)> {
-    use crate::sign::{sign, IDEMPOTENCY_HEADER, ID_HEADER, SIGNATURE_HEADER};
-    let mut h: Vec<(&str, String)> = Vec::with_capacity(8);
+/// first; this is the last guard against a header split). Values are borrowed from the
+/// notification where they can be: no list and no copies on the way to ureq.
+fn with_headers<B>(
+    mut r: ureq::RequestBuilder<B>,
+    n: &Notification,
+    t: u64,
+) -> ureq::RequestBuilder<B> {
+    use crate::sign::{sign, SIGNATURE_HEADER};
     if let Some(c) = &n.credentials {
-        h.push(("Authorization", basic_auth(c)));
+        r = r.header("Authorization", basic_auth(c));
     }
     if !n.id.is_empty() {
-        h.push((ID_HEADER, n.id.to_string()));
-        h.push((IDEMPOTENCY_HEADER, n.id.to_string()));
+        r = r
+            .header(ID_NAME, n.id.as_str())
+            .header(IDEMPOTENCY_NAME, n.id.as_str());
     }
     for line in n.headers.lines() {
         if let Some((name, value)) = line.split_once(": ") {
             let clean = !name.is_empty() && !line.chars().any(|c| c.is_control());
             if clean {
-                h.push((name, value.to_string()));
+                r = r.header(name, value);
             }
         }
     }
@@ -264,9 +295,9 @@ pub fn request_headers(n: &Notification, t: u64) -> Vec<(&str, String)> {
             &target,
             n.body.as_bytes(),
         );
-        h.push((SIGNATURE_HEADER, sig.to_string()));
+        r = r.header(SIGNATURE_HEADER, sig.to_string());
     }
-    h
+    r
 }
 
 /// Maps a ureq error to a failure. Over https, rustls reports a refused certificate or a broken
@@ -333,6 +364,15 @@ mod tests {
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         c.password.clear();
         assert_eq!(basic_auth(&c), "Basic QWxhZGRpbjo=");
+    }
+
+    #[test]
+    fn ready_header_names_are_the_signed_ones() {
+        use crate::sign::{IDEMPOTENCY_HEADER, ID_HEADER};
+        assert!(ID_NAME.as_str().eq_ignore_ascii_case(ID_HEADER));
+        assert!(IDEMPOTENCY_NAME
+            .as_str()
+            .eq_ignore_ascii_case(IDEMPOTENCY_HEADER));
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Daemon {
     }
 
     /// Handles one message; the reply detail for the socket.
-    pub(super) fn handle_msg(&mut self, msg: &Msg) -> String {
+    pub(super) fn handle_msg(&mut self, msg: &Msg) -> Answer {
         let device = self.device.vars();
         if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
         {
@@ -180,17 +180,17 @@ impl Daemon {
                 self.device.interface()
             );
             self.held_boot = Some((msg.clone(), now().ms));
-            return "held until the network is up".into();
+            return Answer::Held;
         }
         let warn = &mut self.warn_notes;
         match self
             .engine
             .handle(msg, &device, now(), &mut |n| log_note(n, warn))
         {
-            Ok(h) => format!("derived={} queued={}", h.derived, h.queued),
+            Ok(h) => Answer::Handled(h),
             Err(e) => {
                 log::info!("message ignored: {e}");
-                format!("derived=0 queued=0 ignored={}", e.code())
+                Answer::Ignored(e)
             }
         }
     }
@@ -211,5 +211,23 @@ impl Daemon {
         let _ = self
             .engine
             .handle(&msg, &device, t, &mut |n| log_note(n, warn));
+    }
+}
+
+/// What became of one message, for the socket's `OK` reply (formatted by the caller, without
+/// an allocation).
+pub(super) enum Answer {
+    Held,
+    Handled(crate::core::engine::Handled),
+    Ignored(crate::core::tracker::TrackError),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Held => f.write_str("held until the network is up"),
+            Answer::Handled(h) => write!(f, "derived={} queued={}", h.derived, h.queued),
+            Answer::Ignored(e) => write!(f, "derived=0 queued=0 ignored={}", e.code()),
+        }
     }
 }

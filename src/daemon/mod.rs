@@ -518,20 +518,22 @@ impl Daemon {
 
             // Fixed order: wake eventfd, signals, inotify, listener, then the clients. A missing
             // source polls the wake eventfd for nothing.
-            let mut fds = Vec::with_capacity(4 + MAX_CLIENTS);
+            // On the stack: this runs once per wake-up. `clients` never holds more than
+            // MAX_CLIENTS, so every push fits.
+            let mut fds = heapless::Vec::<PollFd, { 4 + MAX_CLIENTS }>::new();
             let wake_fd = self.wake_r.as_fd();
             let slot = |fd| pollfd(fd, wake_fd);
-            fds.push(slot(Some(self.wake_r.as_fd())));
-            fds.push(slot(self.sigfd.as_ref().map(|s| s.as_fd())));
-            fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
-            fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
+            let _ = fds.push(slot(Some(self.wake_r.as_fd())));
+            let _ = fds.push(slot(self.sigfd.as_ref().map(|s| s.as_fd())));
+            let _ = fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
+            let _ = fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
             for c in &self.clients {
                 let want = if c.blocked() {
                     PollFlags::POLLOUT
                 } else {
                     PollFlags::POLLIN
                 };
-                fds.push(PollFd::new(c.stream.as_fd(), want));
+                let _ = fds.push(PollFd::new(c.stream.as_fd(), want));
             }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}

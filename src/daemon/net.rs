@@ -45,15 +45,17 @@ pub fn ipv4(iface: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)))
 }
 
-/// The MAC of `iface` as 12 lowercase hex digits.
-pub fn mac(iface: &str) -> Option<String> {
+/// The MAC of `iface` as 12 lowercase hex digits (on the stack: this runs for every message).
+pub fn mac(iface: &str) -> Option<heapless::String<12>> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let r = ifreq(iface, libc::SIOCGIFHWADDR)?;
     // SAFETY: SIOCGIFHWADDR fills ifru_hwaddr.
     let hw = unsafe { r.ifr_ifru.ifru_hwaddr };
-    let mut s = String::with_capacity(12);
+    let mut s = heapless::String::<12>::new();
     for b in &hw.sa_data[..6] {
-        use std::fmt::Write;
-        let _ = write!(s, "{:02x}", *b as u8);
+        let b = *b as u8;
+        let _ = s.push(HEX[(b >> 4) as usize] as char);
+        let _ = s.push(HEX[(b & 15) as usize] as char);
     }
     Some(s)
 }

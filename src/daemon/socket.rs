@@ -5,6 +5,28 @@ use super::*;
 /// How much of a client's input is read at once.
 const READ_CHUNK: usize = 1024;
 
+/// Longest reply to an event line formatted on the stack (`OK derived=.. queued=..`; the
+/// longest is about 50 bytes). A longer one would be formatted on the heap.
+pub const REPLY_CAP: usize = 64;
+
+/// A reply to one socket line: an event's short answer on the stack, a fixed text, or a long
+/// one (status, errors) on the heap.
+pub(super) enum Reply {
+    Short(heapless::String<REPLY_CAP>),
+    Static(&'static str),
+    Long(String),
+}
+
+impl Reply {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Reply::Short(s) => s,
+            Reply::Static(s) => s,
+            Reply::Long(s) => s,
+        }
+    }
+}
+
 pub(super) struct Client {
     pub(super) stream: UnixStream,
     pub(super) buf: heapless::Vec<u8, MSG_CAP>,
@@ -160,6 +182,12 @@ impl Daemon {
                 Some(false) => return true,
                 None => return false,
             }
+            if n < READ_CHUNK {
+                // The socket had no more than this: poll (level-triggered) reports the next
+                // bytes, so the read that would only say EAGAIN is saved (one system call
+                // per event line).
+                return true;
+            }
         }
     }
 
@@ -180,12 +208,12 @@ impl Daemon {
             } else if c.buf.push(b).is_err() {
                 c.buf.clear();
                 c.discarding = true;
-                self.refuse(WireError::TooLong)
+                Reply::Long(self.refuse(WireError::TooLong))
             } else {
                 continue;
             };
             let c = &mut self.clients[i];
-            if c.reply(&reply).is_err() || self.stopping.is_some() {
+            if c.reply(reply.as_str()).is_err() || self.stopping.is_some() {
                 return None;
             }
             if c.blocked() {
@@ -197,21 +225,30 @@ impl Daemon {
         Some(true)
     }
 
-    pub(super) fn answer(&mut self, line: &[u8]) -> String {
+    pub(super) fn answer(&mut self, line: &[u8]) -> Reply {
         match wire::parse_request(line) {
-            Ok(Request::Msg(m)) => format!("OK {}\n", self.handle_msg(&m)),
-            Ok(Request::Ping) => "OK pong\n".into(),
-            Ok(Request::Reload) => match self.reload(true) {
-                Ok(()) => "OK reloaded\n".into(),
-                Err(_) => "ERR invalid-config the new config is invalid; the running one stays (see the log)\n".into(),
-            },
+            Ok(Request::Msg(m)) => {
+                // Formatted on the stack: `format!` allocated and grew a String for every
+                // message.
+                let a = self.handle_msg(&m);
+                let mut s = heapless::String::<REPLY_CAP>::new();
+                match writeln!(s, "OK {a}") {
+                    Ok(()) => Reply::Short(s),
+                    Err(_) => Reply::Long(format!("OK {a}\n")),
+                }
+            }
+            Ok(Request::Ping) => Reply::Static("OK pong\n"),
+            Ok(Request::Reload) => Reply::Static(match self.reload(true) {
+                Ok(()) => "OK reloaded\n",
+                Err(_) => "ERR invalid-config the new config is invalid; the running one stays (see the log)\n",
+            }),
             Ok(Request::Status) => {
                 let mut s = String::from("OK\n");
                 self.write_status(&mut s);
                 s.push('\n');
-                s
+                Reply::Long(s)
             }
-            Err(e) => self.refuse(e),
+            Err(e) => Reply::Long(self.refuse(e)),
         }
     }
 
