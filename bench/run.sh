@@ -61,6 +61,14 @@ if command -v rustup >/dev/null 2>&1 &&
     rustup target add x86_64-unknown-linux-musl >&2 ||
         echo "bench: no x86_64-unknown-linux-musl target: the musl memory rows are n/a" >&2
 fi
+# The flash-size handset build (HANDSETS' musl_small, as cross/small.sh) needs nightly with
+# rust-src and the musl target; without them its rows are n/a.
+if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^nightly'; then
+    rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+        rustup component add rust-src --toolchain nightly >&2 || true
+    rustup target list --toolchain nightly --installed | grep -qx x86_64-unknown-linux-musl ||
+        rustup target add x86_64-unknown-linux-musl --toolchain nightly >&2 || true
+fi
 tdir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$tdir"
 # The table goes to stdout and target/bench.txt; keep the bench's exit status.

@@ -97,20 +97,32 @@ pub struct Handset {
     rustflags: &'static str,
     /// What it stands for, in the row's label.
     pub label: &'static str,
+    /// The flash-size build (as `make cross-small`): nightly cargo rebuilds std for size
+    /// (`-Z build-std`) and panics abort on the spot (`-C panic=immediate-abort`).
+    small: bool,
 }
 
-pub const HANDSETS: [Handset; 2] = [
+pub const HANDSETS: [Handset; 3] = [
     Handset {
         key: "static",
         triple: "x86_64-unknown-linux-gnu",
         rustflags: "-C target-feature=+crt-static -C relocation-model=static",
         label: "glibc static, as armv7",
+        small: false,
     },
     Handset {
         key: "musl",
         triple: "x86_64-unknown-linux-musl",
         rustflags: "-C relocation-model=static",
         label: "musl static, as aarch64",
+        small: false,
+    },
+    Handset {
+        key: "musl_small",
+        triple: "x86_64-unknown-linux-musl",
+        rustflags: "-Zunstable-options -C panic=immediate-abort -C relocation-model=static",
+        label: "musl static, flash-size build",
+        small: true,
     },
 ];
 
@@ -118,18 +130,29 @@ impl Handset {
     /// Builds it into target/bench-size/{key}.
     pub fn build(&self) -> Result<PathBuf, String> {
         let dir = target_dir().join("bench-size").join(self.key);
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // `+nightly` is understood by rustup's cargo on PATH, not by the toolchain's own cargo
+        // that `CARGO` names.
+        let cargo = match (self.small, std::env::var("CARGO")) {
+            (false, Ok(c)) => c,
+            _ => "cargo".into(),
+        };
         eprintln!(
             "bench: building {} ({}), TLS (target/bench-size/{})",
             self.triple, self.label, self.key
         );
         let mut cmd = Command::new(cargo);
+        if self.small {
+            cmd.arg("+nightly");
+        }
         cmd.current_dir(root())
             .env("CARGO_TARGET_DIR", &dir)
             .env("RUSTFLAGS", self.rustflags)
             .args(["build", "--release", "--bin", "event-notify", "--target"])
             .arg(self.triple)
             .stdin(Stdio::null());
+        if self.small {
+            cmd.args(["-Z", "build-std=std,panic_abort"]);
+        }
         // ring's C and assembly: this machine's gcc (the code needs no C library headers
         // beyond the compiler's own); there is no x86_64-linux-musl-gcc to find.
         let cc = format!("CC_{}", self.triple.replace('-', "_"));
