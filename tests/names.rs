@@ -1,7 +1,8 @@
 //! A destination given by host name (daemon::deliver's caching resolver): the name is looked up
 //! through a hosts file bind-mounted over /etc/hosts inside a mount namespace this test makes
 //! (never the machine's own /etc/hosts), the server "moves" to another address, and the daemon
-//! follows it once the old connection fails.
+//! follows it once the old connection fails. And a lookup that hangs (a name server that never
+//! answers, named by a resolv.conf in the daemon's namespace) holds only its own destination.
 //!
 //! x86_64 only: it runs the daemon under `unshare` (root, host tools), which the qemu-user runs
 //! of the ARM targets cannot wrap.
@@ -132,19 +133,66 @@ impl Drop for Daemon {
     }
 }
 
+/// The daemon as PID 1 of its own PID and mount namespaces (`unshare`, root), each `(file,
+/// path)` bind-mounted over `path` there only (never over the machine's own files); waits for its
+/// socket.
+fn start_in_namespace(dir: &Path, config: &Path, mounts: &[(&Path, &str)]) -> Daemon {
+    let socket = dir.join("s.sock");
+    let mut script = String::new();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child=SIGKILL",
+        "--mount-proc",
+        "sh",
+        "-c",
+    ]);
+    for (i, (_, target)) in mounts.iter().enumerate() {
+        script.push_str(&format!("mount --bind \"${}\" {target} && ", i + 1));
+    }
+    script.push_str(&format!("shift {} && exec \"$@\"", mounts.len()));
+    cmd.arg(script).arg("sh");
+    for (file, _) in mounts {
+        cmd.arg(file);
+    }
+    let child = cmd
+        .arg(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare (root, util-linux) runs the daemon in its own namespaces");
+    let d = Daemon {
+        child,
+        socket,
+        dir: dir.to_path_buf(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.socket.exists() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+    d
+}
+
 fn emit(socket: &Path, id: &str) {
+    emit_event(socket, "incoming_call", id);
+}
+
+fn emit_event(socket: &Path, event: &str, id: &str) {
     let st = Command::new(BIN)
-        .args([
-            "emit",
-            "incoming_call",
-            &format!("call_id={id}"),
-            "--socket",
-        ])
+        .args(["emit", event, &format!("call_id={id}"), "--socket"])
         .arg(socket)
         .stdin(Stdio::null())
         .status()
         .expect("emit");
-    assert!(st.success(), "emit {id}: {st}");
+    assert!(st.success(), "emit {event} {id}: {st}");
 }
 
 #[test]
@@ -166,40 +214,7 @@ fn a_host_name_is_resolved_in_a_namespace_and_followed_when_the_server_moves() {
         ),
     )
     .unwrap();
-    let socket = dir.join("s.sock");
-    let child = Command::new("unshare")
-        .args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--kill-child=SIGKILL",
-            "--mount-proc",
-            "sh",
-            "-c",
-            "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
-        ])
-        .arg(&hosts)
-        .arg(BIN)
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("unshare (root, util-linux) runs the daemon in its own namespaces");
-    let d = Daemon {
-        child,
-        socket,
-        dir: dir.clone(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.socket.exists() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
-    thread::sleep(Duration::from_millis(100));
-
+    let d = start_in_namespace(&dir, &config, &[(&hosts, "/etc/hosts")]);
     emit(&d.socket, "1");
     assert!(a.wait_for("1"), "not delivered by name to 127.0.0.1");
     emit(&d.socket, "2");
@@ -224,4 +239,74 @@ fn a_host_name_is_resolved_in_a_namespace_and_followed_when_the_server_moves() {
         "delivered to the old address"
     );
     b.stop();
+}
+
+/// A name server that takes queries and never answers, on a loopback address of its own (port
+/// 53 is what resolv.conf can name). Counts the queries.
+fn silent_dns() -> (std::net::UdpSocket, String) {
+    for last in [53u8, 54, 55, 56, 57] {
+        let ip = format!("127.0.0.{last}");
+        if let Ok(s) = std::net::UdpSocket::bind(format!("{ip}:53")) {
+            return (s, ip);
+        }
+    }
+    panic!("no free 127.0.0.x:53 for the silent name server");
+}
+
+#[test]
+fn a_lookup_that_hangs_holds_only_its_own_destination() {
+    // The name's lookup goes to a DNS server that never answers (resolv.conf in the daemon's
+    // mount namespace: one attempt, 4 s); meanwhile another destination, an IP literal, must
+    // be delivered at once.
+    let (dns, dns_ip) = silent_dns();
+    dns.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let fast = Recv::start("127.0.0.1:0");
+    let dir = std::env::temp_dir().join(format!("en-names-hang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {dns_ip}\noptions timeout:4 attempts:1\n"),
+    )
+    .unwrap();
+    // No entry for the name: the lookup goes past the hosts file to the name server.
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"events": {{"incoming_call": "http://hangs.names.test:9/in?n=$call_id",
+                             "outgoing_call": "http://127.0.0.1:{}/out?n=$call_id"}},
+                "delivery": {{"connect_timeout_ms": 1000}}}}"#,
+            fast.port
+        ),
+    )
+    .unwrap();
+    let d = start_in_namespace(
+        &dir,
+        &config,
+        &[(&resolv, "/etc/resolv.conf"), (&hosts, "/etc/hosts")],
+    );
+
+    emit_event(&d.socket, "incoming_call", "1");
+    // The lookup has started: its query reached the silent server.
+    let mut q = [0u8; 512];
+    let got = dns.recv_from(&mut q);
+    assert!(
+        got.is_ok(),
+        "the name was not looked up through the namespace's resolv.conf"
+    );
+    let t0 = Instant::now();
+    emit_event(&d.socket, "outgoing_call", "2");
+    assert!(
+        fast.wait_for("2"),
+        "the other destination was not delivered"
+    );
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "the other destination waited {took:?} behind a hanging lookup (timeout 4 s)"
+    );
+    fast.stop();
 }

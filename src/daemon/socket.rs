@@ -231,6 +231,9 @@ impl Daemon {
                 // Formatted on the stack: `format!` allocated and grew a String for every
                 // message.
                 let a = self.handle_msg(&m);
+                // The notification goes to its worker before the client gets its `OK`: the
+                // reply's write is not on the path of the request.
+                self.dispatch(now());
                 let mut s = heapless::String::<REPLY_CAP>::new();
                 match writeln!(s, "OK {a}") {
                     Ok(()) => Reply::Short(s),
