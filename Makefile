@@ -61,6 +61,9 @@ include tests/c/c.mk
 include bench/bench.mk
 include tests/page/page.mk
 
+# Every build of `make test` starts from nothing on a fresh machine (and in CI): incremental
+# compilation's bookkeeping only costs there. Also in effect for the prerequisites.
+test: export CARGO_INCREMENTAL = 0
 test: setup lint test-host $(EXTRA_TESTS)
 	@echo "make test: all passed"
 

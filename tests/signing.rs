@@ -117,9 +117,25 @@ fn raw(c: &Case) -> Vec<u8> {
 
 #[test]
 fn listen_secret_accepts_good_and_refuses_changed_wrong_old_missing() {
+    listen_checks(&["--secret", SECRET]);
+}
+
+#[test]
+fn listen_secret_file_checks_the_same_and_keeps_the_secret_off_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("en-signing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    listen_checks(&["--secret-file", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `listen` with `secret_args` checks every case as expected and never prints the secret.
+fn listen_checks(secret_args: &[&str]) {
     let cases = cases();
     let mut child = Command::new(bin())
-        .args(["listen", "--bind", "127.0.0.1:0", "--secret", SECRET])
+        .args(["listen", "--bind", "127.0.0.1:0"])
+        .args(secret_args)
         .args(["--count", &cases.len().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -674,10 +674,14 @@ fn parse_headers(place: &str, v: &Value, p: &mut Problems) -> Vec<(String, Templ
         match Template::parse_body(text) {
             Ok(t) => {
                 for (col, word) in t.unknown_vars() {
-                    p.warn(
-                        &hplace,
-                        format!("column {col}: unknown variable {word} is sent as typed"),
-                    );
+                    // A credential header's value is not repeated, not even the part that
+                    // looks like a variable.
+                    let msg = if header_is_secret(name) {
+                        format!("column {col}: an unknown variable is sent as typed (not shown: this header holds a credential)")
+                    } else {
+                        format!("column {col}: unknown variable {word} is sent as typed")
+                    };
+                    p.warn(&hplace, msg);
                 }
                 out.push((name.clone(), t));
             }
@@ -685,6 +689,25 @@ fn parse_headers(place: &str, v: &Value, p: &mut Problems) -> Vec<(String, Templ
         }
     }
     out
+}
+
+/// A header whose value is a credential by its name (a token header, a cookie, an API key): its
+/// value is masked by `expand` and the admin API, and never quoted in a config warning.
+pub fn header_is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "cookie",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn parse_spool(v: &Value, p: &mut Problems) -> Option<SpoolConfig> {
@@ -1032,6 +1055,22 @@ mod tests {
     fn warnings_do_not_refuse() {
         let (_, w) = Config::from_json(r#"{"events": {"dnd_on": "h/x?a=$foo"}}"#).unwrap();
         assert!(w[0].warning && w[0].message.contains("$foo"), "{w:?}");
+    }
+
+    #[test]
+    fn a_credential_header_is_not_quoted_in_a_warning() {
+        let (_, w) = Config::from_json(
+            r#"{"events": {"dnd_on": {"url": "h/x", "headers": {"X-Api-Key": "k$ey123", "X-Trace": "t$race9"}}}}"#,
+        )
+        .unwrap();
+        let all = format!("{w:?}");
+        assert_eq!(w.len(), 2, "{all}");
+        assert!(!all.contains("ey123"), "a credential in a warning: {all}");
+        assert!(all.contains("holds a credential"), "{all}");
+        assert!(
+            all.contains("$race9"),
+            "an ordinary header is quoted: {all}"
+        );
     }
 
     #[test]

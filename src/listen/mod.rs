@@ -45,7 +45,7 @@ const CONN_STACK: usize = 128 * 1024;
 
 /// `event-notify listen --help`.
 pub const HELP: &str = "\
-usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N] [--secret S]
+usage: event-notify listen --bind ADDR:PORT [--status CODE] [--count N] [--secret S | --secret-file F]
 
 A small HTTP/1.1 receiver: for each request, prints a line `METHOD TARGET` exactly as it
 arrived, then the decoded query pairs, the user name of an Authorization header (never the
@@ -57,6 +57,8 @@ password) and the body (form pairs decoded), each indented by two spaces; flushe
   --secret S         check each request's X-Event-Notify-Signature with this signing secret
                      and print `  signature ok` or `  signature refused: WHY` (the secret is
                      never printed)
+  --secret-file F    the same, the secret read from file F (one line; a final newline is not
+                     part of it), so it is not on the command line for `ps` to show
 ";
 
 /// What `listen` was asked to do.
@@ -127,6 +129,19 @@ impl ListenOpts {
                     opts.secret = Some(crate::core::secret::Secret::new(v.as_bytes()).ok_or(
                         format!("--secret: expected 1..{} bytes", crate::sign::SECRET_CAP),
                     )?);
+                }
+                "--secret-file" => {
+                    let f = value(&mut it)?;
+                    // Only the file's name and the system's error: never a byte of its content.
+                    let text = std::fs::read(&f).map_err(|e| format!("--secret-file {f}: {e}"))?;
+                    let v = text
+                        .strip_suffix(b"\n")
+                        .map(|t| t.strip_suffix(b"\r").unwrap_or(t))
+                        .unwrap_or(&text);
+                    opts.secret = Some(crate::core::secret::Secret::new(v).ok_or(format!(
+                        "--secret-file {f}: expected one line of 1..{} bytes",
+                        crate::sign::SECRET_CAP
+                    ))?);
                 }
                 other => return Err(format!("unexpected argument '{other}'")),
             }
@@ -380,6 +395,31 @@ mod tests {
         assert!(!format!("{with:?}").contains("s3cret"));
         let err = parse(&["--bind=x", "--secret="]).unwrap_err();
         assert!(err.contains("--secret"), "{err}");
+        let dir = std::env::temp_dir().join(format!("en-listen-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        let f = file.display().to_string();
+        let from_file = parse(&["--bind=x", "--secret-file", &f]).unwrap().unwrap();
+        assert_eq!(
+            from_file.secret.as_ref().map(|s| s.expose()),
+            Some(&b"s3cret"[..])
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let err = parse(&["--bind=x", "--secret-file", &f]).unwrap_err();
+        assert!(
+            err.contains("--secret-file") && err.contains("one line"),
+            "{err}"
+        );
+        std::fs::write(&file, vec![b'x'; crate::sign::SECRET_CAP + 1]).unwrap();
+        let err = parse(&["--bind=x", "--secret-file", &f]).unwrap_err();
+        assert!(
+            !err.contains("xxx"),
+            "the file's content in an error: {err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = parse(&["--bind=x", "--secret-file", &f]).unwrap_err();
+        assert!(err.contains("No such file"), "{err}");
         assert_eq!(parse(&["--help"]), Ok(None));
         for bad in [
             &["--status", "200"][..],
