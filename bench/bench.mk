@@ -1,7 +1,7 @@
 # bench/bench.mk: the performance bench (docs/PERFORMANCE.md). Included by the top Makefile
 # (paths relative to the repository root).
 #
-#   make bench          the full bench, release build (~10 minutes): one table on stdout and in
+#   make bench          the full bench, release build (~30 minutes): one table on stdout and in
 #                       target/bench.txt, the same as JSON in target/bench.json; each figure is
 #                       the median of BENCH_RUNS runs (default 3). BENCH_ARGS passes options,
 #                       e.g. make bench BENCH_ARGS="--runs 5 --no-sizes"

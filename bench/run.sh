@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/run.sh: run the event-notify bench (docs/PERFORMANCE.md).
 #
-#   bench/run.sh [BENCH OPTIONS]        full bench: release build, ~5-10 minutes; table on stdout
+#   bench/run.sh [BENCH OPTIONS]        full bench: release build, ~30 minutes; table on stdout
 #                                       and in target/bench.txt, JSON in target/bench.json
 #   bench/run.sh --smoke                every measuring path once with tiny counts (make test):
 #                                       fails only if a path is broken, never on a figure
