@@ -32,6 +32,30 @@ mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\x
 binfmt=/proc/sys/fs/binfmt_misc
 path=$(command -v "$qemu") || { echo "runner.sh: $qemu not found (cross/setup.sh installs qemu-user)" >&2; exit 127; }
 
+# A test binary (cargo test runs target/<triple>/<profile>/deps/NAME-HASH) gets
+# EN_QEMU_TEST_TIMEOUT seconds (default 300; the longest takes ~40 s) and one more try if it
+# hangs. qemu-user can deadlock a child forked from a multi-threaded guest before the child
+# reaches exec (an emulator bug); tests/common/process.rs restarts such a child when `spawn`
+# returns, but when `spawn` itself waits for the exec, the test would wait for ever. Only a hang
+# (timeout's 124, or 137 after its KILL) is tried again, never a failure. Anything else that runs
+# here (`cargo run --target ...`) runs without a limit.
+run() {
+    case $1 in
+    */deps/*) ;;
+    *) exec "$path" "$@" ;;
+    esac
+    limit=${EN_QEMU_TEST_TIMEOUT:-300}
+    for try in 1 2; do
+        rc=0
+        timeout --kill-after=10 "$limit" "$path" "$@" || rc=$?
+        case $rc in
+        124 | 137) echo "runner.sh: $(basename "$1") hung for $limit s under $qemu (try $try of 2): killed" >&2 ;;
+        *) exit "$rc" ;;
+        esac
+    done
+    exit 124
+}
+
 host_handles() { # an enabled host entry for this ELF type (Debian's qemu-user-binfmt names)
     for e in "$binfmt/qemu-${qemu#qemu-}" "$binfmt/$name"; do
         [ -f "$e" ] && head -n1 "$e" | grep -qx enabled && return 0
@@ -43,18 +67,18 @@ if [ "${1:-}" = --in-namespace ]; then
     shift
     if mount -t binfmt_misc binfmt_misc $binfmt 2>/dev/null &&
         printf ':%s:M::%s:%s:%s:F\n' "$name" "$magic" "$mask" "$path" >$binfmt/register 2>/dev/null; then
-        exec "$path" "$@"
+        run "$@"
     fi
     echo "runner.sh: warning: no private binfmt_misc here (Linux < 6.7?): tests that start an ARM binary will fail" >&2
-    exec "$path" "$@"
+    run "$@"
 fi
 
 if [ -n "${EN_RUNNER_NAMESPACE:-}" ] || host_handles; then
-    exec "$path" "$@"
+    run "$@"
 fi
 if command -v unshare >/dev/null 2>&1 && unshare --user --map-root-user --mount true 2>/dev/null; then
     export EN_RUNNER_NAMESPACE=1
     exec unshare --user --map-root-user --mount sh "$0" "$qemu" --in-namespace "$@"
 fi
 echo "runner.sh: warning: no user namespaces and no binfmt_misc entry for $qemu: tests that start an ARM binary will fail" >&2
-exec "$path" "$@"
+run "$@"
