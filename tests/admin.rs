@@ -479,6 +479,55 @@ fn the_openapi_document_and_the_server_answer_the_same_routes() {
     assert_eq!(json(&body), doc);
 }
 
+#[test]
+fn the_page_goes_out_gzip_compressed_to_a_client_that_accepts_it_and_plain_to_others() {
+    let a = Admin::start(r#"{"events":{"incoming_call":"127.0.0.1:9/x"}}"#, &[]);
+    let len = |head: &str| -> usize { header(head, "content-length").unwrap().parse().unwrap() };
+    for path in ["/", "/app.css", "/app.js", "/api/v1/openapi.json"] {
+        let (st, plain_head, plain) = a.raw("GET", path, &[], "");
+        assert_eq!(st, 200, "{path}");
+        assert_eq!(header(&plain_head, "content-encoding"), None, "{path}");
+        assert_eq!(
+            header(&plain_head, "vary").as_deref(),
+            Some("Accept-Encoding")
+        );
+        assert_eq!(len(&plain_head), plain.len(), "{path}");
+        let (st, gz_head, gz) = a.raw("GET", path, &[("Accept-Encoding", "gzip, deflate, br")], "");
+        assert_eq!(st, 200, "{path}");
+        assert_eq!(
+            header(&gz_head, "content-encoding").as_deref(),
+            Some("gzip"),
+            "{path}"
+        );
+        assert_eq!(header(&gz_head, "vary").as_deref(), Some("Accept-Encoding"));
+        // A gzip member (its magic bytes are not UTF-8, so the lossy text shows U+FFFD).
+        assert!(
+            gz.starts_with('\u{1f}') && gz.contains("\u{FFFD}"),
+            "{path}: {:?}",
+            &gz[..8]
+        );
+        assert!(len(&gz_head) * 2 < len(&plain_head), "{path}: {gz_head}");
+        let (_, head, _) = a.raw(
+            "GET",
+            path,
+            &[("Accept-Encoding", "gzip;q=0, identity")],
+            "",
+        );
+        assert_eq!(header(&head, "content-encoding"), None, "{path}");
+        // HEAD: the same head as GET, no body.
+        let (st, head, body) = a.raw("HEAD", path, &[("Accept-Encoding", "gzip")], "");
+        assert_eq!(
+            (st, len(&head), body.as_str()),
+            (200, len(&gz_head), ""),
+            "{path}"
+        );
+    }
+    let (_, _, html) = a.raw("GET", "/", &[], "");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    let (_, _, doc) = a.raw("GET", "/api/v1/openapi.json", &[], "");
+    assert_eq!(doc, include_str!("../docs/openapi.json"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // With curl (x86_64 only: a host tool).
 
@@ -499,6 +548,24 @@ fn curl(args: &[&str], url: &str) -> (u16, String, String) {
 #[cfg(target_arch = "x86_64")]
 fn user() -> String {
     format!("{USER}:{PASSWORD}")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn curl_compressed_gets_the_gzip_page_and_inflates_it_to_the_plain_one() {
+    let a = Admin::start(r#"{"events":{"incoming_call":"127.0.0.1:9/x"}}"#, &[]);
+    for path in ["/", "/app.js", "/api/v1/openapi.json"] {
+        let (st, head, inflated) = curl(&["--compressed"], &a.url(path));
+        assert_eq!(st, 200, "{path}");
+        assert_eq!(
+            header(&head, "content-encoding").as_deref(),
+            Some("gzip"),
+            "{path}"
+        );
+        let (_, head, plain) = curl(&[], &a.url(path));
+        assert_eq!(header(&head, "content-encoding"), None, "{path}");
+        assert!(plain.len() > 1000 && inflated == plain, "{path}");
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

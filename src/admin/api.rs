@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 
 /// The longest a test send may take, whatever the delivery settings say.
 pub const TEST_TIMEOUT_MS: u32 = 10_000;
-/// The OpenAPI document, kept in the repository and served as is.
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// Every route the server answers: (method, path pattern). A test compares it with
 /// docs/openapi.json.

@@ -384,16 +384,15 @@ fn route(ctx: &Ctx, req: &Request) -> Response {
         req.method.as_str()
     };
     // The page and the API document hold no secrets.
-    match (method, path) {
-        ("GET", "/") | ("GET", "/index.html") => {
-            return Response::new(200, "text/html; charset=utf-8", PAGE_HTML)
-        }
-        ("GET", "/app.css") => return Response::new(200, "text/css; charset=utf-8", PAGE_CSS),
-        ("GET", "/app.js") => return Response::new(200, "text/javascript; charset=utf-8", PAGE_JS),
-        ("GET", "/api/v1/openapi.json") => {
-            return Response::new(200, "application/json", api::OPENAPI)
-        }
-        _ => {}
+    let asset = match (method, path) {
+        ("GET", "/") | ("GET", "/index.html") => Some(PAGE_HTML),
+        ("GET", "/app.css") => Some(PAGE_CSS),
+        ("GET", "/app.js") => Some(PAGE_JS),
+        ("GET", "/api/v1/openapi.json") => Some(OPENAPI),
+        _ => None,
+    };
+    if let Some(a) = asset {
+        return a.response(req.header("Accept-Encoding"));
     }
     let known = path == "/dummy.htm" || path.starts_with("/api/v1/");
     if !known {
@@ -702,60 +701,91 @@ pub fn route_matches(pattern: &str, path: &str) -> bool {
             .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
 }
 
-/// A page file as it is served: compacted at compile time by [`compact`], so the sources keep
-/// their comments and indentation and the phone stores and sends only what the browser needs.
-macro_rules! compacted {
-    ($path:literal) => {{
-        const SRC: &str = include_str!($path);
-        const OUT: ([u8; SRC.len()], usize) = compact::<{ SRC.len() }>(SRC);
-        match std::str::from_utf8(OUT.0.split_at(OUT.1).0) {
-            Ok(s) => s,
-            Err(_) => panic!("a page file compacted to invalid UTF-8"),
-        }
-    }};
+/// A file of the page (or the OpenAPI document) as the binary stores it: compacted and
+/// gzip-compressed by `build.rs` ([`compact`]), 72 KB of text in 18 KB of flash.
+pub struct Asset {
+    pub content_type: &'static str,
+    /// A whole gzip member (RFC 1952) with no optional header fields.
+    pub gzip: &'static [u8],
 }
 
-const PAGE_HTML: &str = compacted!("page/index.html");
-const PAGE_CSS: &str = compacted!("page/app.css");
-const PAGE_JS: &str = compacted!("page/app.js");
+/// Largest file of the page once inflated (the OpenAPI document is the largest, ~32 KB): a
+/// client that does not accept gzip gets it inflated into a buffer of at most this size.
+pub const PAGE_FILE_CAP: usize = 64 * 1024;
 
-/// Leading indentation, blank lines and whole-line comments (`// ...` in the script, `/* ... */`
-/// in the style sheet) removed. Safe for these files: none has a multi-line string, template
-/// literal or `<pre>`, so a line's indentation is never content. Runs at compile time only.
-const fn compact<const N: usize>(src: &str) -> ([u8; N], usize) {
-    let b = src.as_bytes();
-    let mut out = [0u8; N];
-    let (mut i, mut n) = (0, 0);
-    while i < b.len() {
-        let mut end = i;
-        while end < b.len() && b[end] != b'\n' {
-            end += 1;
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset {
+            content_type: $type,
+            gzip: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".gz")),
         }
-        let mut s = i;
-        while s < end && (b[s] == b' ' || b[s] == b'\t') {
-            s += 1;
+    };
+}
+
+pub const PAGE_HTML: Asset = asset!("index.html", "text/html; charset=utf-8");
+pub const PAGE_CSS: Asset = asset!("app.css", "text/css; charset=utf-8");
+pub const PAGE_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+pub const OPENAPI: Asset = asset!("openapi.json", "application/json");
+
+impl Asset {
+    /// The file's bytes, inflated (for a client that does not accept gzip, and for tests).
+    pub fn inflate(&self) -> Result<Vec<u8>, String> {
+        let n = self.gzip.len();
+        if n < 18 {
+            return Err("stored page file too short".into());
         }
-        let comment = (end - s >= 2 && b[s] == b'/' && b[s + 1] == b'/')
-            || (end - s >= 4
-                && b[s] == b'/'
-                && b[s + 1] == b'*'
-                && b[end - 2] == b'*'
-                && b[end - 1] == b'/');
-        if s < end && !comment {
-            while s < end {
-                out[n] = b[s];
-                n += 1;
-                s += 1;
-            }
-            if end < b.len() {
-                out[n] = b'\n';
-                n += 1;
-            }
-        }
-        i = end + 1;
+        miniz_oxide::inflate::decompress_to_vec_with_limit(&self.gzip[10..n - 8], PAGE_FILE_CAP)
+            .map_err(|e| format!("stored page file: {:?}", e.status))
     }
-    (out, n)
+
+    /// The response: gzip as stored when the client accepts it, else inflated. Both carry
+    /// `Vary: Accept-Encoding`, so a cache keeps them apart.
+    pub fn response(&self, accept_encoding: Option<&str>) -> Response {
+        let r = if accepts_gzip(accept_encoding) {
+            Response::new(200, self.content_type, self.gzip).with("Content-Encoding", "gzip")
+        } else {
+            match self.inflate() {
+                Ok(body) => Response::new(200, self.content_type, body),
+                Err(e) => {
+                    log::error!("admin: {e}");
+                    Response::error(500, "internal", "page file unreadable")
+                }
+            }
+        };
+        r.with("Vary", "Accept-Encoding")
+    }
 }
+
+/// Whether an `Accept-Encoding` value accepts gzip (RFC 9110 12.5.3): `gzip`, `x-gzip` or `*`
+/// listed with a weight above 0. No header: not assumed (curl and scripts without
+/// `--compressed` get the plain file).
+pub fn accepts_gzip(header: Option<&str>) -> bool {
+    let Some(h) = header else { return false };
+    let mut gzip = None;
+    let mut star = None;
+    for item in h.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut weight = true;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    weight = v.trim().parse::<f32>().is_ok_and(|q| q > 0.0);
+                }
+            }
+        }
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(weight),
+            "*" => star = Some(weight),
+            _ => {}
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+#[cfg(test)]
+#[path = "compact.rs"]
+mod compact;
 
 #[cfg(test)]
 mod page_tests {
@@ -763,18 +793,75 @@ mod page_tests {
 
     #[test]
     fn served_page_is_the_source_without_indentation_or_comment_lines() {
+        let text = |a: &Asset| String::from_utf8(a.inflate().unwrap()).unwrap();
         let src = include_str!("page/app.js");
         let want: Vec<&str> = src
             .lines()
             .map(str::trim_start)
             .filter(|l| !l.is_empty() && !l.starts_with("//"))
             .collect();
-        assert_eq!(PAGE_JS.lines().collect::<Vec<_>>(), want);
-        assert!(!PAGE_CSS.contains("/*") && PAGE_CSS.contains(":root{"));
-        assert!(PAGE_HTML.starts_with("<!DOCTYPE html>\n") && PAGE_HTML.ends_with("</html>\n"));
-        let total = PAGE_HTML.len() + PAGE_CSS.len() + PAGE_JS.len();
+        assert_eq!(text(&PAGE_JS).lines().collect::<Vec<_>>(), want);
+        let (html, css) = (text(&PAGE_HTML), text(&PAGE_CSS));
+        assert!(!css.contains("/*") && css.contains(":root{"));
+        assert!(html.starts_with("<!DOCTYPE html>\n") && html.ends_with("</html>\n"));
+        let total = html.len() + css.len() + text(&PAGE_JS).len();
         assert!(total < 40 * 1024, "the page is {total} bytes");
-        let (out, n) = compact::<12>("  a\n\n // c\nb");
-        assert_eq!(&out[..n], b"a\nb");
+        let stored = PAGE_HTML.gzip.len() + PAGE_CSS.gzip.len() + PAGE_JS.gzip.len();
+        assert!(stored * 2 < total, "gzip: {stored} of {total} bytes");
+        assert_eq!(text(&OPENAPI), include_str!("../../docs/openapi.json"));
+        assert!(include_str!("../../docs/openapi.json").len() < PAGE_FILE_CAP);
+        assert_eq!(compact::compact("  a\n\n // c\nb"), "a\nb");
+        assert_eq!(compact::compact("a\n  /* x */\n\tb\n"), "a\nb\n");
+    }
+
+    #[test]
+    fn the_gzip_members_carry_the_crc_and_length_of_what_they_inflate_to() {
+        for a in [PAGE_HTML, PAGE_CSS, PAGE_JS, OPENAPI] {
+            let body = a.inflate().unwrap();
+            let n = a.gzip.len();
+            assert_eq!(a.gzip[..3], [0x1f, 0x8b, 8]);
+            assert_eq!(a.gzip[n - 8..n - 4], compact::crc32(&body).to_le_bytes());
+            assert_eq!(a.gzip[n - 4..], (body.len() as u32).to_le_bytes());
+        }
+        // The check value of CRC-32 (IEEE).
+        assert_eq!(compact::crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(compact::gzip(b"").len(), 20);
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_a_client_that_accepts_it() {
+        for yes in [
+            "gzip",
+            "gzip, deflate, br, zstd",
+            "br;q=1.0, GZIP;q=0.5",
+            "*",
+            "x-gzip",
+            "deflate, *;q=0.1",
+        ] {
+            assert!(accepts_gzip(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "deflate, br",
+            "gzip;q=0",
+            "gzip; q=0.000",
+            "*;q=0",
+            "gzip;q=0, *",
+            "*, gzip;q=0",
+            "gzip;q=x",
+        ] {
+            assert!(!accepts_gzip(Some(no)), "{no}");
+        }
+        assert!(!accepts_gzip(None));
+        let r = PAGE_CSS.response(Some("gzip, deflate"));
+        assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+        assert_eq!(r.body, PAGE_CSS.gzip);
+        let r = PAGE_CSS.response(None);
+        assert_eq!(r.header("Content-Encoding"), None);
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+        assert_eq!(r.body, PAGE_CSS.inflate().unwrap());
+        assert_eq!(r.header("Content-Type"), Some("text/css; charset=utf-8"));
     }
 }
