@@ -91,6 +91,7 @@ Validates a config: exit 0 (warnings may be printed), or exit 1 with one line pe
 and where it is (event key, column in the template).
 ";
 
+#[cfg(feature = "import")]
 const IMPORT_HELP: &str = "\
 usage: event-notify import FILE [--from yealink|snom|grandstream] [--merge CONFIG] > config.json
 
@@ -181,8 +182,14 @@ pub fn main(args: &[String]) -> i32 {
         "expand" => expand(rest),
         "check" => check(rest),
         "status" => status(rest),
+        #[cfg(feature = "listen")]
         "listen" => crate::listen::cli(rest),
+        #[cfg(feature = "import")]
         "import" => import(rest),
+        #[cfg(not(feature = "listen"))]
+        "listen" => not_in_this_build("listen"),
+        #[cfg(not(feature = "import"))]
+        "import" => not_in_this_build("import"),
         "events" => list(rest, true),
         "variables" => list(rest, false),
         "help" | "--help" | "-h" => {
@@ -640,6 +647,18 @@ fn expand(args: &[String]) -> i32 {
 /// value out of its warnings.)
 pub use crate::core::config::header_is_secret;
 
+/// A command of a feature this build was made without (a handset's firmware build leaves out
+/// the PC-side tools: docs/FIRMWARE.md).
+#[cfg(not(all(feature = "import", feature = "listen")))]
+fn not_in_this_build(command: &str) -> i32 {
+    eprintln!(
+        "event-notify: {command}: not in this build (built without the cargo feature \"{command}\"; \
+         run it on a PC, or build with --features {command})"
+    );
+    EXIT_USAGE
+}
+
+#[cfg(feature = "import")]
 #[inline(never)]
 fn import(args: &[String]) -> i32 {
     use crate::import::{self, Vendor};
@@ -713,6 +732,7 @@ fn import(args: &[String]) -> i32 {
 /// UTF-8 is taken with its bad bytes replaced, and said. `Err`: the exit code.
 ///
 /// [`IMPORT_FILE_CAP`]: crate::import::IMPORT_FILE_CAP
+#[cfg(feature = "import")]
 fn read_import_file(file: &str) -> Result<String, i32> {
     use crate::import::IMPORT_FILE_CAP;
     use std::io::Read;

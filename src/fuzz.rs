@@ -8,6 +8,7 @@ use crate::core::template::{Encoding, Template};
 use crate::core::var::{Var, Vars};
 use crate::core::wire;
 use crate::http::{Connection, Head, ReadError, MAX_BODY, MAX_HEADERS};
+#[cfg(feature = "listen")]
 use crate::listen::render;
 use std::io::{self, Read};
 
@@ -131,6 +132,7 @@ pub fn http_head(data: &[u8]) {
         assert_eq!(again.ok().flatten().map(|(h, _)| h), Some(head.clone()));
         assert!(head.headers.len() <= MAX_HEADERS);
         let _ = head.body_kind();
+        #[cfg(feature = "listen")]
         let _ = render(&head, b"");
     }
     let mut conn = Connection::new(Pieces(input, 1 + usize::from(piece % 16)));
@@ -143,6 +145,7 @@ pub fn http_head(data: &[u8]) {
         match conn.read_body(kind) {
             Ok(body) => {
                 assert!(body.len() <= MAX_BODY);
+                #[cfg(feature = "listen")]
                 let _ = render(&head, &body);
             }
             Err(_) => return,
@@ -154,6 +157,7 @@ pub fn http_head(data: &[u8]) {
 /// 2 Snom, 3 Grandstream; bit 2 also merges into a fixed config), the rest is the file. Every
 /// import that succeeds must give a config `check` accepts, and no report line may carry the
 /// file's password-like values.
+#[cfg(feature = "import")]
 pub fn import(data: &[u8]) {
     use crate::import::{self, Vendor};
     let Some((&sel, rest)) = data.split_first() else {

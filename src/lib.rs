@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod baresip;
 pub mod core;
+#[cfg(feature = "listen")]
 pub mod listen;
 pub mod sign;
 pub mod spool;
@@ -28,5 +29,6 @@ pub mod ffi;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+#[cfg(feature = "import")]
 pub mod import;
 pub mod logger;

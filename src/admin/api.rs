@@ -1131,6 +1131,7 @@ pub fn status(ctx: &Ctx) -> Response {
 /// a provisioning server has it, merged into the config in force (everything but the imported
 /// events kept, passwords included) and written like any other change. The report says what did
 /// not carry over; it never holds a value of the file.
+#[cfg(feature = "import")]
 pub fn import(ctx: &Ctx, req: &Request) -> Response {
     let mut from = None;
     for (k, v) in form_pairs(req.query()).unwrap_or_default() {
@@ -1186,6 +1187,18 @@ pub fn import(ctx: &Ctx, req: &Request) -> Response {
         .with("ETag", tag),
         Err(r) => r,
     }
+}
+
+/// A build without the importer (a handset's firmware build may leave it out: docs/FIRMWARE.md)
+/// answers `501` and says where to convert the file.
+#[cfg(not(feature = "import"))]
+pub fn import(_ctx: &Ctx, _req: &Request) -> Response {
+    err(
+        501,
+        "not_in_this_build",
+        "this build has no importer (cargo feature \"import\"): convert the file on a PC with \
+         `event-notify import FILE --merge CONFIG` and PUT the config",
+    )
 }
 
 /// The Snom-style request of CTI drivers: `/dummy.htm?settings=save&action_incoming_url=...`.
