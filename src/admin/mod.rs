@@ -734,8 +734,8 @@ impl Asset {
         if n < 18 {
             return Err("stored page file too short".into());
         }
-        miniz_oxide::inflate::decompress_to_vec_with_limit(&self.gzip[10..n - 8], PAGE_FILE_CAP)
-            .map_err(|e| format!("stored page file: {:?}", e.status))
+        inflate::inflate(&self.gzip[10..n - 8], PAGE_FILE_CAP)
+            .map_err(|e| format!("stored page file: {e:?}"))
     }
 
     /// The response: gzip as stored when the client accepts it, else inflated. Both carry
@@ -786,6 +786,7 @@ pub fn accepts_gzip(header: Option<&str>) -> bool {
 #[cfg(test)]
 #[path = "compact.rs"]
 mod compact;
+pub mod inflate;
 
 #[cfg(test)]
 mod page_tests {
