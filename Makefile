@@ -32,9 +32,12 @@ demo:
 # Host tests: unit, doc and integration tests (real daemon processes on loopback).
 test-host: setup-host
 	$(CARGO) test
-	@# The build without TLS must keep compiling (checked, not linked: the size rows of
-	@# `make bench` build it); its own target directory keeps the default build's artifacts.
+	@# The builds without default features must keep compiling (checked, not linked: the size
+	@# rows of `make bench` build them): none at all (the flash-size build), and a handset's
+	@# firmware build (TLS, no import, no listen); their own target directory keeps the default
+	@# build's artifacts.
 	$(CARGO) check --no-default-features --lib --bins --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
+	$(CARGO) check --no-default-features --features tls --lib --bins --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
 
 # Lints: clippy on every target with warnings as errors, and the formatting.
 lint:

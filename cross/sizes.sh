@@ -27,9 +27,9 @@ case ${1:-} in
     for a in armhf arm64; do
         t=$(triple $a)
         "$cargo" build --quiet --release --target "$t"
-        CARGO_TARGET_DIR=$dir/notls "$cargo" build --quiet --release --target "$t" --no-default-features
+        CARGO_TARGET_DIR=$dir/notls "$cargo" build --quiet --release --target "$t" --no-default-features --features import,listen
     done
-    echo "| target | with TLS (default features) | without TLS (\`--no-default-features\`) |"
+    echo "| target | with TLS (default features) | without TLS (\`--no-default-features --features import,listen\`) |"
     echo "|---|---|---|"
     for a in armhf arm64; do
         t=$(triple $a)

@@ -1,6 +1,7 @@
 //! Stripped binary size per target, with and without TLS.
 //!
-//! Built with `cargo build --release --target T [--no-default-features]` into
+//! Built with `cargo build --release --target T [--no-default-features --features import,listen]`
+//! (without TLS: only TLS is left out, so the row compares with earlier ones) into
 //! target/bench-size/{tls,notls} (under `$CARGO_TARGET_DIR` if set) (own target folders: switching features never rebuilds the
 //! developers' target/release), with the linkers of .cargo/config.toml. A target that cannot be
 //! built here is reported n/a with the reason.
@@ -70,7 +71,7 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
         ])
         .stdin(Stdio::null());
     if !tls {
-        cmd.arg("--no-default-features");
+        cmd.args(["--no-default-features", "--features", "import,listen"]);
     }
     let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
     let _ = std::fs::create_dir_all(&dir);
@@ -89,7 +90,9 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
 /// A handset-like build for the memory rows: native x86_64, so the bench can run it, but linked
 /// as the handsets' binaries are: static, not position-independent (armv7 and aarch64-musl do not
 /// make static-PIE binaries, x86_64 does by default: its start-up relocations would dirty pages
-/// the handsets never touch), TLS compiled in, the release profile.
+/// the handsets never touch), the release profile, with the features of a handset's firmware
+/// build: TLS and the admin server, without the PC-side tools (`--no-default-features
+/// --features tls`: no `import`, no `listen`; docs/FIRMWARE.md).
 pub struct Handset {
     /// Row keys `rss.{key}.*`; built into target/bench-size/{key}.
     pub key: &'static str,
@@ -107,21 +110,21 @@ pub const HANDSETS: [Handset; 3] = [
         key: "static",
         triple: "x86_64-unknown-linux-gnu",
         rustflags: "-C target-feature=+crt-static -C relocation-model=static",
-        label: "glibc static, as armv7",
+        label: "glibc static, as armv7; features tls, no import/listen",
         small: false,
     },
     Handset {
         key: "musl",
         triple: "x86_64-unknown-linux-musl",
         rustflags: "-C relocation-model=static",
-        label: "musl static, as aarch64",
+        label: "musl static, as aarch64; features tls, no import/listen",
         small: false,
     },
     Handset {
         key: "musl_small",
         triple: "x86_64-unknown-linux-musl",
         rustflags: "-Zunstable-options -C panic=immediate-abort -C relocation-model=static",
-        label: "musl static, flash-size build",
+        label: "musl static, flash-size build; features tls, no import/listen",
         small: true,
     },
 ];
@@ -149,6 +152,7 @@ impl Handset {
             .env("RUSTFLAGS", self.rustflags)
             .args(["build", "--release", "--bin", "event-notify", "--target"])
             .arg(self.triple)
+            .args(["--no-default-features", "--features", "tls"])
             .stdin(Stdio::null());
         if self.small {
             cmd.args(["-Z", "build-std=std,panic_abort"]);
@@ -257,8 +261,8 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
             });
         }
     }
-    // The flash-size build of the primary target (cross/small.sh: std rebuilt for size,
-    // panic=immediate-abort).
+    // The flash-size build of the primary target (cross/small.sh: Thumb-2 code, std rebuilt for
+    // size, panic=immediate-abort; a handset's features without TLS: no import, no listen).
     for (arch, triple, _) in &TARGETS[1..2] {
         let bytes = if build_them {
             eprintln!("bench: building the flash-size {triple} (cross/small.sh)");
@@ -268,7 +272,9 @@ pub fn measure(build_them: bool, this_bin: &Path) -> Vec<Size> {
         };
         out.push(Size {
             key: format!("size.{arch}.notls.small"),
-            label: format!("stripped size: {arch}, no TLS, flash-size build (cross/small.sh)"),
+            label: format!(
+                "stripped size: {arch}, flash-size build (cross/small.sh: Thumb-2; no TLS, import, listen)"
+            ),
             bytes,
             peers: vec![(
                 "busybox-static".to_string(),
