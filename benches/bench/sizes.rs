@@ -101,7 +101,8 @@ pub struct Handset {
     /// What it stands for, in the row's label.
     pub label: &'static str,
     /// The flash-size build (as `make cross-small`): nightly cargo rebuilds std for size
-    /// (`-Z build-std`) and panics abort on the spot (`-C panic=immediate-abort`).
+    /// (`-Z build-std`, `-Z build-std-features=optimize_for_size`), panics abort on the spot
+    /// (`-C panic=immediate-abort`) and carry no source locations (`-Z location-detail=none`).
     small: bool,
 }
 
@@ -123,7 +124,7 @@ pub const HANDSETS: [Handset; 3] = [
     Handset {
         key: "musl_small",
         triple: "x86_64-unknown-linux-musl",
-        rustflags: "-Zunstable-options -C panic=immediate-abort -C relocation-model=static",
+        rustflags: "-Zunstable-options -C panic=immediate-abort -Z location-detail=none -C relocation-model=static",
         label: "musl static, flash-size build; features tls, no import/listen",
         small: true,
     },
@@ -155,7 +156,12 @@ impl Handset {
             .args(["--no-default-features", "--features", "tls"])
             .stdin(Stdio::null());
         if self.small {
-            cmd.args(["-Z", "build-std=std,panic_abort"]);
+            cmd.args([
+                "-Z",
+                "build-std=std,panic_abort",
+                "-Z",
+                "build-std-features=optimize_for_size",
+            ]);
         }
         // ring's C and assembly: this machine's gcc (the code needs no C library headers
         // beyond the compiler's own); there is no x86_64-linux-musl-gcc to find.
