@@ -768,16 +768,19 @@ fn a_whole_config_put_without_events_is_refused_and_every_event_stays() {
     let etag = a.etag();
     let before = std::fs::read_to_string(a.d.config_path()).unwrap();
     let m = format!("If-Match: {etag}");
+    let put = |body: &str| {
+        curl(
+            &["--digest", "-u", &u, "-X", "PUT", "-H", &m, "--data", body],
+            &a.url("/api/v1/config"),
+        )
+    };
     for body in [
         r#"{"delivery":{"attempts":5}}"#,
         r#"{"device":{"language":"de"}}"#,
         "{}",
         "",
     ] {
-        let (st, _, b) = curl(
-            &["--digest", "-u", &u, "-X", "PUT", "-H", &m, "--data", body],
-            &a.url("/api/v1/config"),
-        );
+        let (st, _, b) = put(body);
         assert_eq!(st, 422, "{body:?}: {b}");
         let v = json(&b);
         assert_eq!(v["code"], "invalid", "{b}");
@@ -802,20 +805,7 @@ fn a_whole_config_put_without_events_is_refused_and_every_event_stays() {
     assert_eq!(got[0].target, "/on");
     assert_eq!(got[1].target, "/off");
     // Every event off, said so: taken.
-    let (st, _, b) = curl(
-        &[
-            "--digest",
-            "-u",
-            &u,
-            "-X",
-            "PUT",
-            "-H",
-            &m,
-            "--data",
-            r#"{"events":{}}"#,
-        ],
-        &a.url("/api/v1/config"),
-    );
+    let (st, _, b) = put(r#"{"events":{}}"#);
     assert_eq!(st, 200, "{b}");
     let (_, _, cfg) = curl(&["--digest", "-u", &u], &a.url("/api/v1/config"));
     let v = json(&cfg);
