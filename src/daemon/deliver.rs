@@ -10,7 +10,9 @@ use crate::core::template::Credentials;
 use std::io::{self, Read};
 use std::time::Duration;
 
+mod direct;
 mod tcp;
+pub use direct::{Finished, LoopSender, Start, LOOP_CONNS, LOOP_IDLE_MS};
 pub use tcp::TIMEOUT_STEP_MS;
 
 /// Most bytes of a response body read (and thrown away) so the connection can be reused.
@@ -35,6 +37,12 @@ pub enum SenderError {
 pub struct Sender {
     agent: ureq::Agent,
     names: std::sync::Arc<NameCache>,
+    /// The attempt's time and the connect's, for the [`LoopSender`].
+    timeout_ms: u64,
+    connect_timeout_ms: u64,
+    /// Plain HTTP may be sent from the daemon's loop: no proxy is configured (ureq takes one
+    /// from the environment; the loop sender does not speak to proxies).
+    loop_ok: bool,
 }
 
 impl Sender {
@@ -55,15 +63,20 @@ impl Sender {
             .accept("*/*");
         let b = Self::tls(b, d)?;
         let names = std::sync::Arc::new(NameCache::default());
+        let config = b.build();
+        let loop_ok = config.proxy().is_none();
         Ok(Sender {
             agent: ureq::Agent::with_parts(
-                b.build(),
+                config,
                 connector(),
                 CachingResolver {
                     cache: std::sync::Arc::clone(&names),
                 },
             ),
             names,
+            timeout_ms: d.timeout_ms as u64,
+            connect_timeout_ms: d.connect_timeout_ms as u64,
+            loop_ok,
         })
     }
 
@@ -419,6 +432,29 @@ impl NameCache {
             .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
             .filter(|r| r.at.elapsed() < Duration::from_millis(RESOLVE_TTL_MS))
             .map(|r| r.addrs.clone())
+    }
+
+    /// Like [`NameCache::get`], into `out` (no allocation): false when the name is not known
+    /// or too old.
+    fn get_into(
+        &self,
+        host: &str,
+        port: u16,
+        out: &mut heapless::Vec<std::net::SocketAddr, MAX_ADDRS_PER_NAME>,
+    ) -> bool {
+        let Ok(e) = self.entries.lock() else {
+            return false;
+        };
+        let Some(r) = e
+            .iter()
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
+            .filter(|r| r.at.elapsed() < Duration::from_millis(RESOLVE_TTL_MS))
+        else {
+            return false;
+        };
+        out.clear();
+        out.extend(r.addrs.iter().copied().take(MAX_ADDRS_PER_NAME));
+        !out.is_empty()
     }
 
     fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {

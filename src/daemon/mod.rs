@@ -202,6 +202,8 @@ struct Daemon {
     sender: Arc<RwLock<Arc<Sender>>>,
     workers: Workers,
     done: mpsc::Receiver<Done>,
+    /// Plain HTTP sent from this loop.
+    direct: deliver::LoopSender,
     /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
     redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
     /// Rate limits of repeated warnings: socket refusals, outbox notes.
@@ -361,6 +363,7 @@ impl Daemon {
             sender,
             workers,
             done: done_rx,
+            direct: deliver::LoopSender::new(),
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
             warn_notes,
@@ -488,6 +491,9 @@ impl Daemon {
                     .min(until_give_up),
             );
         }
+        if let Some(due) = self.direct.next_deadline() {
+            timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
+        }
         if let Some(deadline) = self.stopping {
             timeout = Some(
                 timeout
@@ -520,7 +526,7 @@ impl Daemon {
             // source polls the wake eventfd for nothing.
             // On the stack: this runs once per wake-up. `clients` never holds more than
             // MAX_CLIENTS, so every push fits.
-            let mut fds = heapless::Vec::<PollFd, { 4 + MAX_CLIENTS }>::new();
+            let mut fds = heapless::Vec::<PollFd, { 4 + MAX_CLIENTS + deliver::LOOP_CONNS }>::new();
             let wake_fd = self.wake_r.as_fd();
             let slot = |fd| pollfd(fd, wake_fd);
             let _ = fds.push(slot(Some(self.wake_r.as_fd())));
@@ -534,6 +540,13 @@ impl Daemon {
                     PollFlags::POLLIN
                 };
                 let _ = fds.push(PollFd::new(c.stream.as_fd(), want));
+            }
+            let first_conn = fds.len();
+            let mut conns = heapless::Vec::<usize, { deliver::LOOP_CONNS }>::new();
+            for (i, fd, want) in self.direct.poll_set() {
+                if conns.push(i).is_ok() {
+                    let _ = fds.push(PollFd::new(fd, want));
+                }
             }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -554,7 +567,18 @@ impl Daemon {
             let listen_ready = self.listener.is_some() && ready(3);
             let client_ready: heapless::Vec<bool, MAX_CLIENTS> =
                 (0..self.clients.len()).map(|i| ready(4 + i)).collect();
+            let conns_ready: heapless::Vec<usize, { deliver::LOOP_CONNS }> = conns
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| ready(first_conn + k))
+                .map(|(_, &i)| i)
+                .collect();
             drop(fds);
+            if !conns.is_empty() {
+                let t = now().ms;
+                self.direct.ready(&conns_ready, t);
+                self.direct.tick(t);
+            }
 
             if sig_ready {
                 self.on_signals();

@@ -11,6 +11,8 @@ pub(super) struct Workers {
     pub(super) sender: Arc<RwLock<Arc<Sender>>>,
     pub(super) wake: Arc<EventFd>,
     pub(super) started: usize,
+    /// Jobs handed to the workers and not back yet.
+    pub(super) busy: usize,
 }
 
 /// What a worker hands back: the ticket, the outcome, and a redirect's `Location`.
@@ -31,6 +33,7 @@ impl Workers {
             sender,
             wake,
             started: 0,
+            busy: 0,
         };
         (w, done_rx)
     }
@@ -117,28 +120,45 @@ impl Daemon {
         }
     }
 
+    /// Sends what is due: plain HTTP from this loop ([`deliver::LoopSender`]), the rest
+    /// through the workers.
     #[inline(never)]
     fn send_due(&mut self, t: Now) {
-        while let Some(job) = self.engine.next_job(t) {
-            log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
-            if let Err(e) = self.workers.ensure(self.engine.in_flight()) {
-                log::error!("cannot start a delivery worker: {e}");
-            }
-            let sent = if self.workers.started == 0 {
-                Err(mpsc::SendError(job))
-            } else {
-                self.workers.jobs.send(job)
+        let sender = self.sender.read().map(|s| Arc::clone(&s)).ok();
+        while let Some((ticket, n)) = self.engine.next_job_ref(t) {
+            log::debug!("{} {} {}", n.event, n.method.as_str(), n.url);
+            let start = match &sender {
+                Some(s) => self.direct.start(s, ticket, n, t.ms),
+                None => deliver::Start::NotMine,
             };
-            if let Err(mpsc::SendError(job)) = sent {
-                self.unsent(job.ticket, t);
-                return;
+            match start {
+                deliver::Start::Sent => {}
+                deliver::Start::Done(outcome, location) => self.finish(ticket, outcome, location),
+                deliver::Start::NotMine => {
+                    if let Err(ticket) = hand_off(&mut self.workers, ticket, n) {
+                        self.unsent(ticket, t);
+                        return;
+                    }
+                }
             }
         }
     }
 
+    /// The results of the attempts that ended: the workers', and the loop sender's.
     #[inline(never)] // see Daemon::main_loop
     pub(super) fn collect_results(&mut self) {
         while let Ok((ticket, outcome, location)) = self.done.try_recv() {
+            self.workers.busy = self.workers.busy.saturating_sub(1);
+            self.finish(ticket, outcome, location);
+        }
+        while let Some((ticket, outcome, location)) = self.direct.take_finished() {
+            self.finish(ticket, outcome, location);
+        }
+    }
+
+    /// Records one attempt's result.
+    fn finish(&mut self, ticket: Ticket, outcome: Outcome, location: Option<String>) {
+        {
             let t = now();
             let event = self.engine.event_of(ticket);
             match (outcome, event) {
@@ -163,5 +183,33 @@ impl Daemon {
             self.engine
                 .complete(ticket, outcome, t, &mut |n| log_note(n, warn));
         }
+    }
+}
+
+/// Gives a worker a copy of the notification (starting a worker if none is free). Out of line:
+/// the job (~2.7 KiB, moved by value through the channel) stays out of the loop's frames.
+/// `Err(ticket)` when no worker can take it.
+#[inline(never)]
+fn hand_off(
+    w: &mut Workers,
+    ticket: Ticket,
+    n: &crate::core::outbox::Notification,
+) -> Result<(), Ticket> {
+    if let Err(e) = w.ensure(w.busy + 1) {
+        log::error!("cannot start a delivery worker: {e}");
+    }
+    if w.started == 0 {
+        return Err(ticket);
+    }
+    let job = Job {
+        ticket,
+        n: n.clone(),
+    };
+    match w.jobs.send(job) {
+        Ok(()) => {
+            w.busy += 1;
+            Ok(())
+        }
+        Err(_) => Err(ticket),
     }
 }

@@ -1,0 +1,856 @@
+//! Plain-HTTP delivery from the daemon's own loop: no worker thread, no hand-off.
+//!
+//! A notification to an `http://` destination whose address is known (an IP literal, or a name
+//! the workers have resolved and the [`NameCache`](super::NameCache) holds) is sent on a
+//! non-blocking socket that the daemon's `poll` watches: connect, write the request, read and
+//! parse the response (`httparse`), drain its body, keep the connection for the next one. The
+//! attempt costs the loop a few system calls and no thread wake-up; with a worker it cost a
+//! `futex` hand-off there and an eventfd hand-off back (issue 15, item 5).
+//!
+//! Everything else goes to the delivery workers as before, through ureq: `https://`, a name not
+//! resolved yet (a lookup can block; the worker's lookup fills the cache), a proxy from the
+//! environment, a URL or extra header this sender does not write byte for byte as ureq would
+//! ([`LoopSender::start`] answers [`Start::NotMine`]), and any destination beyond
+//! [`LOOP_CONNS`] busy connections.
+//!
+//! The promises are the workers': the same request bytes (request line, `host`, `user-agent`,
+//! `accept`, credentials, delivery id, extra headers, signature, `content-type`,
+//! `content-length`), the same timeouts (`connect_timeout_ms` for the connect, shared between a
+//! name's addresses; `timeout_ms` for the whole attempt), the same [`Outcome`] for the same
+//! answer (status, `Retry-After`, a redirect's `Location`), the same caps on the response
+//! ([`RESPONSE_HEADER_CAP`], [`RESPONSE_BODY_CAP`]), and a connection is reused only after a
+//! response whose end was seen. One attempt per destination at a time (the outbox's rule), so a
+//! destination that hangs holds only its own connection.
+
+use super::{classify, location_for_log, unix_now, Sender, MAX_ADDRS_PER_NAME};
+use super::{RESPONSE_BODY_CAP, RESPONSE_HEADER_CAP, USER_AGENT};
+use crate::core::config::Method;
+use crate::core::engine::{Failure, Outcome};
+use crate::core::outbox::{Destination, Notification, Ticket};
+use nix::poll::PollFlags;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// Connections the loop sender holds, busy or idle, one per destination. When all are busy, a
+/// notification to another destination goes to a delivery worker; an idle one is closed to make
+/// room for a new destination (the one idle the longest).
+pub const LOOP_CONNS: usize = 8;
+/// An idle connection older than this is not reused (the workers' pool has the same age).
+pub const LOOP_IDLE_MS: u64 = 30_000;
+/// Bytes read per `read` call (on the stack).
+const READ_CHUNK: usize = 2048;
+/// Response header lines parsed at most; more is a protocol error.
+const MAX_RESPONSE_HEADERS: usize = 64;
+/// A request buffer or response buffer larger than this is given back when its attempt ends.
+const KEEP_BUFFER: usize = 4096;
+/// The shortest connect time given to one address of a name with several.
+const MIN_PER_ADDRESS_MS: u64 = 10;
+/// Longest chunk-size or trailer line of a chunked body.
+const CHUNK_LINE_CAP: usize = 1024;
+
+/// What [`LoopSender::start`] did with a notification.
+#[derive(Debug)]
+pub enum Start {
+    /// Being sent; its result comes from [`LoopSender::take_finished`].
+    Sent,
+    /// Over at once (a refused connect, a socket error).
+    Done(Outcome, Option<String>),
+    /// Not for this sender: give it to a worker.
+    NotMine,
+}
+
+/// A finished attempt: ticket, outcome, a redirect's `Location`.
+pub type Finished = (Ticket, Outcome, Option<String>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Connecting,
+    Writing,
+    Reading,
+}
+
+/// How the rest of a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Length(u64),
+    UntilClose,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailer,
+}
+
+/// The parsed head of the response being read.
+#[derive(Debug)]
+struct Head {
+    outcome: Outcome,
+    location: Option<String>,
+    body: Body,
+    /// The server allows the connection to be used again.
+    reuse: bool,
+    /// Body bytes (framing included) read so far.
+    taken: u64,
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// The destination: host as in the URL, lower-cased (brackets kept), and port.
+    host: String,
+    port: u16,
+    /// `None` only between the slot's creation and its first connect.
+    stream: Option<TcpStream>,
+    phase: Phase,
+    ticket: Option<Ticket>,
+    /// End of the attempt, and of the current address's connect time (daemon clock, ms).
+    deadline: u64,
+    connect_until: u64,
+    connect_end: u64,
+    /// Addresses not tried yet for the connect in progress.
+    addrs: heapless::Vec<SocketAddr, MAX_ADDRS_PER_NAME>,
+    next_addr: usize,
+    /// Idle since (daemon clock, ms).
+    since: u64,
+    out: Vec<u8>,
+    sent: usize,
+    inb: Vec<u8>,
+    head: Option<Head>,
+    /// To be removed at the end of this round.
+    dead: bool,
+}
+
+/// The loop sender: [`LOOP_CONNS`] connections and the attempts finished since the daemon
+/// last took them.
+#[derive(Debug, Default)]
+pub struct LoopSender {
+    conns: Vec<Conn>,
+    /// At most one per connection between two [`LoopSender::take_finished`] calls.
+    finished: Vec<Finished>,
+}
+
+/// Why a URL is left to ureq: the loop sender writes only what it can write exactly as ureq
+/// would (an `http://` URL with a plain authority and an origin-form target of URI characters).
+fn plain_http(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .get(..7)?
+        .eq_ignore_ascii_case("http://")
+        .then(|| &url[7..])?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let target = if target.is_empty() { "/" } else { target };
+    let uri_char = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+    let ok = target.starts_with('/')
+        && target.bytes().all(uri_char)
+        && authority
+            .bytes()
+            .all(|b| uri_char(b) || b == b'[' || b == b']');
+    ok.then_some((authority, target))
+}
+
+/// An extra header line as ureq would send it: a token name and a value of visible characters,
+/// spaces and tabs; not one of the headers that frame the request.
+fn plain_header(name: &str, value: &str) -> bool {
+    const TCHAR: &[u8] = b"!#$%&'*+-.^_`|~";
+    let framing = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "expect",
+        "host",
+    ];
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || TCHAR.contains(&b))
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        && !framing.iter().any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// Writes the request for `n` into `out`, as ureq writes it (header names in lower case).
+fn write_request(out: &mut Vec<u8>, n: &Notification, authority: &str, target: &str) {
+    use std::fmt::Write as _;
+    struct W<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut w = W(out);
+    let extra = |h: &str| {
+        n.headers
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .any(|(k, _)| k.eq_ignore_ascii_case(h))
+    };
+    let _ = write!(w, "{} {target} HTTP/1.1\r\n", n.method.as_str());
+    if n.method == Method::Post {
+        let _ = write!(w, "content-length: {}\r\n", n.body.len());
+    }
+    if !extra("user-agent") {
+        let _ = write!(w, "user-agent: {USER_AGENT}\r\n");
+    }
+    if !extra("accept") {
+        let _ = w.write_str("accept: */*\r\n");
+    }
+    let _ = write!(w, "host: {authority}\r\n");
+    if let Some(c) = &n.credentials {
+        let _ = write!(w, "authorization: {}\r\n", super::basic_auth(c));
+    }
+    if !n.id.is_empty() {
+        let _ = write!(
+            w,
+            "x-event-notify-id: {}\r\nidempotency-key: {}\r\n",
+            n.id, n.id
+        );
+    }
+    for (name, value) in n.headers.lines().filter_map(|l| l.split_once(": ")) {
+        w.0.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        let _ = write!(w, ": {value}\r\n");
+    }
+    if let Some(secret) = &n.secret {
+        let sig = crate::sign::sign(
+            secret.expose(),
+            unix_now(),
+            &n.id,
+            n.method.as_str(),
+            target,
+            n.body.as_bytes(),
+        );
+        let _ = write!(w, "x-event-notify-signature: {}\r\n", sig.as_str());
+    }
+    if n.method == Method::Post && !n.content_type.is_empty() {
+        let _ = write!(w, "content-type: {}\r\n", n.content_type);
+    }
+    let _ = w.write_str("\r\n");
+    if n.method == Method::Post {
+        w.0.extend_from_slice(n.body.as_bytes());
+    }
+}
+
+/// What the head of a response says.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// Not all of it yet.
+    Partial,
+    /// A 1xx interim response of this many bytes: skip it.
+    Interim(usize),
+    /// The head (this many bytes) and what it says.
+    Head(usize, Outcome, Option<String>, Body, bool),
+    /// Not HTTP, too long, or a framing ureq refuses too.
+    Bad,
+}
+
+fn parse_head(buf: &[u8]) -> Parsed {
+    let mut hs = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut r = httparse::Response::new(&mut hs);
+    let len = match r.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() <= RESPONSE_HEADER_CAP => {
+            return Parsed::Partial
+        }
+        _ => return Parsed::Bad,
+    };
+    if len > RESPONSE_HEADER_CAP {
+        return Parsed::Bad;
+    }
+    let status = r.code.unwrap_or(0);
+    if status == 101 || !(100..600).contains(&status) {
+        return Parsed::Bad;
+    }
+    if status < 200 {
+        return Parsed::Interim(len);
+    }
+    fn text<'a>(h: &httparse::Header<'a>) -> Option<&'a str> {
+        std::str::from_utf8(h.value).ok().map(str::trim)
+    }
+    let named = |n: &'static str| {
+        r.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(n))
+    };
+    let mut length: Option<u64> = None;
+    for h in named("content-length") {
+        match text(h).and_then(|v| v.parse::<u64>().ok()) {
+            Some(v) if length.is_none_or(|l| l == v) => length = Some(v),
+            _ => return Parsed::Bad,
+        }
+    }
+    let te: Option<&str> = named("transfer-encoding").filter_map(text).last();
+    let chunked = te.is_some_and(|v| {
+        v.rsplit(',')
+            .next()
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+    });
+    let tokens = |n: &'static str, t: &str| {
+        named(n)
+            .filter_map(text)
+            .any(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)))
+    };
+    let mut reuse = if r.version == Some(0) {
+        tokens("connection", "keep-alive")
+    } else {
+        !tokens("connection", "close")
+    };
+    let body = if status == 204 || status == 304 {
+        Body::Length(0)
+    } else if chunked {
+        Body::ChunkSize
+    } else if te.is_some() {
+        Body::UntilClose
+    } else if let Some(l) = length {
+        Body::Length(l)
+    } else {
+        Body::UntilClose
+    };
+    if body == Body::UntilClose {
+        reuse = false;
+    }
+    let retry_after = named("retry-after")
+        .filter_map(text)
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|s| s.saturating_mul(1000));
+    let location = (300..400).contains(&status).then(|| {
+        location_for_log(
+            named("location")
+                .filter_map(|h| std::str::from_utf8(h.value).ok())
+                .next()
+                .unwrap_or("(none)"),
+        )
+    });
+    Parsed::Head(
+        len,
+        Outcome::from_status(status, retry_after),
+        location,
+        body,
+        reuse,
+    )
+}
+
+/// Consumes body bytes from the front of `inb`. `Some(clean)` when the body has ended (`clean`:
+/// its end was found where the framing says, and nothing follows it); `None` when more is needed.
+fn body_step(head: &mut Head, inb: &mut Vec<u8>) -> Option<bool> {
+    loop {
+        if head.taken > RESPONSE_BODY_CAP {
+            return Some(false);
+        }
+        let used = match head.body {
+            Body::Length(left) => {
+                let n = (inb.len() as u64).min(left);
+                head.body = Body::Length(left - n);
+                if left == n {
+                    inb.drain(..n as usize);
+                    head.taken += n;
+                    return Some(inb.is_empty());
+                }
+                n as usize
+            }
+            Body::UntilClose => inb.len(),
+            Body::ChunkSize | Body::Trailer => {
+                let Some(nl) = inb.iter().position(|&b| b == b'\n') else {
+                    return (inb.len() > CHUNK_LINE_CAP).then_some(false);
+                };
+                let text = std::str::from_utf8(&inb[..nl]).unwrap_or("!");
+                let text = text.trim_end_matches('\r');
+                if head.body == Body::Trailer {
+                    if text.is_empty() {
+                        inb.drain(..=nl);
+                        return Some(inb.is_empty());
+                    }
+                } else {
+                    let size = text.split(';').next().unwrap_or("").trim();
+                    head.body = match u64::from_str_radix(size, 16) {
+                        Ok(0) => Body::Trailer,
+                        Ok(n) => Body::ChunkData(n),
+                        Err(_) => return Some(false),
+                    };
+                }
+                nl + 1
+            }
+            Body::ChunkData(left) => {
+                let n = (inb.len() as u64).min(left);
+                head.body = if left == n {
+                    Body::ChunkEnd
+                } else {
+                    Body::ChunkData(left - n)
+                };
+                n as usize
+            }
+            Body::ChunkEnd => match inb.as_slice() {
+                [b'\r', b'\n', ..] => {
+                    head.body = Body::ChunkSize;
+                    2
+                }
+                [b'\n', ..] => {
+                    head.body = Body::ChunkSize;
+                    1
+                }
+                [] | [b'\r'] => return None,
+                _ => return Some(false),
+            },
+        };
+        inb.drain(..used);
+        head.taken += used as u64;
+        // Every state that consumed nothing had nothing to consume.
+        if inb.is_empty() {
+            return None;
+        }
+    }
+}
+
+impl Conn {
+    /// The attempt failed before its response: closed, and its result.
+    fn fail(&mut self, why: Failure) -> Option<Finished> {
+        self.dead = true;
+        let failed = Outcome::Failed {
+            why,
+            retry_after_ms: None,
+        };
+        self.ticket.take().map(|t| (t, failed, None))
+    }
+
+    /// The response has been read (or given up on after its head): the attempt's result.
+    fn finish(&mut self, clean: bool, now: u64) -> Option<Finished> {
+        let head = self.head.take()?;
+        let ticket = self.ticket.take()?;
+        if head.reuse && clean && self.inb.is_empty() {
+            self.phase = Phase::Idle;
+            self.since = now;
+            self.out.clear();
+            self.out.shrink_to(KEEP_BUFFER);
+            self.inb.shrink_to(KEEP_BUFFER);
+        } else {
+            self.dead = true;
+        }
+        Some((ticket, head.outcome, head.location))
+    }
+
+    /// Opens a non-blocking connection to the next address. `Err` when none is left.
+    fn connect_next(&mut self, now: u64) -> Result<(), Failure> {
+        use nix::sys::socket::{
+            connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage,
+        };
+        let mut last = Failure::Connect;
+        while let Some(addr) = self.addrs.get(self.next_addr).copied() {
+            let left = self.connect_end.saturating_sub(now);
+            if left == 0 {
+                return Err(Failure::Timeout);
+            }
+            let remaining = (self.addrs.len() - self.next_addr) as u64;
+            self.next_addr += 1;
+            let share = (left / remaining.max(1)).max(MIN_PER_ADDRESS_MS).min(left);
+            self.connect_until = now + share;
+            let fam = if addr.is_ipv4() {
+                AddressFamily::Inet
+            } else {
+                AddressFamily::Inet6
+            };
+            let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+            let fd = match socket(fam, SockType::Stream, flags, None) {
+                Ok(fd) => fd,
+                Err(e) => return Err(io_failure(io::Error::from(e))),
+            };
+            let stream = TcpStream::from(fd);
+            let _ = stream.set_nodelay(true);
+            let sa = SockaddrStorage::from(addr);
+            let r = loop {
+                match connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &sa) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r => break r,
+                }
+            };
+            self.stream = Some(stream);
+            match r {
+                Ok(()) => {
+                    self.phase = Phase::Writing;
+                    return Ok(());
+                }
+                Err(nix::errno::Errno::EINPROGRESS) => {
+                    self.phase = Phase::Connecting;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if !next_address_helps(&e) {
+                        return Err(io_failure(e));
+                    }
+                    last = io_failure(e);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Writes what is left of the request; on to reading once all is out.
+    fn write_some(&mut self) -> Result<(), Failure> {
+        while self.sent < self.out.len() {
+            let Some(stream) = &self.stream else {
+                return Err(Failure::Io);
+            };
+            match (&*stream).write(&self.out[self.sent..]) {
+                Ok(0) => return Err(Failure::Io),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(io_failure(e)),
+            }
+        }
+        self.phase = Phase::Reading;
+        Ok(())
+    }
+
+    /// Reads what has arrived. `Some` when the attempt is over.
+    fn read_some(&mut self, now: u64) -> Option<Finished> {
+        let mut buf = [0u8; READ_CHUNK];
+        loop {
+            let Some(stream) = &self.stream else {
+                return self.fail(Failure::Io);
+            };
+            let n = match (&*stream).read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    return match self.head.is_some() {
+                        true => self.finish(false, now),
+                        false => self.fail(io_failure(e)),
+                    }
+                }
+            };
+            if n == 0 {
+                // End of stream: the end of a body delimited by the close, a body cut short,
+                // or no response at all.
+                return match self.head.as_ref().map(|h| h.body) {
+                    Some(Body::UntilClose) => {
+                        self.dead = true;
+                        self.finish(true, now)
+                    }
+                    Some(_) => self.finish(false, now),
+                    None => self.fail(Failure::Io),
+                };
+            }
+            self.inb.extend_from_slice(&buf[..n]);
+            if let Some(f) = self.advance(now) {
+                return Some(f);
+            }
+            if n < buf.len() {
+                // A short read: poll says when more comes (saves the EAGAIN read).
+                return None;
+            }
+        }
+    }
+
+    /// Parses what is buffered: heads (skipping interim ones), then the body.
+    fn advance(&mut self, now: u64) -> Option<Finished> {
+        while self.head.is_none() {
+            match parse_head(&self.inb) {
+                Parsed::Partial => return None,
+                Parsed::Bad => return self.fail(Failure::Io),
+                Parsed::Interim(len) => {
+                    self.inb.drain(..len);
+                }
+                Parsed::Head(len, outcome, location, body, reuse) => {
+                    self.inb.drain(..len);
+                    self.head = Some(Head {
+                        outcome,
+                        location,
+                        body,
+                        reuse,
+                        taken: 0,
+                    });
+                }
+            }
+        }
+        let head = self.head.as_mut()?;
+        let clean = body_step(head, &mut self.inb)?;
+        self.finish(clean, now)
+    }
+}
+
+/// A refused or unreachable address: the next address of the name may answer.
+fn next_address_helps(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::AddrNotAvailable
+    )
+}
+
+/// The failure ureq's path gives for this I/O error over plain HTTP.
+fn io_failure(e: io::Error) -> Failure {
+    classify(&ureq::Error::Io(e), false)
+}
+
+impl LoopSender {
+    pub fn new() -> LoopSender {
+        LoopSender {
+            conns: Vec::with_capacity(LOOP_CONNS),
+            finished: Vec::with_capacity(LOOP_CONNS),
+        }
+    }
+
+    /// Starts an attempt for `n` when it is this sender's to make (see the module's text).
+    pub fn start(&mut self, s: &Sender, ticket: Ticket, n: &Notification, now: u64) -> Start {
+        if !s.loop_ok {
+            return Start::NotMine;
+        }
+        let Some((authority, target)) = plain_http(&n.url) else {
+            return Start::NotMine;
+        };
+        if !n
+            .headers
+            .lines()
+            .all(|l| l.split_once(": ").is_some_and(|(k, v)| plain_header(k, v)))
+        {
+            return Start::NotMine;
+        }
+        let d = Destination::of(&n.url);
+        if d.port == 0 {
+            return Start::NotMine;
+        }
+        // The connection of this destination, or room for one.
+        let at = self
+            .conns
+            .iter()
+            .position(|c| c.port == d.port && c.host.eq_ignore_ascii_case(d.host));
+        if at.is_some_and(|i| self.conns[i].phase != Phase::Idle) {
+            return Start::NotMine;
+        }
+        let reuse = at.filter(|&i| now.saturating_sub(self.conns[i].since) < LOOP_IDLE_MS);
+        let mut addrs = heapless::Vec::<SocketAddr, MAX_ADDRS_PER_NAME>::new();
+        if reuse.is_none() {
+            let bare = d.host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = bare.parse::<IpAddr>() {
+                let _ = addrs.push(SocketAddr::new(ip, d.port));
+            } else if !s.names.get_into(bare, d.port, &mut addrs) {
+                return Start::NotMine;
+            }
+        }
+        let i = match (at, reuse) {
+            (_, Some(i)) => i,
+            (Some(i), None) => {
+                // Too old to reuse: a new connection in its place.
+                self.conns.swap_remove(i);
+                match self.slot() {
+                    Some(i) => i,
+                    None => return Start::NotMine,
+                }
+            }
+            (None, None) => match self.slot() {
+                Some(i) => i,
+                None => return Start::NotMine,
+            },
+        };
+        if i == self.conns.len() {
+            self.conns.push(Conn {
+                host: d.host.to_ascii_lowercase(),
+                port: d.port,
+                stream: None,
+                phase: Phase::Idle,
+                ticket: None,
+                deadline: 0,
+                connect_until: 0,
+                connect_end: 0,
+                addrs: heapless::Vec::new(),
+                next_addr: 0,
+                since: now,
+                out: Vec::new(),
+                sent: 0,
+                inb: Vec::new(),
+                head: None,
+                dead: false,
+            });
+        }
+        let c = &mut self.conns[i];
+        c.ticket = Some(ticket);
+        c.deadline = now + s.timeout_ms;
+        c.out.clear();
+        c.inb.clear();
+        c.sent = 0;
+        c.head = None;
+        c.dead = false;
+        write_request(&mut c.out, n, authority, target);
+        let r = if reuse.is_some() {
+            c.phase = Phase::Writing;
+            c.write_some()
+        } else {
+            c.addrs = addrs;
+            c.next_addr = 0;
+            c.connect_end = now + s.connect_timeout_ms.min(s.timeout_ms);
+            match c.connect_next(now) {
+                Ok(()) if c.phase == Phase::Writing => c.write_some(),
+                r => r,
+            }
+        };
+        match r {
+            Ok(()) => Start::Sent,
+            Err(why) => {
+                let _ = c.fail(why);
+                if matches!(why, Failure::Connect | Failure::Timeout | Failure::Io) {
+                    s.names.forget_url(&n.url);
+                }
+                self.sweep();
+                Start::Done(
+                    Outcome::Failed {
+                        why,
+                        retry_after_ms: None,
+                    },
+                    None,
+                )
+            }
+        }
+    }
+
+    /// The index for a new connection: the end of the list, or the place of the connection
+    /// idle the longest (closed). `None` when all are busy.
+    fn slot(&mut self) -> Option<usize> {
+        if self.conns.len() < LOOP_CONNS {
+            return Some(self.conns.len());
+        }
+        let oldest = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.phase == Phase::Idle)
+            .min_by_key(|(_, c)| c.since)
+            .map(|(i, _)| i)?;
+        self.conns.swap_remove(oldest);
+        Some(self.conns.len())
+    }
+
+    fn sweep(&mut self) {
+        self.conns.retain(|c| !c.dead);
+    }
+
+    /// The sockets to poll and what for: (connection index, socket, events) for
+    /// [`LoopSender::ready`]. An idle connection is polled too: readable means closed.
+    pub fn poll_set(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>, PollFlags)> {
+        self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let want = match c.phase {
+                Phase::Connecting | Phase::Writing => PollFlags::POLLOUT,
+                Phase::Reading | Phase::Idle => PollFlags::POLLIN,
+            };
+            Some((i, c.stream.as_ref()?.as_fd(), want))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// The connections (indices from [`LoopSender::poll_set`]) that poll found ready.
+    pub fn ready(&mut self, which: &[usize], now: u64) {
+        for &i in which {
+            let Some(c) = self.conns.get_mut(i) else {
+                continue;
+            };
+            let done = match c.phase {
+                // Readable while idle: the server closed it (or sent what nobody asked for).
+                Phase::Idle => {
+                    c.dead = true;
+                    None
+                }
+                Phase::Connecting => {
+                    use nix::sys::socket::{getsockopt, sockopt::SocketError};
+                    let Some(stream) = &c.stream else { continue };
+                    match getsockopt(stream, SocketError) {
+                        Ok(0) => {
+                            c.phase = Phase::Writing;
+                            c.write_some().err().and_then(|why| c.fail(why))
+                        }
+                        Ok(errno) => {
+                            let e = io::Error::from_raw_os_error(errno);
+                            let why = if next_address_helps(&e) {
+                                c.connect_next(now)
+                                    .and_then(|()| match c.phase {
+                                        Phase::Writing => c.write_some(),
+                                        _ => Ok(()),
+                                    })
+                                    .err()
+                            } else {
+                                Some(io_failure(e))
+                            };
+                            why.and_then(|w| c.fail(w))
+                        }
+                        Err(e) => c.fail(io_failure(io::Error::from(e))),
+                    }
+                }
+                Phase::Writing => match c.write_some() {
+                    Err(why) => c.fail(why),
+                    Ok(()) if c.phase == Phase::Reading => c.read_some(now),
+                    Ok(()) => None,
+                },
+                Phase::Reading => c.read_some(now),
+            };
+            self.finished.extend(done);
+        }
+        self.sweep();
+    }
+
+    /// Ends the attempts whose time is up: a connect that took too long moves on to the next
+    /// address; an attempt past `timeout_ms` fails with a timeout (after its head: its outcome
+    /// stands, the connection is closed).
+    pub fn tick(&mut self, now: u64) {
+        for c in self.conns.iter_mut().filter(|c| c.phase != Phase::Idle) {
+            let done = if now >= c.deadline {
+                match c.head.is_some() {
+                    true => c.finish(false, now),
+                    false => c.fail(Failure::Timeout),
+                }
+            } else if c.phase == Phase::Connecting && now >= c.connect_until {
+                // This address took its share of the connect time: the next one, if any.
+                let left = c.next_addr < c.addrs.len();
+                match if left {
+                    c.connect_next(now)
+                } else {
+                    Err(Failure::Timeout)
+                } {
+                    Ok(()) if c.phase == Phase::Writing => {
+                        c.write_some().err().and_then(|w| c.fail(w))
+                    }
+                    Ok(()) => None,
+                    Err(w) => c.fail(w),
+                }
+            } else {
+                None
+            };
+            self.finished.extend(done);
+        }
+        self.sweep();
+    }
+
+    /// The earliest time [`LoopSender::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.conns
+            .iter()
+            .filter(|c| c.phase != Phase::Idle)
+            .map(|c| match c.phase {
+                Phase::Connecting => c.deadline.min(c.connect_until),
+                _ => c.deadline,
+            })
+            .min()
+    }
+
+    /// Attempts finished since the last call.
+    pub fn take_finished(&mut self) -> Option<Finished> {
+        self.finished.pop()
+    }
+
+    /// Attempts in progress.
+    pub fn busy(&self) -> usize {
+        self.conns.iter().filter(|c| c.phase != Phase::Idle).count()
+    }
+}
