@@ -34,6 +34,14 @@ pub enum SenderError {
     NoTls,
 }
 
+/// What a delivery worker did: an attempt (its outcome and a redirect's `Location`), or only the
+/// lookup of the destination's name (see [`Sender::work`]).
+#[derive(Debug)]
+pub enum Attempt {
+    Done(Outcome, Option<String>),
+    Resolved,
+}
+
 pub struct Sender {
     agent: ureq::Agent,
     names: std::sync::Arc<NameCache>,
@@ -116,6 +124,27 @@ impl Sender {
             Some(_) => Err(SenderError::NoTls),
             None => Ok(b),
         }
+    }
+
+    /// What a delivery worker does with a notification: when the loop sender could send it
+    /// but for its destination's name, only the lookup (the name goes into the cache and the
+    /// loop sends it on its own connection: one connection per destination); otherwise the
+    /// attempt.
+    pub fn work(&self, n: &Notification) -> Attempt {
+        if let Some((host, port)) = direct::wants_name(self, n) {
+            return match self.names.lookup(host, port) {
+                Some(_) => Attempt::Resolved,
+                None => Attempt::Done(
+                    Outcome::Failed {
+                        why: Failure::Connect,
+                        retry_after_ms: None,
+                    },
+                    None,
+                ),
+            };
+        }
+        let (outcome, location) = self.send(n);
+        Attempt::Done(outcome, location)
     }
 
     /// One attempt. Never panics; every error becomes a [`Failure`]. A redirect (3xx) is not
@@ -457,6 +486,22 @@ impl NameCache {
         !out.is_empty()
     }
 
+    /// Looks `host` up with the system resolver (in the calling thread: `/etc/hosts` and DNS)
+    /// and remembers the first [`MAX_ADDRS_PER_NAME`] addresses. `None` when it has none.
+    fn lookup(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let found: Vec<std::net::SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .ok()?
+            .take(MAX_ADDRS_PER_NAME)
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        self.put(host, port, found.clone());
+        Some(found)
+    }
+
     fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {
         let Ok(mut e) = self.entries.lock() else {
             return;
@@ -483,8 +528,14 @@ impl NameCache {
     /// Forgets the name of `url` (its connection failed: it may have moved).
     fn forget_url(&self, url: &str) {
         let d = crate::core::outbox::Destination::of(url);
+        self.forget(d.host, d.port);
+    }
+
+    /// Forgets `host` (port `port`). An IP literal is never in the cache.
+    fn forget(&self, host: &str, port: u16) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(mut e) = self.entries.lock() {
-            e.retain(|r| !(r.port == d.port && r.host.eq_ignore_ascii_case(d.host)));
+            e.retain(|r| !(r.port == port && r.host.eq_ignore_ascii_case(host)));
         }
     }
 }
@@ -520,19 +571,10 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         }
         let addrs = match self.cache.get(host, port) {
             Some(a) => a,
-            None => {
-                use std::net::ToSocketAddrs;
-                let found: Vec<std::net::SocketAddr> = (host, port)
-                    .to_socket_addrs()
-                    .map_err(|_| ureq::Error::HostNotFound)?
-                    .take(MAX_ADDRS_PER_NAME)
-                    .collect();
-                if found.is_empty() {
-                    return Err(ureq::Error::HostNotFound);
-                }
-                self.cache.put(host, port, found.clone());
-                found
-            }
+            None => self
+                .cache
+                .lookup(host, port)
+                .ok_or(ureq::Error::HostNotFound)?,
         };
         for a in addrs {
             v.push(a);

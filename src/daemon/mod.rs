@@ -575,9 +575,11 @@ impl Daemon {
                 .collect();
             drop(fds);
             if !conns.is_empty() {
-                let t = now().ms;
-                self.direct.ready(&conns_ready, t);
-                self.direct.tick(t);
+                if let Ok(s) = self.sender.read().map(|s| Arc::clone(&s)) {
+                    let t = now().ms;
+                    self.direct.ready(&s, &conns_ready, t);
+                    self.direct.tick(&s, t);
+                }
             }
 
             if sig_ready {

@@ -15,8 +15,9 @@ pub(super) struct Workers {
     pub(super) busy: usize,
 }
 
-/// What a worker hands back: the ticket, the outcome, and a redirect's `Location`.
-pub(super) type Done = (Ticket, Outcome, Option<String>);
+/// What a worker hands back: the ticket, and the attempt's result (or only the name looked up,
+/// for the loop sender to send).
+pub(super) type Done = (Ticket, deliver::Attempt);
 
 impl Workers {
     /// No worker yet; the channel results come back on.
@@ -59,11 +60,11 @@ impl Workers {
                         Err(_) => return,
                     };
                     let s = sender.read().map(|s| Arc::clone(&s));
-                    let (outcome, location) = match s {
-                        Ok(s) => s.send(&job.n),
+                    let attempt = match s {
+                        Ok(s) => s.work(&job.n),
                         Err(_) => return,
                     };
-                    if tx.send((job.ticket, outcome, location)).is_err() {
+                    if tx.send((job.ticket, attempt)).is_err() {
                         return;
                     }
                     wake(&wake_w);
@@ -147,12 +148,39 @@ impl Daemon {
     /// The results of the attempts that ended: the workers', and the loop sender's.
     #[inline(never)] // see Daemon::main_loop
     pub(super) fn collect_results(&mut self) {
-        while let Ok((ticket, outcome, location)) = self.done.try_recv() {
+        while let Ok((ticket, attempt)) = self.done.try_recv() {
             self.workers.busy = self.workers.busy.saturating_sub(1);
-            self.finish(ticket, outcome, location);
+            match attempt {
+                deliver::Attempt::Done(outcome, location) => self.finish(ticket, outcome, location),
+                deliver::Attempt::Resolved => self.send_resolved(ticket),
+            }
         }
         while let Some((ticket, outcome, location)) = self.direct.take_finished() {
             self.finish(ticket, outcome, location);
+        }
+    }
+
+    /// A worker has looked up the name of this notification's destination: the loop sender
+    /// sends it now (or, with every loop connection busy, a worker).
+    #[cold]
+    #[inline(never)]
+    fn send_resolved(&mut self, ticket: Ticket) {
+        let Some(n) = self.engine.in_flight_notification(ticket) else {
+            return;
+        };
+        let t = now();
+        let start = match self.sender.read().map(|s| Arc::clone(&s)) {
+            Ok(s) => self.direct.start(&s, ticket, &n, t.ms),
+            Err(_) => deliver::Start::NotMine,
+        };
+        match start {
+            deliver::Start::Sent => {}
+            deliver::Start::Done(outcome, location) => self.finish(ticket, outcome, location),
+            deliver::Start::NotMine => {
+                if let Err(ticket) = hand_off(&mut self.workers, ticket, &n) {
+                    self.unsent(ticket, t);
+                }
+            }
         }
     }
 

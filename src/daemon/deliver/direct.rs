@@ -574,6 +574,16 @@ impl Conn {
     }
 }
 
+/// After a failed connect, a timeout or a broken connection the server may have moved (DHCP,
+/// DNS): its name is looked up again next time (as on the workers' path).
+fn forget_if_failed(s: &Sender, c: &Conn, done: &Option<Finished>) {
+    if let Some((_, Outcome::Failed { why, .. }, _)) = done {
+        if matches!(why, Failure::Connect | Failure::Timeout | Failure::Io) {
+            s.names.forget(&c.host, c.port);
+        }
+    }
+}
+
 /// A refused or unreachable address: the next address of the name may answer.
 fn next_address_helps(e: &io::Error) -> bool {
     matches!(
@@ -588,6 +598,27 @@ fn next_address_helps(e: &io::Error) -> bool {
 /// The failure ureq's path gives for this I/O error over plain HTTP.
 fn io_failure(e: io::Error) -> Failure {
     classify(&ureq::Error::Io(e), false)
+}
+
+/// The destination's name and port when `n` is for the loop sender but its name is not known
+/// yet: a worker looks it up ([`Sender::work`]).
+pub(super) fn wants_name<'n>(s: &Sender, n: &'n Notification) -> Option<(&'n str, u16)> {
+    let d = Destination::of(&n.url);
+    let host = d.host.trim_start_matches('[').trim_end_matches(']');
+    let ok = s.loop_ok
+        && d.port != 0
+        && plain_http(&n.url).is_some()
+        && plain_headers(n)
+        && host.parse::<IpAddr>().is_err()
+        && !s.names.get_into(host, d.port, &mut heapless::Vec::new());
+    ok.then_some((host, d.port))
+}
+
+/// Every extra header line is one the loop sender writes as ureq would.
+fn plain_headers(n: &Notification) -> bool {
+    n.headers
+        .lines()
+        .all(|l| l.split_once(": ").is_some_and(|(k, v)| plain_header(k, v)))
 }
 
 impl LoopSender {
@@ -606,11 +637,7 @@ impl LoopSender {
         let Some((authority, target)) = plain_http(&n.url) else {
             return Start::NotMine;
         };
-        if !n
-            .headers
-            .lines()
-            .all(|l| l.split_once(": ").is_some_and(|(k, v)| plain_header(k, v)))
-        {
+        if !plain_headers(n) {
             return Start::NotMine;
         }
         let d = Destination::of(&n.url);
@@ -752,7 +779,7 @@ impl LoopSender {
     }
 
     /// The connections (indices from [`LoopSender::poll_set`]) that poll found ready.
-    pub fn ready(&mut self, which: &[usize], now: u64) {
+    pub fn ready(&mut self, s: &Sender, which: &[usize], now: u64) {
         for &i in which {
             let Some(c) = self.conns.get_mut(i) else {
                 continue;
@@ -795,6 +822,7 @@ impl LoopSender {
                 },
                 Phase::Reading => c.read_some(now),
             };
+            forget_if_failed(s, c, &done);
             self.finished.extend(done);
         }
         self.sweep();
@@ -803,7 +831,7 @@ impl LoopSender {
     /// Ends the attempts whose time is up: a connect that took too long moves on to the next
     /// address; an attempt past `timeout_ms` fails with a timeout (after its head: its outcome
     /// stands, the connection is closed).
-    pub fn tick(&mut self, now: u64) {
+    pub fn tick(&mut self, s: &Sender, now: u64) {
         for c in self.conns.iter_mut().filter(|c| c.phase != Phase::Idle) {
             let done = if now >= c.deadline {
                 match c.head.is_some() {
@@ -827,6 +855,7 @@ impl LoopSender {
             } else {
                 None
             };
+            forget_if_failed(s, c, &done);
             self.finished.extend(done);
         }
         self.sweep();
