@@ -362,6 +362,7 @@ fn body_step(head: &mut Head, inb: &mut Vec<u8>) -> Option<bool> {
                 if head.body == Body::Trailer {
                     if text.is_empty() {
                         inb.drain(..=nl);
+                        head.taken += nl as u64 + 1;
                         return Some(inb.is_empty());
                     }
                 } else {
@@ -398,6 +399,9 @@ fn body_step(head: &mut Head, inb: &mut Vec<u8>) -> Option<bool> {
         };
         inb.drain(..used);
         head.taken += used as u64;
+        if head.taken > RESPONSE_BODY_CAP {
+            return Some(false);
+        }
         // Every state that consumed nothing had nothing to consume.
         if inb.is_empty() {
             return None;
@@ -881,5 +885,217 @@ impl LoopSender {
     /// Attempts in progress.
     pub fn busy(&self) -> usize {
         self.conns.iter().filter(|c| c.phase != Phase::Idle).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Parsed {
+        parse_head(raw.as_bytes())
+    }
+
+    /// Feeds `body` in pieces of `step` bytes; the result and the body bytes counted.
+    fn drain(start: Body, body: &[u8], step: usize) -> (Option<bool>, u64) {
+        let mut h = Head {
+            outcome: Outcome::Delivered(200),
+            location: None,
+            body: start,
+            reuse: true,
+            taken: 0,
+        };
+        let mut inb = Vec::new();
+        for piece in body.chunks(step.max(1)) {
+            inb.extend_from_slice(piece);
+            if let Some(clean) = body_step(&mut h, &mut inb) {
+                return (Some(clean), h.taken);
+            }
+        }
+        if body.is_empty() {
+            return (body_step(&mut h, &mut inb), h.taken);
+        }
+        (None, h.taken)
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_the_loops() {
+        assert_eq!(
+            plain_http("http://127.0.0.1:8080/in?a=1%202&b=$x"),
+            Some(("127.0.0.1:8080", "/in?a=1%202&b=$x"))
+        );
+        assert_eq!(plain_http("HTTP://h"), Some(("h", "/")));
+        assert_eq!(plain_http("http://[::1]:81/x"), Some(("[::1]:81", "/x")));
+        assert_eq!(plain_http("https://h/x"), None);
+        assert_eq!(plain_http("http://h?x"), None, "no path: left to ureq");
+        assert_eq!(plain_http("http://h/x#frag"), None);
+        assert_eq!(plain_http("http://h/a b"), None);
+        assert_eq!(plain_http("http://h/a\"b"), None);
+        assert_eq!(plain_http("http://u:p@h/x"), None);
+        assert_eq!(plain_http("http:///x"), None);
+    }
+
+    #[test]
+    fn extra_headers_the_loop_writes_and_those_it_leaves() {
+        assert!(plain_header("X-Api-Key", "abc def"));
+        assert!(!plain_header("X Key", "v"));
+        assert!(!plain_header("X-Key", "a\rb"));
+        assert!(!plain_header("Content-Length", "3"));
+        assert!(!plain_header("connection", "close"));
+        assert!(!plain_header("", "v"));
+    }
+
+    #[test]
+    fn a_head_says_outcome_framing_and_reuse() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(
+            h,
+            Parsed::Head(38, Outcome::Delivered(200), None, Body::Length(5), true)
+        );
+        let Parsed::Head(_, o, loc, body, reuse) =
+            head("HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nConnection: close\r\n\r\n")
+        else {
+            panic!("head")
+        };
+        assert_eq!(
+            o,
+            Outcome::Failed {
+                why: Failure::Status(503),
+                retry_after_ms: Some(7000)
+            }
+        );
+        assert_eq!((loc, body, reuse), (None, Body::UntilClose, false));
+        let Parsed::Head(_, o, loc, body, reuse) = head(
+            "HTTP/1.1 302 Found\r\nLocation: https://u:pw@new.example/x\r\nContent-Length: 0\r\n\r\n",
+        ) else {
+            panic!("head")
+        };
+        assert_eq!(
+            o,
+            Outcome::Failed {
+                why: Failure::Redirect(302),
+                retry_after_ms: None
+            }
+        );
+        assert_eq!(
+            loc.as_deref(),
+            Some("https://new.example/x"),
+            "no credentials"
+        );
+        assert_eq!((body, reuse), (Body::Length(0), true));
+        // HTTP/1.0 keeps the connection only when asked to.
+        assert!(matches!(
+            head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            Parsed::Head(_, _, _, _, false)
+        ));
+        assert!(matches!(
+            head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"),
+            Parsed::Head(_, _, _, _, true)
+        ));
+        // Chunked wins over a length; 204 has no body whatever it says.
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Parsed::Head(_, _, _, Body::ChunkSize, true)
+        ));
+        assert!(matches!(
+            head("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
+            Parsed::Head(_, _, _, Body::Length(0), true)
+        ));
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Parsed::Head(_, _, _, Body::UntilClose, false)
+        ));
+    }
+
+    #[test]
+    fn bad_partial_and_interim_heads() {
+        assert_eq!(head("HTTP/1.1 200 OK\r\nContent-Le"), Parsed::Partial);
+        assert_eq!(head(""), Parsed::Partial);
+        assert_eq!(head("HTTP/1.1 100 Continue\r\n\r\n"), Parsed::Interim(25));
+        assert_eq!(head("SSH-2.0-OpenSSH\r\n\r\n"), Parsed::Bad);
+        assert_eq!(head("HTTP/1.1 101 Switching\r\n\r\n"), Parsed::Bad);
+        assert_eq!(head("HTTP/1.1 999 What\r\n\r\n"), Parsed::Bad);
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Parsed::Bad
+        );
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Parsed::Bad
+        );
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n",
+            "a".repeat(RESPONSE_HEADER_CAP)
+        );
+        assert_eq!(
+            head(&long),
+            Parsed::Bad,
+            "over the header cap, even unfinished"
+        );
+        let many: String = (0..MAX_RESPONSE_HEADERS + 1)
+            .map(|i| format!("X{i}: v\r\n"))
+            .collect();
+        assert_eq!(head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")), Parsed::Bad);
+    }
+
+    #[test]
+    fn bodies_end_where_their_framing_says_in_any_pieces() {
+        let chunked = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
+        for step in [1, 2, 3, 7, 100] {
+            assert_eq!(drain(Body::Length(5), b"hello", step), (Some(true), 5));
+            assert_eq!(
+                drain(Body::ChunkSize, chunked, step),
+                (Some(true), chunked.len() as u64),
+                "step {step}"
+            );
+            assert_eq!(drain(Body::UntilClose, b"abc", step).0, None);
+        }
+        assert_eq!(drain(Body::Length(0), b"", 1), (Some(true), 0));
+        // Bytes after the end: the connection is not reused.
+        assert_eq!(drain(Body::Length(2), b"hiX", 3).0, Some(false));
+        assert_eq!(drain(Body::ChunkSize, b"0\r\n\r\nX", 10).0, Some(false));
+        // Broken framing ends the body, not cleanly.
+        assert_eq!(drain(Body::ChunkSize, b"zz\r\n", 10).0, Some(false));
+        assert_eq!(drain(Body::ChunkSize, b"1\r\naXY", 10).0, Some(false));
+        let line = vec![b'1'; CHUNK_LINE_CAP + 1];
+        assert_eq!(drain(Body::ChunkSize, &line, 100).0, Some(false));
+        // Over the body cap: given up, not cleanly.
+        let big = vec![b'x'; RESPONSE_BODY_CAP as usize + 10];
+        assert_eq!(drain(Body::UntilClose, &big, 4096).0, Some(false));
+        assert_eq!(
+            drain(Body::Length(big.len() as u64 + 100), &big, 4096).0,
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn the_request_is_written_as_ureq_writes_it() {
+        let mut n = Notification::empty();
+        n.url.push_str("http://127.0.0.1:9/in?a=1").unwrap();
+        n.id.push_str("abc-1-1").unwrap();
+        n.headers
+            .push_str("X-Tenant: t1\nUser-Agent: mine\n")
+            .unwrap();
+        let mut out = Vec::new();
+        write_request(&mut out, &n, "127.0.0.1:9", "/in?a=1");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /in?a=1 HTTP/1.1\r\naccept: */*\r\nhost: 127.0.0.1:9\r\n\
+             x-event-notify-id: abc-1-1\r\nidempotency-key: abc-1-1\r\n\
+             x-tenant: t1\r\nuser-agent: mine\r\n\r\n"
+        );
+        n.method = Method::Post;
+        n.headers.clear();
+        n.body.push_str("a=b").unwrap();
+        n.content_type = "application/x-www-form-urlencoded";
+        let mut out = Vec::new();
+        write_request(&mut out, &n, "h", "/");
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("POST / HTTP/1.1\r\ncontent-length: 3\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("content-type: application/x-www-form-urlencoded\r\n\r\na=b"));
+        assert!(text.contains(&format!("user-agent: {USER_AGENT}\r\n")));
     }
 }
