@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod direct;
 mod tcp;
-pub use direct::{Finished, LoopSender, Start, LOOP_CONNS, LOOP_IDLE_MS};
+pub use direct::{fuzz_response, Finished, LoopSender, Start, LOOP_CONNS, LOOP_IDLE_MS};
 pub use tcp::TIMEOUT_STEP_MS;
 
 /// Most bytes of a response body read (and thrown away) so the connection can be reused.

@@ -888,6 +888,48 @@ impl LoopSender {
     }
 }
 
+/// Fuzz entry ([`crate::fuzz::http_response`]): a receiver's answer, fed in pieces of the size
+/// the first byte chooses, through the head parser and the body framing as [`Conn::advance`]
+/// does. Never a panic; never more buffered than the caps allow.
+pub fn fuzz_response(data: &[u8]) {
+    let Some((&piece, input)) = data.split_first() else {
+        return;
+    };
+    let mut inb = Vec::new();
+    let mut head: Option<Head> = None;
+    for part in input.chunks(piece as usize % READ_CHUNK + 1) {
+        inb.extend_from_slice(part);
+        while head.is_none() {
+            match parse_head(&inb) {
+                Parsed::Partial => break,
+                Parsed::Bad => return,
+                Parsed::Interim(len) => {
+                    inb.drain(..len);
+                }
+                Parsed::Head(len, outcome, location, body, reuse) => {
+                    assert!(location.as_ref().is_none_or(|l| l.len() <= super::LOCATION_CAP));
+                    inb.drain(..len);
+                    head = Some(Head {
+                        outcome,
+                        location,
+                        body,
+                        reuse,
+                        taken: 0,
+                    });
+                }
+            }
+        }
+        assert!(inb.len() <= RESPONSE_HEADER_CAP + READ_CHUNK);
+        if let Some(h) = head.as_mut() {
+            if body_step(h, &mut inb).is_some() {
+                assert!(h.taken <= RESPONSE_BODY_CAP + READ_CHUNK as u64);
+                return;
+            }
+            assert!(inb.len() <= CHUNK_LINE_CAP + READ_CHUNK);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
