@@ -28,7 +28,7 @@ commands:
   passwd    --file PATH [--user NAME]               make the admin server's credentials file
   emit      VERB [key=value ...] [--socket PATH]    hand one event or transition to the daemon
   expand    --config FILE EVENT [key=value ...]     print the request EVENT would send
-  check     --config FILE                           validate a config
+  check     --config FILE [--board FILE]            validate a config (and a board file)
   status    [--socket PATH]                         the daemon's counters and last results
   listen    --bind ADDR:PORT                        a receiver that prints each request
   import    FILE [--from VENDOR] [--merge CONFIG]    another vendor's action URLs as a config
@@ -85,10 +85,11 @@ Prints the request EVENT would send: first line `METHOD URL`, then the headers a
 ";
 
 const CHECK_HELP: &str = "\
-usage: event-notify check --config FILE
+usage: event-notify check --config FILE [--board FILE]
 
 Validates a config: exit 0 (warnings may be printed), or exit 1 with one line per problem
-and where it is (event key, column in the template).
+and where it is (event key, column in the template). With --board, the board file too (as
+`run --board` reads it: known fields, a valid interface name).
 ";
 
 const IMPORT_HELP: &str = "\
@@ -520,7 +521,7 @@ fn load(
 
 #[inline(never)]
 fn check(args: &[String]) -> i32 {
-    let a = match parse(args, &["config"]) {
+    let a = match parse(args, &["config", "board"]) {
         Ok(a) => a,
         Err(e) => return usage(&e, CHECK_HELP),
     };
@@ -532,6 +533,23 @@ fn check(args: &[String]) -> i32 {
         .flag("config")
         .map(str::to_string)
         .or_else(|| a.words.first().cloned());
+    // The board file's problem is a line like the config's: `FILE: error: PLACE: what`.
+    let board_ok = match a.flag("board") {
+        None => true,
+        Some(b) => match std::fs::read_to_string(b) {
+            Err(e) => {
+                eprintln!("{b}: cannot read: {e}");
+                false
+            }
+            Ok(text) => match Board::from_json(&text) {
+                Ok(_) => true,
+                Err(e) => {
+                    println!("{b}: error: {e}");
+                    false
+                }
+            },
+        },
+    };
     match load(path.as_deref(), CHECK_HELP) {
         Ok((cfg, warnings)) => {
             let path = path.unwrap_or_default();
@@ -543,7 +561,11 @@ fn check(args: &[String]) -> i32 {
                 .filter(|e| cfg.event(**e).is_some())
                 .count();
             println!("{path}: ok: {on} of {} events on", Event::COUNT);
-            EXIT_OK
+            if board_ok {
+                EXIT_OK
+            } else {
+                EXIT_REFUSED
+            }
         }
         Err(code) => code,
     }

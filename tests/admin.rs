@@ -750,6 +750,159 @@ fn an_invalid_template_gets_422_with_its_column_and_the_old_config_keeps_deliver
     assert_eq!(a.etag(), etag);
 }
 
+/// A whole-config PUT that leaves `events` out (an admin or CTI driver sending only delivery
+/// settings) is refused: it used to turn every event off. `"events": {}` still turns them off.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_whole_config_put_without_events_is_refused_and_every_event_stays() {
+    let r = Receiver::start();
+    let a = Admin::start(
+        &format!(
+            r#"{{"events":{{"dnd_on":"{}","dnd_off":"{}"}}, {FAST}}}"#,
+            r.bare_url("/on"),
+            r.bare_url("/off")
+        ),
+        &[],
+    );
+    let u = user();
+    let etag = a.etag();
+    let before = std::fs::read_to_string(a.d.config_path()).unwrap();
+    let m = format!("If-Match: {etag}");
+    let put = |body: &str| {
+        curl(
+            &["--digest", "-u", &u, "-X", "PUT", "-H", &m, "--data", body],
+            &a.url("/api/v1/config"),
+        )
+    };
+    for body in [
+        r#"{"delivery":{"attempts":5}}"#,
+        r#"{"device":{"language":"de"}}"#,
+        "{}",
+        "",
+    ] {
+        let (st, _, b) = put(body);
+        assert_eq!(st, 422, "{body:?}: {b}");
+        let v = json(&b);
+        assert_eq!(v["code"], "invalid", "{b}");
+        let p = &v["problems"][0];
+        assert_eq!(p["field"], "events", "{b}");
+        let msg = p["message"].as_str().unwrap();
+        for part in [
+            "a whole config must have `events`",
+            "/api/v1/events/KEY",
+            r#""events": {}"#,
+        ] {
+            assert!(msg.contains(part), "{part:?} not in {msg:?}");
+            assert!(v["error"].as_str().unwrap().contains(part), "{b}");
+        }
+        assert_eq!(a.etag(), etag, "{body:?} changed the config");
+    }
+    assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), before);
+    // The events in force still deliver.
+    a.d.emit_ok(&["dnd", "state=on"]);
+    a.d.emit_ok(&["dnd", "state=off"]);
+    let got = r.wait_for(2, PATIENCE);
+    assert_eq!(got[0].target, "/on");
+    assert_eq!(got[1].target, "/off");
+    // Every event off, said so: taken.
+    let (st, _, b) = put(r#"{"events":{}}"#);
+    assert_eq!(st, 200, "{b}");
+    let (_, _, cfg) = curl(&["--digest", "-u", &u], &a.url("/api/v1/config"));
+    let v = json(&cfg);
+    let on = v["events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|e| e["url"].as_str().is_some_and(|u| !u.is_empty()))
+        .count();
+    assert_eq!(on, 0, "{cfg}");
+    assert_eq!(v["delivery"]["attempts"], 3, "delivery kept: {cfg}");
+}
+
+/// An interface name Linux would refuse: `check` reports it with its place, in the config and in
+/// the board file; `run` refuses such a board; the admin API refuses it like `check`.
+#[test]
+fn a_bad_interface_name_is_refused_by_check_run_and_the_api() {
+    let dir = TempDir::new("iface");
+    let good = dir.write("c.json", r#"{"events":{"dnd_on":"127.0.0.1:9/x"}}"#);
+    let good = good.to_str().unwrap();
+    for bad in [
+        "eth0/x",
+        "eth 0",
+        "eth0:1",
+        "..",
+        "",
+        "0123456789abcdef",
+        "eth0\nrefused 9",
+    ] {
+        let j = serde_json::to_string(bad).unwrap();
+        let cfg = dir.write(
+            "bad.json",
+            format!(r#"{{"events":{{}},"device":{{"interface":{j}}}}}"#),
+        );
+        let (code, out, _) = run_cli(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, 1, "{bad:?}: {out}");
+        assert!(
+            out.contains("error: device.interface: must be an interface name"),
+            "{bad:?}: {out}"
+        );
+        let board = dir.write("board.json", format!(r#"{{"interface":{j}}}"#));
+        let board = board.to_str().unwrap();
+        let (code, out, _) = run_cli(&["check", "--config", good, "--board", board]);
+        assert_eq!(code, 1, "{bad:?}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{board}: error: interface: must be an interface name"
+            )),
+            "{bad:?}: {out}"
+        );
+    }
+    let board = dir.write("board.json", r#"{"interface":"lo","product":"P1"}"#);
+    let (code, out, _) = run_cli(&[
+        "check",
+        "--config",
+        good,
+        "--board",
+        board.to_str().unwrap(),
+    ]);
+    assert_eq!((code, out.contains("ok: 1 of 20")), (0, true), "{out}");
+    // `run` with such a board does not start.
+    let board = dir.write("board.json", r#"{"interface":"eth0/x"}"#);
+    let sock = dir.join("s.sock");
+    let (code, _, err) = run_cli(&[
+        "run",
+        "--config",
+        good,
+        "--board",
+        board.to_str().unwrap(),
+        "--socket",
+        sock.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("interface: must be an interface name"),
+        "{err}"
+    );
+    // The API: the same rule, the same place; nothing changes.
+    let a = Admin::start(r#"{"events":{"dnd_on":"127.0.0.1:9/x"}}"#, &[]);
+    let etag = a.etag();
+    let body = r#"{"events":{"dnd_on":"127.0.0.1:9/x"},"device":{"interface":"eth0/x"}}"#;
+    let (st, _, b) = a.authed("PUT", "/api/v1/config", &[("If-Match", &etag)], body);
+    assert_eq!(st, 422, "{b}");
+    assert!(
+        json(&b)["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["field"] == "device.interface"),
+        "{b}"
+    );
+    assert_eq!(a.etag(), etag);
+    let body = r#"{"events":{"dnd_on":"127.0.0.1:9/x"},"device":{"interface":"lo"}}"#;
+    let (st, _, b) = a.authed("PUT", "/api/v1/config", &[("If-Match", &etag)], body);
+    assert_eq!(st, 200, "a good name is taken: {b}");
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn a_password_set_through_the_api_never_comes_back_anywhere() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_cli, summary, Daemon, Receiver, Reply, PATIENCE};
+use common::{run_cli, stat, summary, Daemon, Receiver, Reply, PATIENCE};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -18,14 +18,6 @@ fn ok(out: common::CmdOutput) -> String {
         out.1, out.2
     );
     out.1
-}
-
-fn stat(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
 }
 
 #[test]

@@ -8,34 +8,13 @@
 
 mod common;
 
-use common::{run_cli, summary, Daemon, Receiver, Reply, TempDir, PATIENCE};
+use common::{run_cli, stat, status_when, summary, Daemon, Receiver, Reply, TempDir, PATIENCE};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn stat(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
-}
-
-/// The daemon's status once `key` has reached `want`, or as it is after [`PATIENCE`]: the
-/// receiver has a request a moment before the worker's result reaches the daemon's loop.
-fn status_when(d: &Daemon, key: &str, want: u64) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let s = d.status();
-        if stat(&s, key) == want || Instant::now() > deadline {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// One socket connection to the daemon: a line out, its one-line answer back.
 struct Line {

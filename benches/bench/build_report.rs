@@ -1,56 +1,122 @@
 //! The report's rows: which measurement goes in which row, with its goal and its peers.
+//!
+//! A row whose key and label are fixed is one line of data, a [`Spec`], in a table; rows made
+//! in a loop (a label with a count, a peer per hook tool) use the same [`fig`] and [`peer_cols`].
 
 use super::*;
 
+/// A goal as data (a [`Spec`] is a constant; [`Goal`] holds a String).
+#[derive(Clone, Copy)]
+pub(crate) enum G {
+    No,
+    Lt(f64, &'static str),
+    Ge(f64, &'static str),
+    Eq(f64, &'static str),
+}
+
+/// One row: figure key, label, unit, which way is better, the prefix whose failure explains a
+/// missing figure ("": the key's own), goal, peers (column, figure key, its failure prefix).
+pub(crate) type Spec = (
+    &'static str,
+    &'static str,
+    Unit,
+    Better,
+    &'static str,
+    G,
+    &'static [(&'static str, &'static str, &'static str)],
+);
+
+/// A figure or why it is missing: the reason kept for `fail` (the first failure there), else
+/// for the key's own prefix; `fail` "" is the key itself.
+pub(crate) fn fig(r: &Runs, fail: &str, key: &str) -> Val {
+    report15::val(r, if fail.is_empty() { key } else { fail }, key)
+}
+
+/// The hook peers' and libcurl's figures `{pre}.{peer}{suffix}`, each explained by its failure
+/// `{pre}.{peer}`.
+pub(crate) fn peer_cols(r: &Runs, pre: &str, suffix: &str) -> Vec<(String, Val)> {
+    Peer::ALL
+        .iter()
+        .map(|pe| {
+            let k = format!("{pre}.{}", pe.key());
+            (pe.name().to_string(), fig(r, &k, &format!("{k}{suffix}")))
+        })
+        .chain([report15::libcurl(r, pre, suffix)])
+        .collect()
+}
+
+/// `row` with these peer columns.
+pub(crate) fn with_peers(row: Row, cols: Vec<(String, Val)>) -> Row {
+    cols.into_iter()
+        .fold(row, |row, (name, v)| row.peer(&name, v))
+}
+
+/// The rows of a table of [`Spec`]s, in order.
+pub(crate) fn spec_rows(rep: &mut Report, r: &Runs, specs: &[Spec]) {
+    for &(key, label, unit, better, fail, goal, peers) in specs {
+        let mut row = Row::new(key, label, unit, better, fig(r, fail, key));
+        for &(name, k, fail) in peers {
+            row = row.peer(name, fig(r, fail, k));
+        }
+        row = match goal {
+            G::No => row,
+            G::Lt(v, t) => row.goal(Goal::lt(v, t)),
+            G::Ge(v, t) => row.goal(Goal::ge(v, t)),
+            G::Eq(v, t) => row.goal(Goal::eq(v, t)),
+        };
+        rep.row(row);
+    }
+}
+
+use Better::{Higher, Lower};
+use Unit::{Count, KiB, Ns, PerS, Ratio, Us};
+
+#[rustfmt::skip]
+const RECEIVERS: [Spec; 2] = [
+    ("receiver.bench.rps", "in-bench receiver: requests/s", PerS, Higher, "", G::No,
+        &[("nginx-light", "receiver.nginx.rps", ""), ("event-notify listen", "receiver.listen.rps", "")]),
+    ("receiver.bench.p50", "in-bench receiver: round trip p50", Us, Lower, "", G::No,
+        &[("nginx-light", "receiver.nginx.p50", ""), ("event-notify listen", "receiver.listen.p50", "")]),
+];
+
+#[rustfmt::skip]
+const HOSTNAME: [Spec; 3] = [
+    ("hostname.latency.p50", "latency p50 by name (IP literal: the socket row above)", Us, Lower, "hostname", G::Lt(250.0, "< 250 µs"), &[]),
+    ("hostname.latency.p99", "latency p99 by name", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.threads_per_event", "threads started per notification (PID namespace count)", Ratio, Lower, "hostname", G::Lt(0.001, "0"), &[]),
+];
+
+#[rustfmt::skip]
+const RSS_IDLE: [Spec; 2] = [
+    ("rss.idle", "RSS idle (fresh daemon)", KiB, Lower, "rss.small", G::Lt(4096.0, "< 4 MiB"), &[]),
+    ("rss.idle_anon", "  of which anonymous (RssAnon), idle", KiB, Lower, "rss.small", G::No, &[]),
+];
+
+#[rustfmt::skip]
+const IDLE: [Spec; 2] = [
+    ("idle.fresh", "fresh daemon", Count, Lower, "idle", G::Eq(0.0, "0"), &[]),
+    ("idle.after_traffic", "daemon after a burst (connection pooled)", Count, Lower, "idle", G::Eq(0.0, "0"), &[]),
+];
+
+#[rustfmt::skip]
+const STARTUP: [Spec; 1] = [
+    ("startup", "start-up: spawn → socket answers ping", Us, Lower, "", G::No, &[]),
+];
+
+#[rustfmt::skip]
+const ALLOC: [Spec; 5] = [
+    ("alloc.handle_per_event", "Engine::handle: allocations per derived event", Count, Lower, "alloc", G::Eq(0.0, "0"), &[]),
+    ("alloc.handle_per_msg", "Engine::handle: allocations per message", Count, Lower, "alloc", G::No, &[]),
+    ("alloc.dispatch_per_event", "next_job + complete: allocations per event", Count, Lower, "alloc", G::No, &[]),
+    ("engine.handle_ns", "Engine::handle: CPU time per message", Ns, Lower, "alloc", G::No, &[]),
+    ("alloc.process_per_event", "in-process daemon path incl. ureq: allocations/event", Count, Lower, "latency.lib", G::No, &[]),
+];
+
 pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duration) -> Report {
     let mut rep = Report::new(p.smoke, p.runs, took);
-    let us = Unit::Us;
-    let na_or = |prefix: &str, key: &str| match r.v.get(key) {
-        Some(_) => r.val(key),
-        None => Val::Na(
-            r.na.get(prefix)
-                .cloned()
-                .unwrap_or_else(|| "not measured".into()),
-        ),
-    };
-    let v = |key: &str| {
-        let prefix = key.rsplit_once('.').map_or(key, |(p, _)| p);
-        na_or(prefix, key)
-    };
-    let peers_lat = |stat: &str| {
-        Peer::ALL
-            .iter()
-            .map(|pe| {
-                let pre = format!("latency.{}", pe.key());
-                (pe.name().to_string(), na_or(&pre, &format!("{pre}.{stat}")))
-            })
-            .chain([report15::libcurl(r, "latency", &format!(".{stat}"))])
-            .collect::<Vec<_>>()
-    };
 
     rep.section("0. the measuring receiver alone (1 keep-alive connection, sequential GETs)");
-    rep.row(
-        Row::new(
-            "receiver.bench.rps",
-            "in-bench receiver: requests/s",
-            Unit::PerS,
-            Better::Higher,
-            v("receiver.bench.rps"),
-        )
-        .peer("nginx-light", v("receiver.nginx.rps"))
-        .peer("event-notify listen", v("receiver.listen.rps")),
-    );
-    rep.row(
-        Row::new(
-            "receiver.bench.p50",
-            "in-bench receiver: round trip p50",
-            us,
-            Better::Lower,
-            v("receiver.bench.p50"),
-        )
-        .peer("nginx-light", v("receiver.nginx.p50"))
-        .peer("event-notify listen", v("receiver.listen.p50")),
-    );
+    spec_rows(&mut rep, r, &RECEIVERS);
 
     rep.section(&format!(
         "1. latency: event handed over → request at the receiver ({} events per path per run)",
@@ -69,16 +135,15 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
             // The goals are for the daemon's own path; a process spawn per event is the peers'
             // way and is shown beside them.
             let goal = if path == "emit" { None } else { goal };
-            let mut row = Row::new(
-                &format!("latency.{path}.{stat}"),
+            let key = format!("latency.{path}.{stat}");
+            let row = Row::new(
+                &key,
                 &format!("{label} {stat}"),
-                us,
-                Better::Lower,
-                v(&format!("latency.{path}.{stat}")),
+                Us,
+                Lower,
+                fig(r, "", &key),
             );
-            for (name, val) in peers_lat(stat) {
-                row = row.peer(&name, val);
-            }
+            let mut row = with_peers(row, peer_cols(r, "latency", &format!(".{stat}")));
             if let Some(g) = goal {
                 row = row.goal(g);
             }
@@ -92,242 +157,110 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
         "2. throughput: burst of {} events to one receiver, keep-alive, ≤ {} outstanding (hook peers: {} events, one hook after the other; libcurl: {} events paced alike, one after the other)",
         p.burst_n, p.window, p.peer_burst_n, p.burst_n
     ));
-    let peer_tp = || {
-        Peer::ALL
-            .iter()
-            .map(|pe| {
-                let k = format!("throughput.{}", pe.key());
-                (pe.name().to_string(), na_or(&k, &k))
-            })
-            .chain([report15::libcurl(r, "throughput", "")])
-            .collect::<Vec<_>>()
-    };
     for (path, label) in [("socket", "socket client → daemon"), ("lib", "library API")] {
         let k = format!("throughput.{path}");
-        let mut row = Row::new(
+        let row = Row::new(
             &k,
             &format!("{label}: notifications/s"),
-            Unit::PerS,
-            Better::Higher,
-            na_or(&k, &k),
+            PerS,
+            Higher,
+            fig(r, "", &k),
         )
         .goal(Goal::ge(5000.0, "≥ 5,000/s"));
-        for (name, val) in peer_tp() {
-            row = row.peer(&name, val);
-        }
-        rep.row(row);
+        rep.row(with_peers(row, peer_cols(r, "throughput", "")));
+        let dropped = format!("{k}.dropped");
         rep.row(
             Row::new(
-                &format!("{k}.dropped"),
+                &dropped,
                 &format!("{label}: dropped"),
-                Unit::Count,
-                Better::Lower,
-                na_or(&k, &format!("{k}.dropped")),
+                Count,
+                Lower,
+                fig(r, &k, &dropped),
             )
             .goal(Goal::eq(0.0, "0")),
         );
     }
-    let peer_cpu = || {
-        Peer::ALL
-            .iter()
-            .map(|pe| {
-                let k = format!("cpu.{}", pe.key());
-                (pe.name().to_string(), na_or(&k, &k))
-            })
-            .chain([report15::libcurl(r, "cpu", "")])
-            .collect::<Vec<_>>()
-    };
     for (path, label) in [
         ("socket", "CPU per notification, daemon (all threads)"),
         ("lib", "CPU per notification, library (engine + workers)"),
     ] {
         let k = format!("cpu.{path}");
-        let mut row = Row::new(
+        let row = Row::new(
             &k,
             label,
-            us,
-            Better::Lower,
-            na_or(&format!("throughput.{path}"), &k),
+            Us,
+            Lower,
+            fig(r, &format!("throughput.{path}"), &k),
         );
-        for (name, val) in peer_cpu() {
-            row = row.peer(&name, val);
-        }
-        rep.row(row);
+        rep.row(with_peers(row, peer_cols(r, "cpu", "")));
     }
-    let mut row = Row::new(
+    let row = Row::new(
         "throughput.socket.connections",
         "socket burst: TCP connections used",
-        Unit::Count,
-        Better::Lower,
-        na_or("throughput.socket", "throughput.socket.connections"),
+        Count,
+        Lower,
+        fig(r, "throughput.socket", "throughput.socket.connections"),
     );
-    for pe in Peer::ALL {
-        let k = format!("throughput.{}", pe.key());
-        row = row.peer(pe.name(), na_or(&k, &format!("{k}.connections")));
-    }
-    let (name, val) = report15::libcurl(r, "throughput", ".connections");
-    rep.row(row.peer(&name, val));
+    rep.row(with_peers(row, peer_cols(r, "throughput", ".connections")));
     report15::https_rows(&mut rep, p, r);
 
     rep.section(&format!(
         "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
         p.lat_n
     ));
-    rep.row(
-        Row::new(
-            "hostname.latency.p50",
-            "latency p50 by name (IP literal: the socket row above)",
-            Unit::Us,
-            Better::Lower,
-            na_or("hostname", "hostname.latency.p50"),
-        )
-        .goal(Goal::lt(250.0, "< 250 µs")),
-    );
-    rep.row(Row::new(
-        "hostname.latency.p99",
-        "latency p99 by name",
-        Unit::Us,
-        Better::Lower,
-        na_or("hostname", "hostname.latency.p99"),
-    ));
-    rep.row(
-        Row::new(
-            "hostname.threads_per_event",
-            "threads started per notification (PID namespace count)",
-            Unit::Ratio,
-            Better::Lower,
-            na_or("hostname", "hostname.threads_per_event"),
-        )
-        .goal(Goal::lt(0.001, "0")),
-    );
+    spec_rows(&mut rep, r, &HOSTNAME);
 
     rep.section("4. memory of the daemon (KiB; hook peers: peak RSS of one hook run, shell + tool; libcurl: VmHWM after its burst)");
-    let peer_rss = || {
-        Peer::ALL
-            .iter()
-            .map(|pe| {
-                let k = format!("rss.{}", pe.key());
-                (pe.name().to_string(), na_or(&k, &k))
-            })
-            .chain([report15::libcurl(r, "rss", "")])
-            .collect::<Vec<_>>()
-    };
-    rep.row(
-        Row::new(
-            "rss.idle",
-            "RSS idle (fresh daemon)",
-            Unit::KiB,
-            Better::Lower,
-            na_or("rss.small", "rss.idle"),
-        )
-        .goal(Goal::lt(4096.0, "< 4 MiB")),
-    );
-    rep.row(Row::new(
-        "rss.idle_anon",
-        "  of which anonymous (RssAnon), idle",
-        Unit::KiB,
-        Better::Lower,
-        na_or("rss.small", "rss.idle_anon"),
-    ));
+    spec_rows(&mut rep, r, &RSS_IDLE);
     for (k, n) in [("small", p.rss_small), ("big", p.rss_big)] {
-        let mut row = Row::new(
-            &format!("rss.{k}.hwm"),
+        let pre = format!("rss.{k}");
+        let key = |s: &str| format!("{pre}.{s}");
+        let row = Row::new(
+            &key("hwm"),
             &format!("peak RSS (VmHWM), burst of {n} unpaced"),
-            Unit::KiB,
-            Better::Lower,
-            na_or(&format!("rss.{k}"), &format!("rss.{k}.hwm")),
+            KiB,
+            Lower,
+            fig(r, &pre, &key("hwm")),
         )
         .goal(Goal::lt(4096.0, "< 4 MiB"));
-        for (name, val) in peer_rss() {
-            row = row.peer(&name, val);
+        rep.row(with_peers(row, peer_cols(r, "rss", "")));
+        for (s, label, unit, better) in [
+            ("anon", "peak RssAnon (sampled every 2 ms)", KiB, Lower),
+            (
+                "dropped",
+                "dropped (outbox full, counted)",
+                Count,
+                Better::None,
+            ),
+            ("delivered", "delivered", Count, Better::None),
+        ] {
+            let label = format!("  burst of {n}: {label}");
+            rep.row(Row::new(
+                &key(s),
+                &label,
+                unit,
+                better,
+                fig(r, &pre, &key(s)),
+            ));
         }
-        rep.row(row);
-        rep.row(Row::new(
-            &format!("rss.{k}.anon"),
-            &format!("  burst of {n}: peak RssAnon (sampled every 2 ms)"),
-            Unit::KiB,
-            Better::Lower,
-            na_or(&format!("rss.{k}"), &format!("rss.{k}.anon")),
-        ));
-        rep.row(Row::new(
-            &format!("rss.{k}.dropped"),
-            &format!("  burst of {n}: dropped (outbox full, counted)"),
-            Unit::Count,
-            Better::None,
-            na_or(&format!("rss.{k}"), &format!("rss.{k}.dropped")),
-        ));
-        rep.row(Row::new(
-            &format!("rss.{k}.delivered"),
-            &format!("  burst of {n}: delivered"),
-            Unit::Count,
-            Better::None,
-            na_or(&format!("rss.{k}"), &format!("rss.{k}.delivered")),
-        ));
     }
     for h in &sizes::HANDSETS {
         handset_rows(&mut rep, r, h, p.rss_small);
     }
-    let flat = match (r.v.get("rss.small.hwm"), r.v.get("rss.big.hwm")) {
-        (Some(a), Some(b)) => {
-            let (a, b) = (report::median(a), report::median(b));
-            Val::Runs(vec![b / a])
-        }
-        _ => Val::Na("a burst failed".into()),
-    };
-    rep.row(
-        Row::new(
-            "rss.flat",
-            &format!("peak RSS {} / peak RSS {}", p.rss_big, p.rss_small),
-            Unit::Ratio,
-            Better::Lower,
-            flat,
-        )
-        .goal(Goal::lt(1.1, "flat (< 1.1)")),
-    );
+    flat_row(&mut rep, r, p, "rss", "", "a burst failed");
 
     rep.section(&format!(
         "5. idle cost: voluntary context switches, all threads, over {:.1} s, nothing pending",
         p.idle.as_secs_f64()
     ));
-    rep.row(
-        Row::new(
-            "idle.fresh",
-            "fresh daemon",
-            Unit::Count,
-            Better::Lower,
-            na_or("idle", "idle.fresh"),
-        )
-        .goal(Goal::eq(0.0, "0")),
-    );
-    rep.row(
-        Row::new(
-            "idle.after_traffic",
-            "daemon after a burst (connection pooled)",
-            Unit::Count,
-            Better::Lower,
-            na_or("idle", "idle.after_traffic"),
-        )
-        .goal(Goal::eq(0.0, "0")),
-    );
+    spec_rows(&mut rep, r, &IDLE);
 
     rep.section("6. start-up and size");
-    rep.row(Row::new(
-        "startup",
-        "start-up: spawn → socket answers ping",
-        us,
-        Better::Lower,
-        na_or("startup", "startup"),
-    ));
+    spec_rows(&mut rep, r, &STARTUP);
     for s in sz {
-        let mut row = Row::new(
-            &s.key,
-            &s.label,
-            Unit::Bytes,
-            Better::Lower,
-            na_or(&s.key, &s.key),
-        );
+        let mut row = Row::new(&s.key, &s.label, Unit::Bytes, Lower, fig(r, "", &s.key));
         for (name, key) in &s.peers {
-            row = row.peer(name, na_or(key, key));
+            row = row.peer(name, fig(r, "", key));
         }
         if s.key == "size.armv7.notls" || s.key == "size.armv7.notls.small" {
             row = row.goal(Goal::lt(1_048_576.0, "< 1 MiB"));
@@ -336,101 +269,55 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
     }
 
     rep.section("7. heap allocations on the event path (counting global allocator)");
-    rep.row(
-        Row::new(
-            "alloc.handle_per_event",
-            "Engine::handle: allocations per derived event",
-            Unit::Count,
-            Better::Lower,
-            na_or("alloc", "alloc.handle_per_event"),
-        )
-        .goal(Goal::eq(0.0, "0")),
-    );
-    rep.row(Row::new(
-        "alloc.handle_per_msg",
-        "Engine::handle: allocations per message",
-        Unit::Count,
-        Better::Lower,
-        na_or("alloc", "alloc.handle_per_msg"),
-    ));
-    rep.row(Row::new(
-        "alloc.dispatch_per_event",
-        "next_job + complete: allocations per event",
-        Unit::Count,
-        Better::Lower,
-        na_or("alloc", "alloc.dispatch_per_event"),
-    ));
-    rep.row(Row::new(
-        "engine.handle_ns",
-        "Engine::handle: CPU time per message",
-        Unit::Ns,
-        Better::Lower,
-        na_or("alloc", "engine.handle_ns"),
-    ));
-    rep.row(Row::new(
-        "alloc.process_per_event",
-        "in-process daemon path incl. ureq: allocations/event",
-        Unit::Count,
-        Better::Lower,
-        na_or("latency.lib", "alloc.process_per_event"),
-    ));
+    spec_rows(&mut rep, r, &ALLOC);
     for (k, n) in &r.notes {
         rep.note(&format!("{k}: {n}"));
     }
     rep
 }
 
+/// `{pre}.flat`: the big burst's peak RSS over the small one's (`{pre}.{big,small}.hwm`); flat is
+/// under 1.1.
+pub(crate) fn flat_row(rep: &mut Report, r: &Runs, p: &Plan, pre: &str, what: &str, na: &str) {
+    let hwm = |k: &str| r.v.get(&format!("{pre}.{k}.hwm"));
+    let flat = match (hwm("small"), hwm("big")) {
+        (Some(a), Some(b)) => Val::Runs(vec![report::median(b) / report::median(a)]),
+        _ => Val::Na(na.into()),
+    };
+    let label = format!("{what}peak RSS {} / peak RSS {}", p.rss_big, p.rss_small);
+    rep.row(
+        Row::new(&format!("{pre}.flat"), &label, Ratio, Lower, flat)
+            .goal(Goal::lt(1.1, "flat (< 1.1)")),
+    );
+}
+
 /// The memory rows of one handset build (`rss.{key}.*`).
 fn handset_rows(rep: &mut Report, r: &Runs, h: &sizes::Handset, n: usize) {
-    let k = h.key;
-    let key = |s: &str| format!("rss.{k}.{s}");
-    let val = |s: &str| match r.v.get(&key(s)) {
-        Some(_) => r.val(&key(s)),
-        None => Val::Na(
-            r.na.get(&format!("rss.{k}"))
-                .cloned()
-                .unwrap_or_else(|| "not measured".into()),
+    let pre = format!("rss.{}", h.key);
+    let idle = format!("handset build (x86_64, {}, TLS): RSS idle", h.label);
+    let hwm = format!("  peak RSS (VmHWM), burst of {n} unpaced");
+    for (s, label, unit, goal) in [
+        (
+            "idle",
+            idle.as_str(),
+            KiB,
+            Some(Goal::lt(1536.0, "< 1.5 MiB")),
         ),
-    };
-    rep.row(
-        Row::new(
-            &key("idle"),
-            &format!("handset build (x86_64, {}, TLS): RSS idle", h.label),
-            Unit::KiB,
-            Better::Lower,
-            val("idle"),
-        )
-        .goal(Goal::lt(1536.0, "< 1.5 MiB")),
-    );
-    rep.row(Row::new(
-        &key("idle_anon"),
-        "  of which anonymous (RssAnon), idle",
-        Unit::KiB,
-        Better::Lower,
-        val("idle_anon"),
-    ));
-    rep.row(Row::new(
-        &key("idle_threads"),
-        "  threads, idle",
-        Unit::Count,
-        Better::Lower,
-        val("idle_threads"),
-    ));
-    rep.row(
-        Row::new(
-            &key("hwm"),
-            &format!("  peak RSS (VmHWM), burst of {n} unpaced"),
-            Unit::KiB,
-            Better::Lower,
-            val("hwm"),
-        )
-        .goal(Goal::lt(2048.0, "< 2 MiB")),
-    );
-    rep.row(Row::new(
-        &key("anon"),
-        "  peak RssAnon (sampled every 2 ms)",
-        Unit::KiB,
-        Better::Lower,
-        val("anon"),
-    ));
+        (
+            "idle_anon",
+            "  of which anonymous (RssAnon), idle",
+            KiB,
+            None,
+        ),
+        ("idle_threads", "  threads, idle", Count, None),
+        ("hwm", hwm.as_str(), KiB, Some(Goal::lt(2048.0, "< 2 MiB"))),
+        ("anon", "  peak RssAnon (sampled every 2 ms)", KiB, None),
+    ] {
+        let key = format!("{pre}.{s}");
+        let mut row = Row::new(&key, label, unit, Lower, fig(r, &pre, &key));
+        if let Some(g) = goal {
+            row = row.goal(g);
+        }
+        rep.row(row);
+    }
 }

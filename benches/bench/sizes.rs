@@ -72,9 +72,16 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
     if !tls {
         cmd.arg("--no-default-features");
     }
+    cargo_build(cmd, &dir, &format!("build-{triple}.log"))?;
+    Ok(dir.join(triple).join("release/event-notify"))
+}
+
+/// Runs a prepared `cargo build` command, writes its stderr to `dir/log_name` (whatever the
+/// outcome), and on failure says where the log is with its last two lines.
+fn cargo_build(mut cmd: Command, dir: &Path, log_name: &str) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
-    let _ = std::fs::create_dir_all(&dir);
-    let log = dir.join(format!("build-{triple}.log"));
+    let _ = std::fs::create_dir_all(dir);
+    let log = dir.join(log_name);
     let _ = std::fs::write(&log, &out.stderr);
     if !out.status.success() {
         return Err(format!(
@@ -83,7 +90,7 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
             last_lines(&String::from_utf8_lossy(&out.stderr), 2)
         ));
     }
-    Ok(dir.join(triple).join("release/event-notify"))
+    Ok(())
 }
 
 /// A handset-like build for the memory rows: native x86_64, so the bench can run it, but linked
@@ -159,17 +166,7 @@ impl Handset {
         if std::env::var_os(&cc).is_none() {
             cmd.env(&cc, "gcc");
         }
-        let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
-        let _ = std::fs::create_dir_all(&dir);
-        let log = dir.join("build.log");
-        let _ = std::fs::write(&log, &out.stderr);
-        if !out.status.success() {
-            return Err(format!(
-                "build failed ({}): {}",
-                log.display(),
-                last_lines(&String::from_utf8_lossy(&out.stderr), 2)
-            ));
-        }
+        cargo_build(cmd, &dir, "build.log")?;
         Ok(self.bin())
     }
 

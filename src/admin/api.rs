@@ -619,6 +619,11 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
     let Value::Object(b) = body else {
         return Err(err(400, "bad_json", "the body must be a JSON object"));
     };
+    // A whole config without `events` would turn every event off: a client that meant to change
+    // only the delivery settings would lose the event table. Refused; `{}` says "all off".
+    if !b.contains_key("events") {
+        return Err(events_missing());
+    }
     let mut root = Map::new();
     let mut events = Map::new();
     if let Some(ev) = b.get("events") {
@@ -712,6 +717,26 @@ fn root_from_view(body: &Value, old: &Map<String, Value>) -> Result<Map<String, 
         }
     }
     Ok(root)
+}
+
+const EVENTS_MISSING: &str = "a whole config must have `events`; to change one event use /api/v1/events/KEY; to turn every event off send \"events\": {}";
+
+/// The answer to a whole-config `PUT` without `events`: 422 `invalid`, the problem at `events`,
+/// as an invalid config is answered.
+fn events_missing() -> Response {
+    let p = Problem {
+        place: "events".into(),
+        message: EVENTS_MISSING.into(),
+        warning: false,
+    };
+    Response::json(
+        422,
+        &json!({
+            "error": format!("{EVENTS_MISSING} (nothing was changed)"),
+            "code": "invalid",
+            "problems": [problem_json(&p, "")],
+        }),
+    )
 }
 
 pub fn put_config(ctx: &Ctx, req: &Request) -> Response {

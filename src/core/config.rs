@@ -855,13 +855,8 @@ fn parse_device(v: &Value, d: &mut Device, p: &mut Problems) {
     for (k, val) in map {
         let place = format!("device.{k}");
         match (k.as_str(), val) {
-            ("interface", Value::String(s)) if valid_interface(s) => {
-                d.interface = Some(s.clone())
-            }
-            ("interface", _) => p.error(
-                &place,
-                "must be an interface name (1 to 15 characters, no '/', ':', space or control character)",
-            ),
+            ("interface", Value::String(s)) if valid_interface(s) => d.interface = Some(s.clone()),
+            ("interface", _) => p.error(&place, BAD_INTERFACE),
             ("language", Value::String(s)) if s.len() <= 32 => d.language = Some(s.clone()),
             ("language", _) => p.error(&place, "must be a string of at most 32 bytes"),
             _ => p.error(&place, "unknown setting (expected interface, language)"),
@@ -927,8 +922,15 @@ pub struct BoardAdmin {
 }
 
 impl Board {
+    /// Parses a board file. The interface is checked as the config's `device.interface` is (a
+    /// bad one is refused with its place, `interface: ...`).
     pub fn from_json(text: &str) -> Result<Board, String> {
-        serde_json::from_str(text).map_err(|e| format!("{}: {e}", syntax_place(&e)))
+        let b: Board =
+            serde_json::from_str(text).map_err(|e| format!("{}: {e}", syntax_place(&e)))?;
+        match &b.interface {
+            Some(i) if !valid_interface(i) => Err(format!("interface: {BAD_INTERFACE}")),
+            _ => Ok(b),
+        }
     }
 
     /// `$program_version` from the contents of `program_version_file`, if it was readable.
@@ -945,6 +947,10 @@ impl Board {
             .unwrap_or_else(|| self.program_version.clone())
     }
 }
+
+/// What is said of an interface name [`valid_interface`] refuses (config and board file).
+const BAD_INTERFACE: &str =
+    "must be an interface name (1 to 15 characters, no '/', ':', space or control character)";
 
 /// A name Linux can give an interface (its `dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no
 /// '/', ':' or whitespace. Control characters are refused too: the name is printed in `status`,
@@ -1082,5 +1088,25 @@ mod tests {
         );
         assert_eq!(b.program_version_from(None), "1.0.1.28");
         assert!(Board::from_json(r#"{"colour": 1}"#).is_err());
+        assert_eq!(
+            Board::from_json(r#"{"interface": "lo"}"#).map(|b| b.interface),
+            Ok(Some("lo".to_string()))
+        );
+        for bad in [
+            "",
+            ".",
+            "..",
+            "eth0/x",
+            "eth 0",
+            "eth0\nx",
+            "0123456789abcdef",
+        ] {
+            let json = serde_json::to_string(bad).unwrap();
+            let e = Board::from_json(&format!(r#"{{"interface": {json}}}"#)).unwrap_err();
+            assert!(
+                e.starts_with("interface: must be an interface name"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

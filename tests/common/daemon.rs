@@ -223,3 +223,26 @@ pub(super) fn has_word(line: &str, word: &str) -> bool {
     line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .any(|w| w == word)
 }
+
+/// The figure `key` of a `status` output (the line `key N`); panics with the output if there is
+/// none.
+pub fn stat(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
+}
+
+/// The daemon's status once `key` has reached `want`, or as it is after [`PATIENCE`]: the
+/// receiver has a request a moment before the worker's result reaches the daemon's loop.
+pub fn status_when(d: &Daemon, key: &str, want: u64) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let s = d.status();
+        if stat(&s, key) == want || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -2,10 +2,12 @@
 //!
 //! - [`Receiver`]: a recording HTTP receiver on `127.0.0.1:0`, in-process, with scripted answers
 //!   ([`Reply`]: status sequences, delays, hanging, closing, raw bytes), a port that can be down
-//!   at first and come up later on the same number, connection counting (keep-alive reuse), and
-//!   an HTTPS variant whose certificate comes from a CA generated per receiver ([`TestCa`]).
+//!   at first and come up later on the same number, connection counting (keep-alive reuse), a
+//!   kept connection closed or spoiled between requests, and an HTTPS variant whose certificate
+//!   comes from a CA generated per receiver ([`TestCa`]).
 //! - [`Daemon`]: the real `event-notify run` as a child process with its config, socket and log in
-//!   a private temp dir; `emit`, `status`, signals; killed on drop.
+//!   a private temp dir; `emit`, `status` (and [`stat`], [`status_when`] to read and wait for its
+//!   figures), signals; killed on drop.
 //! - [`TempDir`]: a unique directory removed on drop.
 //!
 //! Everything here touches only loopback. Helpers panic with what they saw when something does

@@ -349,6 +349,29 @@ impl Receiver {
         self.inner.lock().connections
     }
 
+    /// Closes connection `id` (1 for the first accepted) now, between requests: a server that
+    /// drops a kept connection. Panics if it is not open.
+    pub fn close_connection(&self, id: usize) {
+        self.on_open(id, |s| s.shutdown(Shutdown::Both));
+    }
+
+    /// Writes `bytes` on connection `id` now, between requests, as they are (under TLS they
+    /// are not a record): bytes after its response that the client never asked for. Panics if
+    /// it is not open.
+    pub fn write_unasked(&self, id: usize, bytes: &[u8]) {
+        self.on_open(id, |mut s| s.write_all(bytes));
+    }
+
+    fn on_open(&self, id: usize, f: impl FnOnce(&TcpStream) -> io::Result<()>) {
+        let state = self.inner.lock();
+        let s = state
+            .open
+            .iter()
+            .find_map(|(i, s)| (*i == id).then_some(s))
+            .unwrap_or_else(|| panic!("receiver {}: connection {id} is not open", self.inner.addr));
+        f(s).unwrap_or_else(|e| panic!("receiver {}: connection {id}: {e}", self.inner.addr));
+    }
+
     /// Waits until at least `n` requests arrived and returns all of them; panics (listing what
     /// did arrive) after `timeout`.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Request> {
