@@ -133,6 +133,26 @@ impl Peer {
         let _ = self.s.flush();
     }
 
+    /// Writes `b` and the end of the stream (FIN) in one go: corked (TCP_CORK), so the answer
+    /// and the close leave together and the client can never see one without the other.
+    fn send_and_close(&mut self, b: &[u8]) {
+        use std::os::fd::AsRawFd;
+        let on: nix::libc::c_int = 1;
+        // SAFETY: a valid socket, an int option of the right size.
+        let r = unsafe {
+            nix::libc::setsockopt(
+                self.s.as_raw_fd(),
+                nix::libc::IPPROTO_TCP,
+                nix::libc::TCP_CORK,
+                (&on as *const nix::libc::c_int).cast(),
+                std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "TCP_CORK");
+        self.send(b);
+        let _ = self.s.shutdown(Shutdown::Write);
+    }
+
     /// Writes `b` one byte at a time with `pause` between the bytes.
     fn dribble(&mut self, b: &[u8], pause: Duration) {
         for byte in b {
@@ -620,9 +640,10 @@ fn closing_right_after_each_answer(path: &str) {
         if p.request().is_some() {
             // A little late, so the next notification is queued behind this one.
             std::thread::sleep(Duration::from_millis(100));
-            p.send(&ok(200));
+            // The answer (keep-alive by default) and the close arrive together: before the
+            // sender can use the connection again, it could know that it is closed.
+            p.send_and_close(&ok(200));
         }
-        // Returning closes the connection: "kept", but not kept.
     });
     // A long back-off: a needless retry shows as a delay too.
     let d = Daemon::start(&config(
