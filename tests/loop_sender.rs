@@ -1577,3 +1577,89 @@ fn a_flood_of_interim_answers_neither_holds_the_loop_nor_outlives_timeout_ms() {
         "the flooded attempt (timeout_ms 4000) ended after {over:?}"
     );
 }
+
+/// RESPONSE_BODY_CAP (16 KiB) is the most read of a body: one of 17,000 bytes is more, so its
+/// connection is not reused, on the loop's path (dnd_on) as on the workers' (dnd_off, a `{` in
+/// the target), and both count it delivered.
+#[test]
+fn a_body_just_over_the_cap_is_not_read_to_its_end_on_either_path() {
+    let r = Raw::start(|p| {
+        while let Some(g) = p.request() {
+            if g.n == "big" {
+                let mut a = b"HTTP/1.1 200 OK\r\nContent-Length: 17000\r\n\r\n".to_vec();
+                a.extend_from_slice(&[b'b'; 17000]);
+                p.send(&a);
+            } else {
+                p.send(&ok(200));
+            }
+        }
+    });
+    let d = Daemon::start(&config(&r.url("/cap"), Some(&r.url("/cap{w}")), QUICK));
+    let mut w = Wire::to(&d);
+    for ev in ["dnd_on", "dnd_off"] {
+        w.emit(ev, "big");
+        w.emit(ev, "next");
+    }
+    let got = r.wait_for(4);
+    let s = status_when(&d, "delivered", 4);
+    assert_eq!(stat(&s, "delivered"), 4, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    let conns: Vec<(String, usize)> = got.iter().map(|g| (g.target.clone(), g.conn)).collect();
+    assert_ne!(got[2].conn, got[3].conn, "workers' path reused: {conns:?}");
+    assert_ne!(got[0].conn, got[1].conn, "loop's path reused: {conns:?}");
+}
+
+/// Slowloris answers: a head dribbled for longer than `timeout_ms` is no answer (the attempt
+/// ends at `timeout_ms` though bytes keep coming: retried, the same id); a head in time and a
+/// body dribbled past `timeout_ms` is the head's answer (delivered, the connection closed).
+#[test]
+fn answers_dribbled_past_timeout_ms() {
+    let r = Raw::start(|p| {
+        while let Some(g) = p.request() {
+            let tries = p.book.lock().got.iter().filter(|x| x.n == g.n).count();
+            match (g.n.as_str(), tries) {
+                ("head", 1) => {
+                    p.dribble(
+                        b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 0\r\n\r\n",
+                        Duration::from_millis(40),
+                    );
+                    return;
+                }
+                ("body", _) => {
+                    p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n");
+                    p.dribble(&[b'x'; 40], Duration::from_millis(50));
+                    return;
+                }
+                _ => p.send(&ok(200)),
+            }
+        }
+    });
+    let d = Daemon::start(&config(
+        &r.url("/slow"),
+        None,
+        &format!(r#""timeout_ms": 800, {QUICK}"#),
+    ));
+    let mut w = Wire::to(&d);
+    let t0 = Instant::now();
+    w.emit("dnd_on", "head");
+    w.emit("dnd_on", "body");
+    w.emit("dnd_on", "after");
+    let got = r.wait_for(4);
+    let s = status_when(&d, "delivered", 3);
+    assert_eq!(order(&got), ["head", "head", "body", "after"], "{got:#?}");
+    assert_eq!(folded(&got), ["head", "body", "after"]);
+    let retry = got[1].at.duration_since(got[0].at);
+    assert!(
+        retry >= Duration::from_millis(750) && retry < Duration::from_millis(2000),
+        "a head dribbled for 3.6 s was given up after {retry:?} (timeout_ms 800)"
+    );
+    let after = got[3].at.duration_since(got[2].at);
+    assert!(
+        after >= Duration::from_millis(750) && after < Duration::from_millis(1800),
+        "a body dribbled for 2 s ended the attempt after {after:?} (timeout_ms 800)"
+    );
+    assert_eq!(stat(&s, "delivered"), 3, "{s}");
+    assert_eq!(stat(&s, "retried"), 1, "{s}");
+    assert!(t0.elapsed() < Duration::from_secs(6));
+    assert_ne!(got[2].conn, got[3].conn);
+}
