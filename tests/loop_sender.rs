@@ -1663,3 +1663,44 @@ fn answers_dribbled_past_timeout_ms() {
     assert!(t0.elapsed() < Duration::from_secs(6));
     assert_ne!(got[2].conn, got[3].conn);
 }
+
+/// Ten healthy destinations in turn, three rounds: more than LOOP_CONNS = 8, so the loop closes
+/// the connection idle the longest to make room. Nothing is lost or repeated, no attempt fails,
+/// every destination gets its three in order.
+#[test]
+fn more_healthy_destinations_than_loop_connections_take_turns() {
+    let rs: Vec<Raw> = (0..10)
+        .map(|_| {
+            Raw::start(|p| {
+                while p.request().is_some() {
+                    p.send(&ok(200));
+                }
+            })
+        })
+        .collect();
+    let cfg = format!(
+        r#"{{"events": {{"dnd_on": "http://127.0.0.1:$remote/t?n=$display_remote"}},
+            "delivery": {{{QUICK}}}}}"#
+    );
+    let d = Daemon::start(&cfg);
+    let mut w = Wire::to(&d);
+    for n in 0..3 {
+        for r in &rs {
+            let line = format!("EN1 dnd_on remote={} display_remote={n}\n", r.addr.port());
+            w.0.get_mut().write_all(line.as_bytes()).expect("write");
+            let mut answer = String::new();
+            w.0.read_line(&mut answer).expect("answer");
+            assert!(answer.starts_with("OK"), "{answer}");
+            // One at a time, so each finds the others idle.
+            r.wait_for(n + 1);
+        }
+    }
+    let s = status_when(&d, "delivered", 30);
+    for r in &rs {
+        let got = r.got();
+        assert_eq!(order(&got), seq(0..3), "{got:#?}");
+        assert_once_each(&got);
+    }
+    assert_eq!(stat(&s, "delivered"), 30, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+}
