@@ -40,6 +40,8 @@ pub const LOOP_CONNS: usize = 8;
 pub const LOOP_IDLE_MS: u64 = 30_000;
 /// Bytes read per `read` call (on the stack).
 const READ_CHUNK: usize = 2048;
+/// Reads of one connection per wake-up of the loop.
+const READS_PER_WAKE: usize = 16;
 /// Response header lines parsed at most; more is a protocol error.
 const MAX_RESPONSE_HEADERS: usize = 64;
 /// A request buffer or response buffer larger than this is given back when its attempt ends.
@@ -116,6 +118,8 @@ struct Conn {
     sent: usize,
     inb: Vec<u8>,
     head: Option<Head>,
+    /// Bytes of interim (1xx) answers read in this attempt.
+    interim: usize,
     /// To be removed at the end of this round.
     dead: bool,
 }
@@ -282,7 +286,7 @@ fn parse_head(buf: &[u8]) -> Parsed {
             _ => return Parsed::Bad,
         }
     }
-    let te: Option<&str> = named("transfer-encoding").filter_map(text).last();
+    let te: Option<&str> = named("transfer-encoding").filter_map(text).next_back();
     let chunked = te.is_some_and(|v| {
         v.rsplit(',')
             .next()
@@ -410,6 +414,24 @@ fn body_step(head: &mut Head, inb: &mut Vec<u8>) -> Option<bool> {
 }
 
 impl Conn {
+    /// A kept connection with nothing to read (no close, no stray bytes): reusable.
+    fn still_open(&self) -> bool {
+        use nix::sys::socket::{recv, MsgFlags};
+        let Some(s) = &self.stream else { return false };
+        let mut b = [0u8; 1];
+        loop {
+            match recv(
+                std::os::fd::AsRawFd::as_raw_fd(s),
+                &mut b,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => return false,
+            }
+        }
+    }
+
     /// The attempt failed before its response: closed, and its result.
     fn fail(&mut self, why: Failure) -> Option<Finished> {
         self.dead = true;
@@ -424,7 +446,7 @@ impl Conn {
     fn finish(&mut self, clean: bool, now: u64) -> Option<Finished> {
         let head = self.head.take()?;
         let ticket = self.ticket.take()?;
-        if head.reuse && clean && self.inb.is_empty() {
+        if head.reuse && clean && self.inb.is_empty() && head.taken <= RESPONSE_BODY_CAP {
             self.phase = Phase::Idle;
             self.since = now;
             self.out.clear();
@@ -476,7 +498,8 @@ impl Conn {
                     self.phase = Phase::Writing;
                     return Ok(());
                 }
-                Err(nix::errno::Errno::EINPROGRESS) => {
+                // EALREADY: a connect interrupted by a signal and called again.
+                Err(nix::errno::Errno::EINPROGRESS | nix::errno::Errno::EALREADY) => {
                     self.phase = Phase::Connecting;
                     return Ok(());
                 }
@@ -513,7 +536,9 @@ impl Conn {
     /// Reads what has arrived. `Some` when the attempt is over.
     fn read_some(&mut self, now: u64) -> Option<Finished> {
         let mut buf = [0u8; READ_CHUNK];
-        loop {
+        // At most READS_PER_WAKE reads per wake-up: a receiver that floods (interim answers
+        // without end) gets its turn back after the others; poll reports it again.
+        for _ in 0..READS_PER_WAKE {
             let Some(stream) = &self.stream else {
                 return self.fail(Failure::Io);
             };
@@ -549,6 +574,7 @@ impl Conn {
                 return None;
             }
         }
+        None
     }
 
     /// Parses what is buffered: heads (skipping interim ones), then the body.
@@ -558,6 +584,12 @@ impl Conn {
                 Parsed::Partial => return None,
                 Parsed::Bad => return self.fail(Failure::Io),
                 Parsed::Interim(len) => {
+                    // Interim answers count against the header cap: a flood of them ends the
+                    // attempt instead of holding it until its timeout.
+                    self.interim += len;
+                    if self.interim > RESPONSE_HEADER_CAP {
+                        return self.fail(Failure::Io);
+                    }
                     self.inb.drain(..len);
                 }
                 Parsed::Head(len, outcome, location, body, reuse) => {
@@ -656,7 +688,9 @@ impl LoopSender {
         if at.is_some_and(|i| self.conns[i].phase != Phase::Idle) {
             return Start::NotMine;
         }
-        let reuse = at.filter(|&i| now.saturating_sub(self.conns[i].since) < LOOP_IDLE_MS);
+        let reuse = at.filter(|&i| {
+            now.saturating_sub(self.conns[i].since) < LOOP_IDLE_MS && self.conns[i].still_open()
+        });
         let mut addrs = heapless::Vec::<SocketAddr, MAX_ADDRS_PER_NAME>::new();
         if reuse.is_none() {
             let bare = d.host.trim_start_matches('[').trim_end_matches(']');
@@ -698,6 +732,7 @@ impl LoopSender {
                 sent: 0,
                 inb: Vec::new(),
                 head: None,
+                interim: 0,
                 dead: false,
             });
         }
@@ -708,6 +743,7 @@ impl LoopSender {
         c.inb.clear();
         c.sent = 0;
         c.head = None;
+        c.interim = 0;
         c.dead = false;
         write_request(&mut c.out, n, authority, target);
         let r = if reuse.is_some() {
@@ -907,7 +943,9 @@ pub fn fuzz_response(data: &[u8]) {
                     inb.drain(..len);
                 }
                 Parsed::Head(len, outcome, location, body, reuse) => {
-                    assert!(location.as_ref().is_none_or(|l| l.len() <= super::LOCATION_CAP));
+                    assert!(location
+                        .as_ref()
+                        .is_none_or(|l| l.len() <= super::LOCATION_CAP));
                     inb.drain(..len);
                     head = Some(Head {
                         outcome,
