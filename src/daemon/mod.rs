@@ -204,6 +204,8 @@ struct Daemon {
     done: mpsc::Receiver<Done>,
     /// Plain HTTP sent from this loop.
     direct: deliver::LoopSender,
+    /// Link and address change notices: the device's interface is read again after one.
+    netwatch: Option<net::Watch>,
     /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
     redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
     /// Rate limits of repeated warnings: socket refusals, outbox notes.
@@ -347,7 +349,9 @@ impl Daemon {
                 .start(inbox.clone(), opts.config.clone(), opts.board.clone())
                 .map_err(DaemonError::io("start the admin server"))?;
         }
-        let device = Device::new(&opts.board, &config);
+        let netwatch = net::Watch::open();
+        let mut device = Device::new(&opts.board, &config);
+        device.keep = netwatch.is_some();
         let seed = now().ms ^ (std::process::id() as u64) << 32;
         let spool_cfg = config.delivery.clone();
         let mut engine = Engine::new(config, seed);
@@ -364,6 +368,7 @@ impl Daemon {
             workers,
             done: done_rx,
             direct: deliver::LoopSender::new(),
+            netwatch,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
             warn_notes,
@@ -449,6 +454,10 @@ fn signal_fd(signals: bool) -> Result<Option<SignalFd>, DaemonError> {
     })
 }
 
+/// The poll slots before the clients: wake eventfd, signals, inotify, listener, interface
+/// changes.
+const FIXED_SLOTS: usize = 5;
+
 /// A poll slot for `fd`, or an inert slot (no events asked) when there is none.
 fn pollfd<'a>(
     fd: Option<std::os::fd::BorrowedFd<'a>>,
@@ -522,17 +531,20 @@ impl Daemon {
             }
             let timeout = self.poll_timeout(t);
 
-            // Fixed order: wake eventfd, signals, inotify, listener, then the clients. A missing
+            // Fixed order: wake eventfd, signals, inotify, listener, interface changes, then the
+            // clients, then the loop sender's connections. A missing
             // source polls the wake eventfd for nothing.
             // On the stack: this runs once per wake-up. `clients` never holds more than
             // MAX_CLIENTS, so every push fits.
-            let mut fds = heapless::Vec::<PollFd, { 4 + MAX_CLIENTS + deliver::LOOP_CONNS }>::new();
+            let mut fds =
+                heapless::Vec::<PollFd, { FIXED_SLOTS + MAX_CLIENTS + deliver::LOOP_CONNS }>::new();
             let wake_fd = self.wake_r.as_fd();
             let slot = |fd| pollfd(fd, wake_fd);
             let _ = fds.push(slot(Some(self.wake_r.as_fd())));
             let _ = fds.push(slot(self.sigfd.as_ref().map(|s| s.as_fd())));
             let _ = fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
             let _ = fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
+            let _ = fds.push(slot(self.netwatch.as_ref().map(|w| w.as_fd())));
             for c in &self.clients {
                 let want = if c.blocked() {
                     PollFlags::POLLOUT
@@ -564,9 +576,11 @@ impl Daemon {
                     .is_some_and(|r| !r.is_empty())
             };
             let (wake_ready, sig_ready, ino_ready) = (ready(0), ready(1), ready(2));
+            let net_ready = ready(4);
             let listen_ready = self.listener.is_some() && ready(3);
-            let client_ready: heapless::Vec<bool, MAX_CLIENTS> =
-                (0..self.clients.len()).map(|i| ready(4 + i)).collect();
+            let client_ready: heapless::Vec<bool, MAX_CLIENTS> = (0..self.clients.len())
+                .map(|i| ready(FIXED_SLOTS + i))
+                .collect();
             let conns_ready: heapless::Vec<usize, { deliver::LOOP_CONNS }> = conns
                 .iter()
                 .enumerate()
@@ -590,6 +604,10 @@ impl Daemon {
             }
             if wake_ready {
                 let _ = self.wake_r.read(); // resets the eventfd's counter
+            }
+            // Before the clients: a message that comes after a change sees it.
+            if net_ready && self.netwatch.as_ref().is_some_and(|w| w.drain()) {
+                self.device.changed();
             }
             self.collect_results();
             self.drain_inbox();
