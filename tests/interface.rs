@@ -42,7 +42,12 @@ impl Ns {
 
     fn emit(&self, id: &str) {
         let st = Command::new(BIN)
-            .args(["emit", "incoming_call", &format!("call_id={id}"), "--socket"])
+            .args([
+                "emit",
+                "incoming_call",
+                &format!("call_id={id}"),
+                "--socket",
+            ])
             .arg(self.socket())
             .stdin(Stdio::null())
             .status()
@@ -91,7 +96,10 @@ fn start(dir: &Path) -> Ns {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ns.socket().exists() || !ns.dir.join("got").exists() {
-        assert!(Instant::now() < deadline, "daemon or receiver did not start");
+        assert!(
+            Instant::now() < deadline,
+            "daemon or receiver did not start"
+        );
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(200));

@@ -39,7 +39,9 @@ pub enum SenderError {
 #[derive(Debug)]
 pub enum Attempt {
     Done(Outcome, Option<String>),
-    Resolved,
+    /// The name is in the cache now; the lookup took this many milliseconds of the attempt's
+    /// `timeout_ms`.
+    Resolved(u64),
 }
 
 pub struct Sender {
@@ -132,8 +134,9 @@ impl Sender {
     /// attempt.
     pub fn work(&self, n: &Notification) -> Attempt {
         if let Some((host, port)) = direct::wants_name(self, n) {
+            let started = std::time::Instant::now();
             return match self.names.lookup(host, port) {
-                Some(_) => Attempt::Resolved,
+                Some(_) => Attempt::Resolved(started.elapsed().as_millis() as u64),
                 None => Attempt::Done(
                     Outcome::Failed {
                         why: Failure::Connect,

@@ -605,9 +605,8 @@ impl Daemon {
             if wake_ready {
                 let _ = self.wake_r.read(); // resets the eventfd's counter
             }
-            // Before the clients: a message that comes after a change sees it.
-            if net_ready && self.netwatch.as_ref().is_some_and(|w| w.drain()) {
-                self.device.changed();
+            if net_ready {
+                self.interface_news();
             }
             self.collect_results();
             self.drain_inbox();
@@ -623,6 +622,16 @@ impl Daemon {
             } else if listen_ready {
                 self.accept();
             }
+        }
+    }
+
+    /// Reads the kernel's link and address notices; after one, the device's interface is read
+    /// again. Run before every message, not only when poll saw a notice: a change made after
+    /// this wake-up's poll, and before a message the same wake-up reads, is then seen by it
+    /// (the notice is queued before the change returns to whoever made it).
+    fn interface_news(&mut self) {
+        if self.netwatch.as_ref().is_some_and(|w| w.drain()) {
+            self.device.changed();
         }
     }
 

@@ -129,7 +129,7 @@ impl Daemon {
         while let Some((ticket, n)) = self.engine.next_job_ref(t) {
             log::debug!("{} {} {}", n.event, n.method.as_str(), n.url);
             let start = match &sender {
-                Some(s) => self.direct.start(s, ticket, n, t.ms),
+                Some(s) => self.direct.start(s, ticket, n, t.ms, 0),
                 None => deliver::Start::NotMine,
             };
             match start {
@@ -152,7 +152,7 @@ impl Daemon {
             self.workers.busy = self.workers.busy.saturating_sub(1);
             match attempt {
                 deliver::Attempt::Done(outcome, location) => self.finish(ticket, outcome, location),
-                deliver::Attempt::Resolved => self.send_resolved(ticket),
+                deliver::Attempt::Resolved(spent_ms) => self.send_resolved(ticket, spent_ms),
             }
         }
         while let Some((ticket, outcome, location)) = self.direct.take_finished() {
@@ -164,13 +164,13 @@ impl Daemon {
     /// sends it now (or, with every loop connection busy, a worker).
     #[cold]
     #[inline(never)]
-    fn send_resolved(&mut self, ticket: Ticket) {
+    fn send_resolved(&mut self, ticket: Ticket, spent_ms: u64) {
         let Some(n) = self.engine.in_flight_notification(ticket) else {
             return;
         };
         let t = now();
         let start = match self.sender.read().map(|s| Arc::clone(&s)) {
-            Ok(s) => self.direct.start(&s, ticket, &n, t.ms),
+            Ok(s) => self.direct.start(&s, ticket, &n, t.ms, spent_ms),
             Err(_) => deliver::Start::NotMine,
         };
         match start {

@@ -43,7 +43,7 @@ const READ_CHUNK: usize = 2048;
 /// Reads of one connection per wake-up of the loop.
 const READS_PER_WAKE: usize = 16;
 /// Response header lines parsed at most; more is a protocol error.
-const MAX_RESPONSE_HEADERS: usize = 64;
+const MAX_RESPONSE_HEADERS: usize = 128;
 /// A request buffer or response buffer larger than this is given back when its attempt ends.
 const KEEP_BUFFER: usize = 4096;
 /// The shortest connect time given to one address of a name with several.
@@ -96,7 +96,6 @@ struct Head {
     taken: u64,
 }
 
-#[derive(Debug)]
 struct Conn {
     /// The destination: host as in the URL, lower-cased (brackets kept), and port.
     host: String,
@@ -143,6 +142,15 @@ fn plain_http(url: &str) -> Option<(&str, &str)> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
     if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    // ureq writes `host` without the port when it is the scheme's default: an explicit `:80`
+    // (or an empty or zero-padded port) is left to it.
+    let port = match authority.rfind(']') {
+        Some(b) => authority[b + 1..].strip_prefix(':'),
+        None => authority.rfind(':').map(|c| &authority[c + 1..]),
+    };
+    if port.is_some_and(|p| p.is_empty() || p.starts_with('0') || p == "80") {
         return None;
     }
     let target = if target.is_empty() { "/" } else { target };
@@ -264,11 +272,13 @@ fn parse_head(buf: &[u8]) -> Parsed {
     if len > RESPONSE_HEADER_CAP {
         return Parsed::Bad;
     }
+    // As ureq-proto: 100..=999; a 1xx other than 101 is an interim answer (a `100 Continue`
+    // with headers is an error there), 101 is final.
     let status = r.code.unwrap_or(0);
-    if status == 101 || !(100..600).contains(&status) {
+    if !(100..1000).contains(&status) || status == 100 && !r.headers.is_empty() {
         return Parsed::Bad;
     }
-    if status < 200 {
+    if status < 200 && status != 101 {
         return Parsed::Interim(len);
     }
     fn text<'a>(h: &httparse::Header<'a>) -> Option<&'a str> {
@@ -322,10 +332,14 @@ fn parse_head(buf: &[u8]) -> Parsed {
         .and_then(|v| v.parse::<u64>().ok())
         .map(|s| s.saturating_mul(1000));
     let location = (300..400).contains(&status).then(|| {
+        // As the workers' path: the first `Location`, "(none)" unless visible ASCII.
+        let visible = |v: &&[u8]| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
         location_for_log(
             named("location")
-                .filter_map(|h| std::str::from_utf8(h.value).ok())
                 .next()
+                .map(|h| h.value)
+                .filter(visible)
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .unwrap_or("(none)"),
         )
     });
@@ -620,6 +634,18 @@ fn forget_if_failed(s: &Sender, c: &Conn, done: &Option<Finished>) {
     }
 }
 
+/// The buffers hold credentials and signatures: left out.
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("phase", &self.phase)
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A refused or unreachable address: the next address of the name may answer.
 fn next_address_helps(e: &io::Error) -> bool {
     matches!(
@@ -666,7 +692,16 @@ impl LoopSender {
     }
 
     /// Starts an attempt for `n` when it is this sender's to make (see the module's text).
-    pub fn start(&mut self, s: &Sender, ticket: Ticket, n: &Notification, now: u64) -> Start {
+    /// `spent_ms`: time the attempt has already used (a worker's name lookup); it counts
+    /// against `timeout_ms` and `connect_timeout_ms`, as in ureq.
+    pub fn start(
+        &mut self,
+        s: &Sender,
+        ticket: Ticket,
+        n: &Notification,
+        now: u64,
+        spent_ms: u64,
+    ) -> Start {
         if !s.loop_ok {
             return Start::NotMine;
         }
@@ -738,7 +773,7 @@ impl LoopSender {
         }
         let c = &mut self.conns[i];
         c.ticket = Some(ticket);
-        c.deadline = now + s.timeout_ms;
+        c.deadline = now + s.timeout_ms.saturating_sub(spent_ms);
         c.out.clear();
         c.inb.clear();
         c.sent = 0;
@@ -752,7 +787,10 @@ impl LoopSender {
         } else {
             c.addrs = addrs;
             c.next_addr = 0;
-            c.connect_end = now + s.connect_timeout_ms.min(s.timeout_ms);
+            c.connect_end = now
+                + s.connect_timeout_ms
+                    .min(s.timeout_ms)
+                    .saturating_sub(spent_ms);
             match c.connect_next(now) {
                 Ok(()) if c.phase == Phase::Writing => c.write_some(),
                 r => r,
@@ -1013,6 +1051,12 @@ mod tests {
         assert_eq!(plain_http("http://h/a\"b"), None);
         assert_eq!(plain_http("http://u:p@h/x"), None);
         assert_eq!(plain_http("http:///x"), None);
+        // ureq leaves the default port out of `host`: an explicit one is left to it.
+        assert_eq!(plain_http("http://h:80/x"), None);
+        assert_eq!(plain_http("http://h:080/x"), None);
+        assert_eq!(plain_http("http://h:/x"), None);
+        assert_eq!(plain_http("http://[::1]:80/x"), None);
+        assert_eq!(plain_http("http://h:8080/x"), Some(("h:8080", "/x")));
     }
 
     #[test]
@@ -1093,8 +1137,35 @@ mod tests {
         assert_eq!(head(""), Parsed::Partial);
         assert_eq!(head("HTTP/1.1 100 Continue\r\n\r\n"), Parsed::Interim(25));
         assert_eq!(head("SSH-2.0-OpenSSH\r\n\r\n"), Parsed::Bad);
-        assert_eq!(head("HTTP/1.1 101 Switching\r\n\r\n"), Parsed::Bad);
-        assert_eq!(head("HTTP/1.1 999 What\r\n\r\n"), Parsed::Bad);
+        // As ureq-proto: 101 is final, statuses go up to 999, a 100 with headers is an error.
+        assert!(matches!(
+            head("HTTP/1.1 101 Switching\r\n\r\n"),
+            Parsed::Head(
+                _,
+                Outcome::Failed {
+                    why: Failure::Status(101),
+                    ..
+                },
+                ..
+            )
+        ));
+        assert!(matches!(
+            head("HTTP/1.1 999 What\r\n\r\n"),
+            Parsed::Head(
+                _,
+                Outcome::Failed {
+                    why: Failure::Status(999),
+                    ..
+                },
+                ..
+            )
+        ));
+        assert_eq!(head("HTTP/1.1 1000 What\r\n\r\n"), Parsed::Bad);
+        assert_eq!(head("HTTP/1.1 100 Continue\r\nX: y\r\n\r\n"), Parsed::Bad);
+        assert_eq!(
+            head("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+            Parsed::Interim(40)
+        );
         assert_eq!(
             head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             Parsed::Bad
