@@ -49,7 +49,7 @@ lint:
 # an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
 # every committed one on stable through tests/fuzz_corpus.rs. Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_line config template netstring http_head import
+FUZZ_TARGETS ?= wire_line config template netstring http_head http_response import
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

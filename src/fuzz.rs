@@ -190,3 +190,9 @@ pub fn import(data: &[u8]) {
         }
     }
 }
+
+/// The loop sender's response parser (head, then body by its framing) against arbitrary bytes,
+/// fed in pieces of the size the first byte chooses.
+pub fn http_response(data: &[u8]) {
+    crate::daemon::deliver::fuzz_response(data);
+}

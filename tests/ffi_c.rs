@@ -206,11 +206,16 @@ fn engine_threads_block_asynchronous_signals() {
     let own = || mask(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
 
     let dir = TempDir::new("ffi-signals");
-    // One event to a receiver, so that a delivery worker starts (workers start as needed).
+    // One event to a receiver by name, so that a delivery worker starts: workers start as
+    // needed, and plain HTTP to a known address is sent from the engine's own thread; a name
+    // is looked up by a worker (the machine's /etc/hosts names localhost).
     let r = Receiver::start();
     let config = dir.write(
         "config.json",
-        format!(r#"{{"events": {{"dnd_on": "{}"}}}}"#, r.bare_url("/sig")),
+        format!(
+            r#"{{"events": {{"dnd_on": "localhost:{}/sig"}}}}"#,
+            r.port()
+        ),
     );
     let path = CString::new(config.to_str().unwrap()).unwrap();
     let before = own();

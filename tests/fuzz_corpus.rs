@@ -45,6 +45,11 @@ fn http_head_corpus() {
 }
 
 #[test]
+fn http_response_corpus() {
+    replay("http_response", event_notify::fuzz::http_response);
+}
+
+#[test]
 fn import_corpus() {
     replay("import", event_notify::fuzz::import);
 }

@@ -424,6 +424,11 @@ impl Engine {
         self.outbox.event(ticket.id)
     }
 
+    /// A copy of the notification being sent under `ticket`, if it is still in the outbox.
+    pub fn in_flight_notification(&self, ticket: Ticket) -> Option<Notification> {
+        self.outbox.get(ticket.id)
+    }
+
     /// Records the outcome of an attempt and schedules the retry if there is one.
     pub fn complete(
         &mut self,

@@ -10,7 +10,9 @@ use crate::core::template::Credentials;
 use std::io::{self, Read};
 use std::time::Duration;
 
+mod direct;
 mod tcp;
+pub use direct::{fuzz_response, Finished, LoopSender, Start, LOOP_CONNS, LOOP_IDLE_MS};
 pub use tcp::TIMEOUT_STEP_MS;
 
 /// Most bytes of a response body read (and thrown away) so the connection can be reused.
@@ -32,9 +34,25 @@ pub enum SenderError {
     NoTls,
 }
 
+/// What a delivery worker did: an attempt (its outcome and a redirect's `Location`), or only the
+/// lookup of the destination's name (see [`Sender::work`]).
+#[derive(Debug)]
+pub enum Attempt {
+    Done(Outcome, Option<String>),
+    /// The name is in the cache now; the lookup took this many milliseconds of the attempt's
+    /// `timeout_ms`.
+    Resolved(u64),
+}
+
 pub struct Sender {
     agent: ureq::Agent,
     names: std::sync::Arc<NameCache>,
+    /// The attempt's time and the connect's, for the [`LoopSender`].
+    timeout_ms: u64,
+    connect_timeout_ms: u64,
+    /// Plain HTTP may be sent from the daemon's loop: no proxy is configured (ureq takes one
+    /// from the environment; the loop sender does not speak to proxies).
+    loop_ok: bool,
 }
 
 impl Sender {
@@ -55,15 +73,20 @@ impl Sender {
             .accept("*/*");
         let b = Self::tls(b, d)?;
         let names = std::sync::Arc::new(NameCache::default());
+        let config = b.build();
+        let loop_ok = config.proxy().is_none();
         Ok(Sender {
             agent: ureq::Agent::with_parts(
-                b.build(),
+                config,
                 connector(),
                 CachingResolver {
                     cache: std::sync::Arc::clone(&names),
                 },
             ),
             names,
+            timeout_ms: d.timeout_ms as u64,
+            connect_timeout_ms: d.connect_timeout_ms as u64,
+            loop_ok,
         })
     }
 
@@ -103,6 +126,28 @@ impl Sender {
             Some(_) => Err(SenderError::NoTls),
             None => Ok(b),
         }
+    }
+
+    /// What a delivery worker does with a notification: when the loop sender could send it
+    /// but for its destination's name, only the lookup (the name goes into the cache and the
+    /// loop sends it on its own connection: one connection per destination); otherwise the
+    /// attempt.
+    pub fn work(&self, n: &Notification) -> Attempt {
+        if let Some((host, port)) = direct::wants_name(self, n) {
+            let started = std::time::Instant::now();
+            return match self.names.lookup(host, port) {
+                Some(_) => Attempt::Resolved(started.elapsed().as_millis() as u64),
+                None => Attempt::Done(
+                    Outcome::Failed {
+                        why: Failure::Connect,
+                        retry_after_ms: None,
+                    },
+                    None,
+                ),
+            };
+        }
+        let (outcome, location) = self.send(n);
+        Attempt::Done(outcome, location)
     }
 
     /// One attempt. Never panics; every error becomes a [`Failure`]. A redirect (3xx) is not
@@ -421,6 +466,45 @@ impl NameCache {
             .map(|r| r.addrs.clone())
     }
 
+    /// Like [`NameCache::get`], into `out` (no allocation): false when the name is not known
+    /// or too old.
+    fn get_into(
+        &self,
+        host: &str,
+        port: u16,
+        out: &mut heapless::Vec<std::net::SocketAddr, MAX_ADDRS_PER_NAME>,
+    ) -> bool {
+        let Ok(e) = self.entries.lock() else {
+            return false;
+        };
+        let Some(r) = e
+            .iter()
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
+            .filter(|r| r.at.elapsed() < Duration::from_millis(RESOLVE_TTL_MS))
+        else {
+            return false;
+        };
+        out.clear();
+        out.extend(r.addrs.iter().copied().take(MAX_ADDRS_PER_NAME));
+        !out.is_empty()
+    }
+
+    /// Looks `host` up with the system resolver (in the calling thread: `/etc/hosts` and DNS)
+    /// and remembers the first [`MAX_ADDRS_PER_NAME`] addresses. `None` when it has none.
+    fn lookup(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let found: Vec<std::net::SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .ok()?
+            .take(MAX_ADDRS_PER_NAME)
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        self.put(host, port, found.clone());
+        Some(found)
+    }
+
     fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {
         let Ok(mut e) = self.entries.lock() else {
             return;
@@ -447,8 +531,14 @@ impl NameCache {
     /// Forgets the name of `url` (its connection failed: it may have moved).
     fn forget_url(&self, url: &str) {
         let d = crate::core::outbox::Destination::of(url);
+        self.forget(d.host, d.port);
+    }
+
+    /// Forgets `host` (port `port`). An IP literal is never in the cache.
+    fn forget(&self, host: &str, port: u16) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(mut e) = self.entries.lock() {
-            e.retain(|r| !(r.port == d.port && r.host.eq_ignore_ascii_case(d.host)));
+            e.retain(|r| !(r.port == port && r.host.eq_ignore_ascii_case(host)));
         }
     }
 }
@@ -484,19 +574,10 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         }
         let addrs = match self.cache.get(host, port) {
             Some(a) => a,
-            None => {
-                use std::net::ToSocketAddrs;
-                let found: Vec<std::net::SocketAddr> = (host, port)
-                    .to_socket_addrs()
-                    .map_err(|_| ureq::Error::HostNotFound)?
-                    .take(MAX_ADDRS_PER_NAME)
-                    .collect();
-                if found.is_empty() {
-                    return Err(ureq::Error::HostNotFound);
-                }
-                self.cache.put(host, port, found.clone());
-                found
-            }
+            None => self
+                .cache
+                .lookup(host, port)
+                .ok_or(ureq::Error::HostNotFound)?,
         };
         for a in addrs {
             v.push(a);

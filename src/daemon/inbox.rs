@@ -172,6 +172,7 @@ impl Daemon {
 
     /// Handles one message; the reply detail for the socket.
     pub(super) fn handle_msg(&mut self, msg: &Msg) -> Answer {
+        self.interface_news();
         let device = self.device.vars();
         if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
         {
@@ -197,6 +198,10 @@ impl Daemon {
 
     #[inline(never)] // see Daemon::main_loop
     pub(super) fn check_held_boot(&mut self) {
+        if self.held_boot.is_none() {
+            return;
+        }
+        self.interface_news();
         let Some((msg, since)) = &self.held_boot else {
             return;
         };

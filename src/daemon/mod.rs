@@ -202,6 +202,10 @@ struct Daemon {
     sender: Arc<RwLock<Arc<Sender>>>,
     workers: Workers,
     done: mpsc::Receiver<Done>,
+    /// Plain HTTP sent from this loop.
+    direct: deliver::LoopSender,
+    /// Link and address change notices: the device's interface is read again after one.
+    netwatch: Option<net::Watch>,
     /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
     redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
     /// Rate limits of repeated warnings: socket refusals, outbox notes.
@@ -345,7 +349,9 @@ impl Daemon {
                 .start(inbox.clone(), opts.config.clone(), opts.board.clone())
                 .map_err(DaemonError::io("start the admin server"))?;
         }
-        let device = Device::new(&opts.board, &config);
+        let netwatch = net::Watch::open();
+        let mut device = Device::new(&opts.board, &config);
+        device.keep = netwatch.is_some();
         let seed = now().ms ^ (std::process::id() as u64) << 32;
         let spool_cfg = config.delivery.clone();
         let mut engine = Engine::new(config, seed);
@@ -361,6 +367,8 @@ impl Daemon {
             sender,
             workers,
             done: done_rx,
+            direct: deliver::LoopSender::new(),
+            netwatch,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
             warn_notes,
@@ -446,6 +454,10 @@ fn signal_fd(signals: bool) -> Result<Option<SignalFd>, DaemonError> {
     })
 }
 
+/// The poll slots before the clients: wake eventfd, signals, inotify, listener, interface
+/// changes.
+const FIXED_SLOTS: usize = 5;
+
 /// A poll slot for `fd`, or an inert slot (no events asked) when there is none.
 fn pollfd<'a>(
     fd: Option<std::os::fd::BorrowedFd<'a>>,
@@ -488,6 +500,9 @@ impl Daemon {
                     .min(until_give_up),
             );
         }
+        if let Some(due) = self.direct.next_deadline() {
+            timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
+        }
         if let Some(deadline) = self.stopping {
             timeout = Some(
                 timeout
@@ -516,17 +531,20 @@ impl Daemon {
             }
             let timeout = self.poll_timeout(t);
 
-            // Fixed order: wake eventfd, signals, inotify, listener, then the clients. A missing
+            // Fixed order: wake eventfd, signals, inotify, listener, interface changes, then the
+            // clients, then the loop sender's connections. A missing
             // source polls the wake eventfd for nothing.
             // On the stack: this runs once per wake-up. `clients` never holds more than
             // MAX_CLIENTS, so every push fits.
-            let mut fds = heapless::Vec::<PollFd, { 4 + MAX_CLIENTS }>::new();
+            let mut fds =
+                heapless::Vec::<PollFd, { FIXED_SLOTS + MAX_CLIENTS + deliver::LOOP_CONNS }>::new();
             let wake_fd = self.wake_r.as_fd();
             let slot = |fd| pollfd(fd, wake_fd);
             let _ = fds.push(slot(Some(self.wake_r.as_fd())));
             let _ = fds.push(slot(self.sigfd.as_ref().map(|s| s.as_fd())));
             let _ = fds.push(slot(self.inotify.as_ref().map(|s| s.as_fd())));
             let _ = fds.push(slot(self.listener.as_ref().map(|s| s.as_fd())));
+            let _ = fds.push(slot(self.netwatch.as_ref().map(|w| w.as_fd())));
             for c in &self.clients {
                 let want = if c.blocked() {
                     PollFlags::POLLOUT
@@ -534,6 +552,13 @@ impl Daemon {
                     PollFlags::POLLIN
                 };
                 let _ = fds.push(PollFd::new(c.stream.as_fd(), want));
+            }
+            let first_conn = fds.len();
+            let mut conns = heapless::Vec::<usize, { deliver::LOOP_CONNS }>::new();
+            for (i, fd, want) in self.direct.poll_set() {
+                if conns.push(i).is_ok() {
+                    let _ = fds.push(PollFd::new(fd, want));
+                }
             }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -551,10 +576,25 @@ impl Daemon {
                     .is_some_and(|r| !r.is_empty())
             };
             let (wake_ready, sig_ready, ino_ready) = (ready(0), ready(1), ready(2));
+            let net_ready = ready(4);
             let listen_ready = self.listener.is_some() && ready(3);
-            let client_ready: heapless::Vec<bool, MAX_CLIENTS> =
-                (0..self.clients.len()).map(|i| ready(4 + i)).collect();
+            let client_ready: heapless::Vec<bool, MAX_CLIENTS> = (0..self.clients.len())
+                .map(|i| ready(FIXED_SLOTS + i))
+                .collect();
+            let conns_ready: heapless::Vec<usize, { deliver::LOOP_CONNS }> = conns
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| ready(first_conn + k))
+                .map(|(_, &i)| i)
+                .collect();
             drop(fds);
+            if !conns.is_empty() {
+                if let Ok(s) = self.sender.read().map(|s| Arc::clone(&s)) {
+                    let t = now().ms;
+                    self.direct.ready(&s, &conns_ready, t);
+                    self.direct.tick(&s, t);
+                }
+            }
 
             if sig_ready {
                 self.on_signals();
@@ -564,6 +604,9 @@ impl Daemon {
             }
             if wake_ready {
                 let _ = self.wake_r.read(); // resets the eventfd's counter
+            }
+            if net_ready {
+                self.interface_news();
             }
             self.collect_results();
             self.drain_inbox();
@@ -579,6 +622,16 @@ impl Daemon {
             } else if listen_ready {
                 self.accept();
             }
+        }
+    }
+
+    /// Reads the kernel's link and address notices; after one, the device's interface is read
+    /// again. Run before every message, not only when poll saw a notice: a change made after
+    /// this wake-up's poll, and before a message the same wake-up reads, is then seen by it
+    /// (the notice is queued before the change returns to whoever made it).
+    fn interface_news(&mut self) {
+        if self.netwatch.as_ref().is_some_and(|w| w.drain()) {
+            self.device.changed();
         }
     }
 

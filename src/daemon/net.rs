@@ -1,4 +1,4 @@
-//! Reads `$phone_ip` and `$mac` from a network interface, at event time.
+//! Reads `$phone_ip` and `$mac` from a network interface, and tells when they may have changed.
 
 use nix::libc;
 use std::net::Ipv4Addr;
@@ -58,6 +58,60 @@ pub fn mac(iface: &str) -> Option<heapless::String<12>> {
         let _ = s.push(HEX[(b & 15) as usize] as char);
     }
     Some(s)
+}
+
+/// Messages of the routing socket read per wake-up at most; more (or an overflow) is "changed".
+const WATCH_READS: usize = 64;
+
+/// The kernel's notices of link and IPv4 address changes (an rtnetlink socket in the
+/// `RTMGRP_LINK` and `RTMGRP_IPV4_IFADDR` groups): the daemon reads `$phone_ip` and `$mac` once
+/// and again only after a notice, instead of two `ioctl`s per message. Without it (a kernel or
+/// sandbox that refuses the socket), they are read for every message as before.
+pub struct Watch {
+    fd: OwnedFd,
+}
+
+impl Watch {
+    pub fn open() -> Option<Watch> {
+        use nix::sys::socket::{
+            bind, socket, AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType,
+        };
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .ok()?;
+        let groups = (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR) as u32;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups)).ok()?;
+        Some(Watch { fd })
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// Reads and drops the notices waiting; true when there was any (or the socket overflowed:
+    /// notices were lost, so anything may have changed).
+    pub fn drain(&self) -> bool {
+        use nix::errno::Errno;
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut buf = [0u8; 1024];
+        let mut any = false;
+        for _ in 0..WATCH_READS {
+            match recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+            ) {
+                Err(Errno::EAGAIN) => return any,
+                Err(Errno::EINTR) => {}
+                _ => any = true,
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]

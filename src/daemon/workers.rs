@@ -11,10 +11,13 @@ pub(super) struct Workers {
     pub(super) sender: Arc<RwLock<Arc<Sender>>>,
     pub(super) wake: Arc<EventFd>,
     pub(super) started: usize,
+    /// Jobs handed to the workers and not back yet.
+    pub(super) busy: usize,
 }
 
-/// What a worker hands back: the ticket, the outcome, and a redirect's `Location`.
-pub(super) type Done = (Ticket, Outcome, Option<String>);
+/// What a worker hands back: the ticket, and the attempt's result (or only the name looked up,
+/// for the loop sender to send).
+pub(super) type Done = (Ticket, deliver::Attempt);
 
 impl Workers {
     /// No worker yet; the channel results come back on.
@@ -31,6 +34,7 @@ impl Workers {
             sender,
             wake,
             started: 0,
+            busy: 0,
         };
         (w, done_rx)
     }
@@ -56,11 +60,11 @@ impl Workers {
                         Err(_) => return,
                     };
                     let s = sender.read().map(|s| Arc::clone(&s));
-                    let (outcome, location) = match s {
-                        Ok(s) => s.send(&job.n),
+                    let attempt = match s {
+                        Ok(s) => s.work(&job.n),
                         Err(_) => return,
                     };
-                    if tx.send((job.ticket, outcome, location)).is_err() {
+                    if tx.send((job.ticket, attempt)).is_err() {
                         return;
                     }
                     wake(&wake_w);
@@ -117,28 +121,72 @@ impl Daemon {
         }
     }
 
+    /// Sends what is due: plain HTTP from this loop ([`deliver::LoopSender`]), the rest
+    /// through the workers.
     #[inline(never)]
     fn send_due(&mut self, t: Now) {
-        while let Some(job) = self.engine.next_job(t) {
-            log::debug!("{} {} {}", job.n.event, job.n.method.as_str(), job.n.url);
-            if let Err(e) = self.workers.ensure(self.engine.in_flight()) {
-                log::error!("cannot start a delivery worker: {e}");
-            }
-            let sent = if self.workers.started == 0 {
-                Err(mpsc::SendError(job))
-            } else {
-                self.workers.jobs.send(job)
+        let sender = self.sender.read().map(|s| Arc::clone(&s)).ok();
+        while let Some((ticket, n)) = self.engine.next_job_ref(t) {
+            log::debug!("{} {} {}", n.event, n.method.as_str(), n.url);
+            let start = match &sender {
+                Some(s) => self.direct.start(s, ticket, n, t.ms, 0),
+                None => deliver::Start::NotMine,
             };
-            if let Err(mpsc::SendError(job)) = sent {
-                self.unsent(job.ticket, t);
-                return;
+            match start {
+                deliver::Start::Sent => {}
+                deliver::Start::Done(outcome, location) => self.finish(ticket, outcome, location),
+                deliver::Start::NotMine => {
+                    if let Err(ticket) = hand_off(&mut self.workers, ticket, n) {
+                        self.unsent(ticket, t);
+                        return;
+                    }
+                }
             }
         }
     }
 
+    /// The results of the attempts that ended: the workers', and the loop sender's.
     #[inline(never)] // see Daemon::main_loop
     pub(super) fn collect_results(&mut self) {
-        while let Ok((ticket, outcome, location)) = self.done.try_recv() {
+        while let Ok((ticket, attempt)) = self.done.try_recv() {
+            self.workers.busy = self.workers.busy.saturating_sub(1);
+            match attempt {
+                deliver::Attempt::Done(outcome, location) => self.finish(ticket, outcome, location),
+                deliver::Attempt::Resolved(spent_ms) => self.send_resolved(ticket, spent_ms),
+            }
+        }
+        while let Some((ticket, outcome, location)) = self.direct.take_finished() {
+            self.finish(ticket, outcome, location);
+        }
+    }
+
+    /// A worker has looked up the name of this notification's destination: the loop sender
+    /// sends it now (or, with every loop connection busy, a worker).
+    #[cold]
+    #[inline(never)]
+    fn send_resolved(&mut self, ticket: Ticket, spent_ms: u64) {
+        let Some(n) = self.engine.in_flight_notification(ticket) else {
+            return;
+        };
+        let t = now();
+        let start = match self.sender.read().map(|s| Arc::clone(&s)) {
+            Ok(s) => self.direct.start(&s, ticket, &n, t.ms, spent_ms),
+            Err(_) => deliver::Start::NotMine,
+        };
+        match start {
+            deliver::Start::Sent => {}
+            deliver::Start::Done(outcome, location) => self.finish(ticket, outcome, location),
+            deliver::Start::NotMine => {
+                if let Err(ticket) = hand_off(&mut self.workers, ticket, &n) {
+                    self.unsent(ticket, t);
+                }
+            }
+        }
+    }
+
+    /// Records one attempt's result.
+    fn finish(&mut self, ticket: Ticket, outcome: Outcome, location: Option<String>) {
+        {
             let t = now();
             let event = self.engine.event_of(ticket);
             match (outcome, event) {
@@ -163,5 +211,33 @@ impl Daemon {
             self.engine
                 .complete(ticket, outcome, t, &mut |n| log_note(n, warn));
         }
+    }
+}
+
+/// Gives a worker a copy of the notification (starting a worker if none is free). Out of line:
+/// the job (~2.7 KiB, moved by value through the channel) stays out of the loop's frames.
+/// `Err(ticket)` when no worker can take it.
+#[inline(never)]
+fn hand_off(
+    w: &mut Workers,
+    ticket: Ticket,
+    n: &crate::core::outbox::Notification,
+) -> Result<(), Ticket> {
+    if let Err(e) = w.ensure(w.busy + 1) {
+        log::error!("cannot start a delivery worker: {e}");
+    }
+    if w.started == 0 {
+        return Err(ticket);
+    }
+    let job = Job {
+        ticket,
+        n: n.clone(),
+    };
+    match w.jobs.send(job) {
+        Ok(()) => {
+            w.busy += 1;
+            Ok(())
+        }
+        Err(_) => Err(ticket),
     }
 }
