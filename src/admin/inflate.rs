@@ -15,7 +15,8 @@ pub enum InflateError {
     TooLarge,
 }
 
-const MAX_BITS: usize = 15;
+/// The longest Huffman code of deflate (RFC 1951; a property of the format, not a capacity).
+const CODE_BITS: usize = 15;
 
 struct Bits<'a> {
     data: &'a [u8],
@@ -42,14 +43,14 @@ impl Bits<'_> {
 
 /// A canonical Huffman code: how many codes of each length, and the symbols in code order.
 struct Huffman {
-    count: [u16; MAX_BITS + 1],
+    count: [u16; CODE_BITS + 1],
     symbol: [u16; 288],
 }
 
 impl Huffman {
     fn new(lengths: &[u8]) -> Result<Huffman, InflateError> {
         let mut h = Huffman {
-            count: [0; MAX_BITS + 1],
+            count: [0; CODE_BITS + 1],
             symbol: [0; 288],
         };
         if lengths.len() > h.symbol.len() {
@@ -61,14 +62,14 @@ impl Huffman {
         // Over-subscribed lengths make no code; incomplete ones are allowed (a code that is
         // never assigned fails when it is read).
         let mut left: i32 = 1;
-        for len in 1..=MAX_BITS {
+        for len in 1..=CODE_BITS {
             left = (left << 1) - i32::from(h.count[len]);
             if left < 0 {
                 return Err(InflateError::Corrupt);
             }
         }
-        let mut offs = [0u16; MAX_BITS + 1];
-        for len in 1..MAX_BITS {
+        let mut offs = [0u16; CODE_BITS + 1];
+        for len in 1..CODE_BITS {
             offs[len + 1] = offs[len] + h.count[len];
         }
         for (sym, &l) in lengths.iter().enumerate() {
@@ -83,7 +84,7 @@ impl Huffman {
 
     fn decode(&self, b: &mut Bits) -> Result<u16, InflateError> {
         let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
-        for len in 1..=MAX_BITS {
+        for len in 1..=CODE_BITS {
             code |= b.bits(1)? as i32;
             let count = i32::from(self.count[len]);
             if code - count < first {
