@@ -56,9 +56,11 @@ endef
 $(foreach a,$(CROSS_ARCHES),$(eval $(call cross_arch_rules,$(a))))
 
 # One cargo run for both targets (as `cross`): the builds overlap, then each target's tests run
-# under its own qemu-user runner.
+# under its own qemu-user runner. The unit and integration tests only: the doc examples run on
+# the host (`make test-host`), and rustdoc in a run with two targets is not given the build
+# script's OUT_DIR (the admin page's compressed assets), so they would not compile here.
 test-arm: cross-ready
-	$(CARGO) test --no-fail-fast $(foreach t,$(CROSS_TRIPLES),--target $(t))
+	$(CARGO) test --no-fail-fast --lib --bins --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
 
 qemu-test: cross
 	@set -e; $(foreach a,$(CROSS_ARCHES),\

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{bin, Daemon, PATIENCE};
+use common::{bin, stat, status_when, Daemon, PATIENCE};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -325,27 +325,6 @@ impl Wire {
         let mut answer = String::new();
         self.0.read_line(&mut answer).expect("answer");
         assert!(answer.starts_with("OK"), "{line:?} answered {answer:?}");
-    }
-}
-
-fn stat(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
-}
-
-/// The status once `key` is `want` (or as it is after `PATIENCE`): the receiver has a request
-/// a moment before the daemon has read the answer.
-fn status_when(d: &Daemon, key: &str, want: u64) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let s = d.status();
-        if stat(&s, key) == want || Instant::now() > deadline {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -703,10 +682,7 @@ fn server_closing_an_idle_kept_connection_later_loses_nothing() {
     }
     let s = d.status();
     let got = r.got();
-    assert_eq!(order(&got), seq(0..4), "{got:#?}");
-    assert_once_each(&got);
-    assert_eq!(stat(&s, "retried"), 0, "{s}");
-    assert_eq!(r.conns(), 4, "{got:#?}");
+    assert_clean(&got, &s, 4, r.conns(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1296,10 +1272,7 @@ fn a_name_is_looked_up_then_sent_on_one_kept_connection() {
     }
     let got = r.wait_for(5);
     let s = status_when(&d, "delivered", 5);
-    assert_eq!(order(&got), seq(0..5), "{got:#?}");
-    assert_once_each(&got);
-    assert_eq!(stat(&s, "retried"), 0, "{s}");
-    assert_eq!(r.conns(), 1, "{got:#?}");
+    assert_clean(&got, &s, 5, r.conns(), 1);
 }
 
 /// The flush rule with a spool: SIGTERM while the loop sender's attempt hangs; after
@@ -1703,4 +1676,13 @@ fn more_healthy_destinations_than_loop_connections_take_turns() {
     }
     assert_eq!(stat(&s, "delivered"), 30, "{s}");
     assert_eq!(stat(&s, "retried"), 0, "{s}");
+}
+
+/// The end of a run without trouble: `n` notifications in order, each once, no retry, over
+/// `want_conns` connections.
+fn assert_clean(got: &[Got], s: &str, n: usize, conns: usize, want_conns: usize) {
+    assert_eq!(order(got), seq(0..n), "{got:#?}");
+    assert_once_each(got);
+    assert_eq!(stat(s, "retried"), 0, "{s}");
+    assert_eq!(conns, want_conns, "{got:#?}");
 }
