@@ -81,6 +81,8 @@ fn start(dir: &Path) -> Ns {
         ),
     )
     .unwrap();
+    // Inside the test's own network namespace (`unshare -n` below): 10.77.0.1 is an address
+    // of that namespace's loopback, reachable from nowhere else.
     let script = "ip link set lo up && ip addr add 10.77.0.1/8 dev lo && \
                   { \"$0\" listen --bind 10.77.0.1:$1 > \"$2/got\" 2>&1 & } && \
                   exec \"$0\" run --config \"$2/config.json\" --socket \"$2/s.sock\"";

@@ -203,6 +203,15 @@ struct Raw {
 }
 
 impl Raw {
+    /// A healthy receiver: `200` to every request, connections kept.
+    fn healthy() -> Raw {
+        Raw::start(|p| {
+            while p.request().is_some() {
+                p.send(&ok(200));
+            }
+        })
+    }
+
     fn start(handler: impl Fn(&mut Peer) + Send + Sync + 'static) -> Raw {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         Raw::on(l, Arc::new(handler))
@@ -759,11 +768,7 @@ fn a_receiver_that_never_accepts_times_out_the_connect() {
         full,
         "the backlog never filled: the test would prove nothing"
     );
-    let fine = Raw::start(|p| {
-        while p.request().is_some() {
-            p.send(&ok(200));
-        }
-    });
+    let fine = Raw::healthy();
     let d = Daemon::start(&config(
         &format!("http://{addr}/full"),
         Some(&fine.url("/fine")),
@@ -957,15 +962,7 @@ fn more_destinations_than_loop_connections_with_some_hanging() {
             })
         })
         .collect();
-    let fine: Vec<Raw> = (0..6)
-        .map(|_| {
-            Raw::start(|p| {
-                while p.request().is_some() {
-                    p.send(&ok(200));
-                }
-            })
-        })
-        .collect();
+    let fine: Vec<Raw> = (0..6).map(|_| Raw::healthy()).collect();
     // One event, the port in a variable: `$remote` is "PORT-SEQ"... the port must be a number,
     // so the port comes as `$remote` and the sequence number as `$display_remote`.
     let cfg = format!(
@@ -1259,11 +1256,7 @@ fn sigterm_waits_for_the_attempt_in_flight() {
 /// A name (`localhost`): a worker looks it up, the loop sends; kept and reused like an IP's.
 #[test]
 fn a_name_is_looked_up_then_sent_on_one_kept_connection() {
-    let r = Raw::start(|p| {
-        while p.request().is_some() {
-            p.send(&ok(200));
-        }
-    });
+    let r = Raw::healthy();
     let url = format!("http://localhost:{}/name", r.addr.port());
     let d = Daemon::start(&config(&url, None, QUICK));
     let mut w = Wire::to(&d);
@@ -1389,11 +1382,7 @@ fn servers_ending_kept_connections_at_bad_moments_lose_nothing() {
 /// order, but for the id, the signature and the target; the bodies are the same.
 #[test]
 fn the_loop_writes_the_request_as_ureq_does() {
-    let r = Raw::start(|p| {
-        while p.request().is_some() {
-            p.send(&ok(200));
-        }
-    });
+    let r = Raw::healthy();
     let ev = |path: &str| {
         format!(
             r#"{{"url": "{}", "method": "POST", "body": "{{\"n\":\"$remote\"}}", "content_type": "json",
@@ -1494,11 +1483,7 @@ fn a_flood_of_interim_answers_neither_holds_the_loop_nor_outlives_timeout_ms() {
             }
         }
     });
-    let fine = Raw::start(|p| {
-        while p.request().is_some() {
-            p.send(&ok(200));
-        }
-    });
+    let fine = Raw::healthy();
     let d = Daemon::start(&config(
         &flood.url("/flood"),
         Some(&fine.url("/fine")),
@@ -1642,15 +1627,7 @@ fn answers_dribbled_past_timeout_ms() {
 /// every destination gets its three in order.
 #[test]
 fn more_healthy_destinations_than_loop_connections_take_turns() {
-    let rs: Vec<Raw> = (0..10)
-        .map(|_| {
-            Raw::start(|p| {
-                while p.request().is_some() {
-                    p.send(&ok(200));
-                }
-            })
-        })
-        .collect();
+    let rs: Vec<Raw> = (0..10).map(|_| Raw::healthy()).collect();
     let cfg = format!(
         r#"{{"events": {{"dnd_on": "http://127.0.0.1:$remote/t?n=$display_remote"}},
             "delivery": {{{QUICK}}}}}"#
