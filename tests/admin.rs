@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "correct horse 9";
+/// Short delivery timeouts, for the curl tests (x86_64 only: curl is a host program).
+#[cfg(target_arch = "x86_64")]
 const FAST: &str = r#""delivery": {"connect_timeout_ms": 500, "timeout_ms": 1500, "attempts": 3, "backoff_initial_ms": 50, "backoff_max_ms": 200}"#;
 
 /// Makes a credentials file with the real `passwd` command (password on stdin).
@@ -76,6 +78,8 @@ impl Admin {
         }
     }
 
+    /// For curl (the curl tests run natively only).
+    #[cfg(target_arch = "x86_64")]
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

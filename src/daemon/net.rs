@@ -53,6 +53,8 @@ pub fn mac(iface: &str) -> Option<heapless::String<12>> {
     let hw = unsafe { r.ifr_ifru.ifru_hwaddr };
     let mut s = heapless::String::<12>::new();
     for b in &hw.sa_data[..6] {
+        // c_char: i8 on x86_64, u8 on ARM (where the cast changes nothing).
+        #[allow(clippy::unnecessary_cast)]
         let b = *b as u8;
         let _ = s.push(HEX[(b >> 4) as usize] as char);
         let _ = s.push(HEX[(b & 15) as usize] as char);
