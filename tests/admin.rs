@@ -1529,3 +1529,110 @@ fn every_write_keeps_headers_signing_secrets_max_age_and_spool_and_never_shows_a
         assert!(!seen.contains(s), "{s} came back:\n{seen}");
     }
 }
+
+/// `admin.refused_writes` in the API's status and `admin_refused_writes` in the daemon's.
+#[cfg(target_arch = "x86_64")]
+fn refused_writes(a: &Admin, u: &str) -> (u64, u64) {
+    let (st, _, body) = curl(&["--digest", "-u", u], &a.url("/api/v1/status"));
+    assert_eq!(st, 200, "{body}");
+    let api = json(&body)["admin"]["refused_writes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no admin.refused_writes: {body}"));
+    (api, common::stat(&a.d.status(), "admin_refused_writes"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn refused_writes_are_counted_in_both_statuses_and_nothing_else_is() {
+    let a = Admin::start(r#"{"events":{"incoming_call":"127.0.0.1:9/a"}}"#, &[]);
+    let u = user();
+    assert_eq!(refused_writes(&a, &u), (0, 0));
+    let m = format!("If-Match: {}", a.etag());
+    let before = std::fs::read_to_string(a.d.config_path()).unwrap();
+    let put = |path: &str, body: &str| {
+        curl(
+            &["--digest", "-u", &u, "-X", "PUT", "-H", &m, "--data", body],
+            &a.url(path),
+        )
+        .0
+    };
+    // Refused: an invalid template (422), a body that is not JSON (400), a whole config
+    // without events (422), the CTI request with a setting that is not ours and with an
+    // invalid URL (400 each, GET and POST).
+    assert_eq!(
+        put(
+            "/api/v1/events/incoming_call",
+            r#"{"url":"h/x?a=${remote"}"#
+        ),
+        422
+    );
+    assert_eq!(put("/api/v1/events/incoming_call", "{not json"), 400);
+    assert_eq!(put("/api/v1/config", r#"{"delivery":{}}"#), 422);
+    let cti = |q: &str, data: Option<&str>| {
+        let mut args = vec!["--digest", "-u", &u];
+        if let Some(d) = data {
+            args.extend(["--data", d]);
+        }
+        curl(&args, &a.url(&format!("/dummy.htm{q}"))).0
+    };
+    assert_eq!(cti("?settings=save&ringer=3", None), 400);
+    assert_eq!(
+        cti(
+            "",
+            Some("settings=save&action_incoming_url=h%2Fx%3Fa%3D%24%7Bremote")
+        ),
+        400
+    );
+    assert_eq!(refused_writes(&a, &u), (5, 5));
+    assert_eq!(std::fs::read_to_string(a.d.config_path()).unwrap(), before);
+    // Not refused writes: a preview of an invalid template (nothing is written), a write with
+    // a stale or missing If-Match, one without credentials, an unknown event, a write that
+    // succeeds, a CTI request that succeeds.
+    let (st, _, _) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "--data",
+            r#"{"url":"h/x?a=${remote"}"#,
+        ],
+        &a.url("/api/v1/events/incoming_call/preview"),
+    );
+    assert_eq!(st, 200);
+    let stale = r#"If-Match: "0-stale""#;
+    let (st, _, _) = curl(
+        &[
+            "--digest",
+            "-u",
+            &u,
+            "-X",
+            "PUT",
+            "-H",
+            stale,
+            "--data",
+            "{not json",
+        ],
+        &a.url("/api/v1/events/incoming_call"),
+    );
+    assert_eq!(st, 412);
+    let (st, _, _) = curl(
+        &["--digest", "-u", &u, "-X", "PUT", "--data", "{not json"],
+        &a.url("/api/v1/events/incoming_call"),
+    );
+    assert_eq!(st, 428);
+    let (st, _, _) = curl(
+        &["-X", "PUT", "-H", &m, "--data", "{not json"],
+        &a.url("/api/v1/events/incoming_call"),
+    );
+    assert_eq!(st, 401);
+    assert_eq!(put("/api/v1/events/no_such_event", "{}"), 404);
+    assert_eq!(
+        put("/api/v1/events/incoming_call", r#"{"url":"127.0.0.1:9/b"}"#),
+        200
+    );
+    assert_eq!(
+        cti("?settings=save&action_dnd_on_url=127.0.0.1%3A9%2Fd", None),
+        200
+    );
+    assert_eq!(refused_writes(&a, &u), (5, 5));
+}

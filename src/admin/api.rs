@@ -1146,7 +1146,8 @@ pub fn status(ctx: &Ctx) -> Response {
                 "duplicates": c.duplicates, "unknown_call": c.unknown_call, "call_table_full": c.call_table_full,
                 "refused": c.refused, "reloads": c.reloads, "reload_errors": c.reload_errors,
             },
-            "admin": {"failed_logins": lock.0, "lockouts": lock.1, "locked_addresses": lock.2, "sessions": sess},
+            "admin": {"failed_logins": lock.0, "lockouts": lock.1, "locked_addresses": lock.2, "sessions": sess,
+                      "refused_writes": ctx.refused_writes()},
             "events": events,
         }),
     )

@@ -21,7 +21,7 @@ use serde_json::json;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ pub struct AdminOptions {
 /// mistake is reported at once.
 pub struct Prepared {
     listener: TcpListener,
+    /// Refused writes (see [`Ctx::write`]), shared with the [`AdminSlot`] for `status`.
+    refused_writes: Arc<AtomicU64>,
     opts: AdminOptions,
     creds: Credentials,
     #[cfg(feature = "tls")]
@@ -63,13 +65,20 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// Handed to the daemon in its options; the daemon starts it once its inbox exists.
+/// Handed to the daemon in its options; the daemon starts it once its inbox exists, and reads
+/// the server's count of refused writes from it for `status`.
 #[derive(Clone, Debug, Default)]
-pub struct AdminSlot(Arc<Mutex<Option<Prepared>>>);
+pub struct AdminSlot(Arc<Mutex<Option<Prepared>>>, Arc<AtomicU64>);
 
 impl AdminSlot {
     pub fn new(p: Prepared) -> AdminSlot {
-        AdminSlot(Arc::new(Mutex::new(Some(p))))
+        let refused = Arc::clone(&p.refused_writes);
+        AdminSlot(Arc::new(Mutex::new(Some(p))), refused)
+    }
+
+    /// Writes the admin server refused as invalid (`400`/`422`): see [`Ctx::write`].
+    pub fn refused_writes(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
     }
 
     /// Starts the server thread (once).
@@ -104,6 +113,7 @@ impl Prepared {
             .map_err(|e| format!("admin listen {}: {e}", opts.listen))?;
         Ok(Prepared {
             listener,
+            refused_writes: Arc::default(),
             opts,
             creds,
             #[cfg(feature = "tls")]
@@ -148,6 +158,7 @@ impl Prepared {
             basic_anywhere: self.opts.basic_anywhere,
             tables: Mutex::new(Tables::default()),
             active: AtomicUsize::new(0),
+            refused_writes: self.refused_writes,
         });
         let listener = self.listener;
         #[cfg(feature = "tls")]
@@ -256,6 +267,7 @@ pub struct Ctx {
     basic_anywhere: bool,
     tables: Mutex<Tables>,
     active: AtomicUsize,
+    refused_writes: Arc<AtomicU64>,
 }
 
 impl Ctx {
@@ -264,6 +276,22 @@ impl Ctx {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// The answer to a write (a config change: `PUT`/`DELETE` of the config or an event, an
+    /// import, the CTI request), counted in `refused_writes` when it refuses the change as
+    /// invalid: `400` (malformed body or query, a setting that is not ours) or `422` (the config
+    /// would be invalid). Not counted: authentication, CSRF, `If-Match` (`401`, `403`, `412`,
+    /// `428`), and previews and test sends, which change nothing.
+    fn write(&self, r: Response) -> Response {
+        if matches!(r.status, 400 | 422) {
+            self.refused_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    pub fn refused_writes(&self) -> u64 {
+        self.refused_writes.load(Ordering::Relaxed)
     }
 
     /// ((failed logins, lockouts, locked entries), sessions).
@@ -644,7 +672,7 @@ fn login(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64) -> Response {
 fn dispatch(ctx: &Ctx, req: &Request, method: &str, path: &str, who: &Who) -> Response {
     if path == "/dummy.htm" {
         return match method {
-            "GET" | "POST" => api::cti(ctx, req),
+            "GET" | "POST" => ctx.write(api::cti(ctx, req)),
             _ => Response::text(405, "GET or POST"),
         };
     }
@@ -673,14 +701,14 @@ fn dispatch(ctx: &Ctx, req: &Request, method: &str, path: &str, who: &Who) -> Re
         ("GET", ["events"]) => api::events_list(),
         ("GET", ["variables"]) => api::variables_list(),
         ("GET", ["config"]) => api::get_config(ctx),
-        ("PUT", ["config"]) => api::put_config(ctx, req),
+        ("PUT", ["config"]) => ctx.write(api::put_config(ctx, req)),
         ("GET", ["status"]) => api::status(ctx),
         ("GET", ["events", key]) => api::get_event(ctx, key),
-        ("PUT", ["events", key]) => api::write_event(ctx, req, key, false),
-        ("DELETE", ["events", key]) => api::write_event(ctx, req, key, true),
+        ("PUT", ["events", key]) => ctx.write(api::write_event(ctx, req, key, false)),
+        ("DELETE", ["events", key]) => ctx.write(api::write_event(ctx, req, key, true)),
         ("POST", ["events", key, "preview"]) => api::preview(ctx, req, key),
         ("POST", ["events", key, "test"]) => api::test_send(ctx, req, key),
-        ("POST", ["import"]) => api::import(ctx, req),
+        ("POST", ["import"]) => ctx.write(api::import(ctx, req)),
         _ => {
             let path_known = api::ROUTES.iter().any(|(_, p)| route_matches(p, path));
             if path_known {

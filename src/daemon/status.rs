@@ -154,6 +154,9 @@ impl Daemon {
         let _ = writeln!(s, "reload_errors {}", self.counters.reload_errors);
         let _ = writeln!(s, "boot_held {}", u64::from(self.held_boot.is_some()));
         let _ = writeln!(s, "clients {}", self.clients.len());
+        if let Some(admin) = &self.opts.admin {
+            let _ = writeln!(s, "admin_refused_writes {}", admin.refused_writes());
+        }
         for e in crate::core::event::Event::ALL {
             if let Some((code, loc)) = &self.redirects[e.index()] {
                 let _ = writeln!(s, "redirect {} {code} {loc}", e.key());
