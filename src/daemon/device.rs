@@ -11,9 +11,18 @@ pub struct Device {
     pub(super) program_version: String,
     pub(super) interface: String,
     pub(super) language: String,
-    /// The interface as last read, kept while the kernel reports no change ([`net::Watch`]);
-    /// `keep` is false without a watch: read for every message.
+    /// The interface as last read, kept while the kernel reports no change to it
+    /// ([`net::Watch`]); `keep` is false without a watch: read for every message.
     read: Option<Read>,
+    /// The interface's index when it was read (`None`: it did not exist then).
+    index: Option<u32>,
+    /// The device's own subscription to the kernel's notices, opened before the first read:
+    /// the daemon's watch (in its poll set) says that something changed, this one which
+    /// interface it was, so that a change of another interface (a Wi-Fi scan, a container's
+    /// veth) keeps what was read. `None` (not opened, or refused): every notice counts.
+    notices: Option<net::Watch>,
+    /// Times the interface was read (`interface_reads` in `status`).
+    reads: u64,
     pub(super) keep: bool,
 }
 
@@ -39,22 +48,53 @@ impl Device {
                 .or_else(|| board.language.clone())
                 .unwrap_or_else(|| "en".into()),
             read: None,
+            index: None,
+            notices: None,
+            reads: 0,
             keep: false,
         }
     }
 
-    /// The kernel reported a link or address change: read the interface again next time.
+    /// The same device after a reload to `config`: what was read is read again, the count of
+    /// reads goes on.
+    pub fn reloaded(&self, board: &Board, config: &Config) -> Device {
+        let mut d = Device::new(board, config);
+        d.keep = self.keep;
+        d.reads = self.reads;
+        d
+    }
+
+    /// The kernel reported a link or address change: read the interface again next time if the
+    /// change may concern it ([`net::concerns`]).
     pub fn changed(&mut self) {
-        self.read = None;
+        let concerns = match &self.notices {
+            Some(w) => w.drain_for(&self.interface, self.index),
+            None => true,
+        };
+        if concerns {
+            self.read = None;
+        }
+    }
+
+    /// Times the interface was read.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     pub fn vars(&mut self) -> Vars {
         let (ip, mac) = match &self.read {
             Some(r) => r.clone(),
             None => {
+                // Subscribed before reading: a change made after the read is then reported.
+                if self.keep && self.notices.is_none() {
+                    self.notices = net::Watch::open();
+                }
+                let index = net::index(&self.interface);
                 let r = (net::ipv4(&self.interface), net::mac(&self.interface));
+                self.reads += 1;
                 if self.keep {
                     self.read = Some(r.clone());
+                    self.index = index;
                 }
                 r
             }

@@ -199,8 +199,7 @@ impl Daemon {
                 }
             }
         }
-        self.device = Device::new(&self.opts.board, &cfg);
-        self.device.keep = self.netwatch.is_some();
+        self.device = self.device.reloaded(&self.opts.board, &cfg);
         self.engine.set_config(cfg);
         self.config_text = text;
         self.counters.reloads += 1;

@@ -141,6 +141,7 @@ impl Daemon {
         let _ = writeln!(s, "config {}", self.opts.config.display());
         let _ = writeln!(s, "pid {}", std::process::id());
         let _ = writeln!(s, "interface {}", self.device.interface());
+        let _ = writeln!(s, "interface_reads {}", self.device.reads());
         let refused: u64 = self.counters.refused.iter().sum();
         let _ = writeln!(s, "refused {refused}");
         for e in WIRE_ERRORS {
