@@ -1636,3 +1636,30 @@ fn refused_writes_are_counted_in_both_statuses_and_nothing_else_is() {
     );
     assert_eq!(refused_writes(&a, &u), (5, 5));
 }
+
+/// A `Referer` whose characters do not end where this server's origin does (a multi-byte
+/// character across that length; a byte that is not UTF-8 reads as one) is a foreign origin:
+/// refused with 403, and the server keeps answering (a panic would have ended the connection's
+/// thread without giving back its place among the `MAX_CONNS`, and in a release build the
+/// daemon).
+#[test]
+fn a_referer_cut_inside_a_character_is_refused_and_the_server_keeps_serving() {
+    let a = Admin::start(r#"{"events":{"incoming_call":"127.0.0.1:9/a"}}"#, &[]);
+    let own = format!("http://{}", a.addr);
+    let referer = format!("http://{}\u{fffd}", "1".repeat(own.len() - 8));
+    for _ in 0..10 {
+        let (st, _, body) = a.authed(
+            "PUT",
+            "/api/v1/events/incoming_call",
+            &[("Referer", referer.as_str())],
+            r#"{"url":"127.0.0.1:9/b"}"#,
+        );
+        assert_eq!(st, 403, "{body}");
+    }
+    let (st, _, body) = a.authed("GET", "/api/v1/config", &[], "");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        json(&body)["events"]["incoming_call"]["url"],
+        "127.0.0.1:9/a"
+    );
+}

@@ -198,6 +198,9 @@ impl Prepared {
                         .name("admin-conn".into())
                         .stack_size(CONN_STACK)
                         .spawn(move || {
+                            // The place is given back however the thread ends (a panic too,
+                            // where panics unwind).
+                            let _place = Place(&c.active);
                             #[cfg(feature = "tls")]
                             match tls {
                                 Some(cfg) => serve_tls(&c, stream, cfg),
@@ -205,7 +208,6 @@ impl Prepared {
                             }
                             #[cfg(not(feature = "tls"))]
                             serve_conn(&c, stream);
-                            c.active.fetch_sub(1, Ordering::AcqRel);
                         });
                     if spawned.is_err() {
                         ctx.active.fetch_sub(1, Ordering::AcqRel);
@@ -213,6 +215,15 @@ impl Prepared {
                 }
             })?;
         Ok(())
+    }
+}
+
+/// One connection's place among the [`MAX_CONNS`], given back on drop.
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -488,10 +499,12 @@ fn same_origin_or_none(req: &Request) -> bool {
         .header("origin")
         .is_none_or(|o| o.trim().eq_ignore_ascii_case(&own));
     let referer_ok = req.header("referer").is_none_or(|r| {
-        let r = r.trim();
-        r.len() >= own.len()
-            && r[..own.len()].eq_ignore_ascii_case(&own)
-            && matches!(r.as_bytes().get(own.len()), None | Some(b'/'))
+        // Compared as bytes: both come from the client, and a character of the Referer may
+        // straddle the origin's length.
+        let r = r.trim().as_bytes();
+        r.get(..own.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(own.as_bytes()))
+            && matches!(r.get(own.len()), None | Some(b'/'))
     });
     origin_ok && referer_ok
 }
