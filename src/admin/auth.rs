@@ -484,17 +484,31 @@ impl BasicCache {
 }
 
 /// Digest nonces seen with their highest nonce count, so a captured request cannot be replayed
-/// (bounded: when full the oldest nonce is forgotten; nonces expire after [`NONCE_TTL_S`]).
+/// (bounded: when full, the nonce made first is forgotten, and a nonce made as early or earlier
+/// is not taken any more: answered stale, its client asks for a new one. Entries leave only
+/// that way or when their nonce expires ([`NONCE_TTL_S`], by the time it was made), so every
+/// entry is younger than a forgotten nonce until that one has expired: a request captured with
+/// it cannot come back in).
 pub const NONCE_SEEN_CAP: usize = 64;
 
+/// (nonce, highest nc, the time the nonce was made).
 #[derive(Default)]
 pub struct NonceCounts(Vec<(String, u32, u64)>);
 
+/// The time a nonce of [`NonceKey::nonce`] was made (its first field).
+fn nonce_time(nonce: &str) -> Option<u64> {
+    u64::from_str_radix(nonce.split('-').next()?, 16).ok()
+}
+
 impl NonceCounts {
-    /// Records `nc` for `nonce`; `false` if it is not higher than one already seen (a replay).
+    /// Records `nc` for `nonce` (one this server made); `false` if it is not higher than one
+    /// already seen (a replay), or the nonce may have been forgotten (see [`NONCE_SEEN_CAP`]).
     pub fn fresh(&mut self, nonce: &str, nc: u32, now_s: u64) -> bool {
+        let Some(made) = nonce_time(nonce) else {
+            return false;
+        };
         self.0
-            .retain(|(_, _, at)| now_s.saturating_sub(*at) <= NONCE_TTL_S);
+            .retain(|(_, _, t)| now_s.saturating_sub(*t) <= NONCE_TTL_S);
         if let Some(e) = self.0.iter_mut().find(|(n, _, _)| n == nonce) {
             if nc <= e.1 {
                 return false;
@@ -504,11 +518,22 @@ impl NonceCounts {
         }
         if self.0.len() >= NONCE_SEEN_CAP {
             if let Some(i) = (0..self.0.len()).min_by_key(|&i| self.0[i].2) {
+                if made <= self.0[i].2 {
+                    return false;
+                }
                 self.0.swap_remove(i);
             }
         }
-        self.0.push((nonce.to_string(), nc, now_s));
+        self.0.push((nonce.to_string(), nc, made));
         true
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -923,18 +948,48 @@ mod tests {
 
     #[test]
     fn a_digest_nonce_count_cannot_be_replayed() {
+        let key = NonceKey::new().unwrap();
         let mut n = NonceCounts::default();
-        assert!(n.fresh("a", 1, 0));
-        assert!(!n.fresh("a", 1, 1));
-        assert!(n.fresh("a", 2, 1));
-        assert!(n.fresh("b", 1, 1));
-        for i in 0..NONCE_SEEN_CAP as u32 {
-            assert!(n.fresh(&format!("x{i}"), 1, 2));
-        }
-        assert_eq!(n.0.len(), NONCE_SEEN_CAP);
+        let a = key.nonce(0);
+        assert!(n.fresh(&a, 1, 0));
+        assert!(!n.fresh(&a, 1, 1));
+        assert!(n.fresh(&a, 2, 1));
+        assert!(n.fresh(&key.nonce(1), 1, 1));
+        assert!(!n.fresh("not-a-nonce", 1, 1));
+        assert_eq!(n.len(), 2);
         let h = "Digest username=\"admin\", nonce=\"3c-ab\", nc=0000000a, uri=\"/\"";
         assert_eq!(digest_nonce_nc(h), Some(("3c-ab".into(), 10)));
         assert_eq!(digest_nonce_nc("Basic eA=="), None);
+    }
+
+    #[test]
+    fn a_nonce_forgotten_to_make_room_cannot_be_replayed() {
+        let key = NonceKey::new().unwrap();
+        let mut n = NonceCounts::default();
+        // A request is captured (nonce made at 100, nc 1); then other clients use the table's
+        // worth of nonces within the nonce lifetime, which pushes it out.
+        let captured = key.nonce(100);
+        assert!(n.fresh(&captured, 1, 100));
+        let unused_then = key.nonce(100);
+        for i in 0..NONCE_SEEN_CAP as u64 {
+            assert!(n.fresh(&key.nonce(101 + i), 1, 101 + i));
+        }
+        assert_eq!(n.len(), NONCE_SEEN_CAP);
+        let now = 101 + NONCE_SEEN_CAP as u64;
+        assert!(
+            now - 100 <= NONCE_TTL_S,
+            "the captured nonce is still fresh"
+        );
+        assert!(!n.fresh(&captured, 1, now), "the captured request replayed");
+        // A nonce made as early is answered stale too (its client asks for a new one)...
+        assert!(!n.fresh(&unused_then, 1, now));
+        // ...and the ones made later still work, their counts kept.
+        assert!(n.fresh(&key.nonce(now), 1, now));
+        // Still so after the table has turned over again.
+        for i in 0..NONCE_SEEN_CAP as u64 {
+            assert!(n.fresh(&key.nonce(now + i), 1, now + i));
+        }
+        assert!(!n.fresh(&captured, 1, now + NONCE_SEEN_CAP as u64));
     }
 
     #[test]
