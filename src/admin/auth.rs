@@ -633,7 +633,26 @@ struct Strike {
     locked_until: u64,
 }
 
-/// Failed logins per address (bounded: [`LOCKOUT_CAP`]).
+/// Where failed logins are counted for `ip`: an IPv4 address (also when it comes IPv4-mapped,
+/// on a dual-stack listener), or an IPv6 address's /64 network: a host given a /64 (SLAAC, a
+/// prefix delegation) can take a fresh address for every guess, so an address of its own would
+/// give it two free guesses per address and push the locked ones out of the table.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::from(o)
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Failed logins per source (an IPv4 address, an IPv6 /64: [`source`]; bounded:
+/// [`LOCKOUT_CAP`]).
 #[derive(Default)]
 pub struct Lockout {
     table: Vec<Strike>,
@@ -646,6 +665,7 @@ pub struct Lockout {
 impl Lockout {
     /// Seconds the address is still locked for.
     pub fn locked(&self, ip: IpAddr, now_s: u64) -> Option<u64> {
+        let ip = source(ip);
         self.table
             .iter()
             .find(|s| s.ip == ip && s.locked_until > now_s)
@@ -654,6 +674,7 @@ impl Lockout {
 
     /// Counts a failure; `Some(seconds)` when it locks the address.
     pub fn fail(&mut self, ip: IpAddr, now_s: u64) -> Option<u64> {
+        let ip = source(ip);
         self.failures += 1;
         let i = match self.table.iter().position(|s| s.ip == ip) {
             Some(i) => i,
@@ -688,6 +709,7 @@ impl Lockout {
     }
 
     pub fn succeed(&mut self, ip: IpAddr) {
+        let ip = source(ip);
         self.table.retain(|s| s.ip != ip);
     }
 
@@ -1032,6 +1054,28 @@ mod tests {
         }
         assert_eq!(l.len(), LOCKOUT_CAP);
         assert_eq!(l.evicted, 10);
+    }
+
+    #[test]
+    fn lockout_counts_an_ipv6_network_and_a_mapped_ipv4_address_as_one_source() {
+        let mut l = Lockout::default();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        // Three guesses from three addresses of one /64: locked, for every address in it.
+        assert_eq!(l.fail(ip("2001:db8:1:2::a"), 0), None);
+        assert_eq!(l.fail(ip("2001:db8:1:2::b"), 0), None);
+        assert_eq!(l.fail(ip("2001:db8:1:2:ffff::c"), 0), Some(LOCKOUT_S));
+        assert!(l.locked(ip("2001:db8:1:2:1234::1"), 1).is_some());
+        assert_eq!(l.locked(ip("2001:db8:1:3::a"), 1), None, "another /64");
+        assert_eq!(l.len(), 1);
+        // An IPv4 client through a dual-stack listener is its IPv4 address, not ::ffff:0:0/64.
+        assert_eq!(l.fail(ip("::ffff:10.0.0.1"), 0), None);
+        assert_eq!(l.fail(ip("10.0.0.1"), 0), None);
+        assert_eq!(l.fail(ip("::ffff:10.0.0.1"), 0), Some(LOCKOUT_S));
+        assert!(l.locked(ip("10.0.0.1"), 1).is_some());
+        assert_eq!(l.locked(ip("::ffff:10.0.0.2"), 1), None);
+        // A success clears its source.
+        l.succeed(ip("2001:db8:1:2::99"));
+        assert_eq!(l.locked(ip("2001:db8:1:2::a"), 1), None);
     }
 
     #[test]
