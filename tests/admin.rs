@@ -1663,3 +1663,20 @@ fn a_referer_cut_inside_a_character_is_refused_and_the_server_keeps_serving() {
         "127.0.0.1:9/a"
     );
 }
+
+/// A flood of connections from outside the allow-list gets its 403s, and the log gets at most
+/// `WARN_BURST` (10) lines about it per minute, not one per connection.
+#[test]
+fn refused_addresses_do_not_flood_the_log() {
+    let a = Admin::start(r#"{"events":{}}"#, &["--admin-allow", "10.0.0.0/8"]);
+    for _ in 0..40 {
+        let (st, _, _) = a.raw("GET", "/api/v1/status", &[], "");
+        assert_eq!(st, 403);
+    }
+    let lines =
+        a.d.log()
+            .lines()
+            .filter(|l| l.contains("is not in the allow-list"))
+            .count();
+    assert_eq!(lines, 10, "{}", a.d.log());
+}

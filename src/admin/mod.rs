@@ -14,7 +14,7 @@ pub mod auth;
 pub mod http;
 
 use crate::core::config::Board;
-use crate::daemon::Inbox;
+use crate::daemon::{Inbox, WARN_BURST, WARN_WINDOW_MS};
 use auth::{AllowList, Credentials, Lockout, NonceKey, Sessions, Verdict};
 use http::{Request, Response};
 use serde_json::json;
@@ -172,7 +172,7 @@ impl Prepared {
                     // read is spent on it.
                     if let Ok(peer) = stream.peer_addr() {
                         if !ctx.allow.allows(peer.ip()) {
-                            log::warn!("admin: {} is not in the allow-list: refused", peer.ip());
+                            ctx.not_allowed(peer.ip());
                             let mut s = stream;
                             let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
                             let _ = security_headers(
@@ -263,6 +263,39 @@ struct Tables {
     sessions: Sessions,
     basic: auth::BasicCache,
     nonces: auth::NonceCounts,
+    /// The warnings a client can cause before it has authenticated.
+    quiet_allow: Quiet,
+    quiet_login: Quiet,
+}
+
+/// The rate limit of one kind of warning a client can cause without credentials (an address
+/// outside the allow-list, a failed login): [`WARN_BURST`] lines per [`WARN_WINDOW_MS`], then
+/// one line with how many were left out, so that a flood of connections does not flood the log.
+#[derive(Default)]
+struct Quiet {
+    window_start: u64,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Quiet {
+    fn allow(&mut self, now_ms: u64, what: &str) -> bool {
+        if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
+            if self.suppressed > 0 {
+                log::warn!("admin: {} similar suppressed: {what}", self.suppressed);
+            }
+            self.window_start = now_ms;
+            self.logged = 0;
+            self.suppressed = 0;
+        }
+        if self.logged < WARN_BURST {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 /// What the handlers share.
@@ -303,6 +336,18 @@ impl Ctx {
 
     pub fn refused_writes(&self) -> u64 {
         self.refused_writes.load(Ordering::Relaxed)
+    }
+
+    /// Whether to log one more warning of the kind `which` picks (see [`Quiet`]).
+    fn quiet(&self, which: fn(&mut Tables) -> &mut Quiet, what: &str) -> bool {
+        which(&mut self.tables()).allow(crate::daemon::now().ms, what)
+    }
+
+    /// A client outside the allow-list was refused.
+    fn not_allowed(&self, ip: IpAddr) {
+        if self.quiet(|t| &mut t.quiet_allow, "addresses not in the allow-list") {
+            log::warn!("admin: {ip} is not in the allow-list: refused");
+        }
     }
 
     /// ((failed logins, lockouts, locked entries), sessions).
@@ -413,7 +458,7 @@ pub fn serve(ctx: &Ctx, req: &Request) -> Response {
 fn route(ctx: &Ctx, req: &Request) -> Response {
     let ip = req.peer.unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
     if !ctx.allow.allows(ip) {
-        log::warn!("admin: {ip} is not in the allow-list: refused");
+        ctx.not_allowed(ip);
         return Response::error(403, "forbidden", "address not allowed");
     }
     let path = req.path();
@@ -569,11 +614,15 @@ fn failed(ctx: &Ctx, req: &Request, ip: IpAddr, now: u64, how: &str) -> Response
     let lock = ctx.tables().lockout.fail(ip, now);
     match lock {
         Some(s) => {
-            log::warn!("admin: failed {how} login from {ip}: locked out for {s} s");
+            if ctx.quiet(|t| &mut t.quiet_login, "failed logins") {
+                log::warn!("admin: failed {how} login from {ip}: locked out for {s} s");
+            }
             locked(s)
         }
         None => {
-            log::warn!("admin: failed {how} login from {ip}");
+            if ctx.quiet(|t| &mut t.quiet_login, "failed logins") {
+                log::warn!("admin: failed {how} login from {ip}");
+            }
             if how == "form" {
                 Response::error(401, "bad_credentials", "wrong user name or password")
             } else {
