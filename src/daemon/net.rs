@@ -384,6 +384,37 @@ mod tests {
     }
 
     #[test]
+    fn random_notices_never_panic() {
+        // Real messages cut and spoiled at random places, and random bytes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds = [
+            named(7, "eth0"),
+            addr(libc::RTM_NEWADDR, 7),
+            link(libc::RTM_DELLINK, 3, &[]),
+        ];
+        for _ in 0..20_000 {
+            let mut m = seeds[(next() % 3) as usize].clone();
+            if next() % 4 == 0 {
+                m.extend(seeds[(next() % 3) as usize].clone());
+            }
+            for _ in 0..next() % 4 {
+                let i = (next() as usize) % m.len();
+                m[i] = next() as u8;
+            }
+            let cut = (next() as usize) % (m.len() + 1);
+            let _ = concerns(&m[..cut], next() % 2 == 0, "eth0", Some(7));
+            let noise: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+            let _ = concerns(&noise, next() % 2 == 0, "eth0", None);
+        }
+    }
+
+    #[test]
     fn loopback() {
         assert_eq!(super::ipv4("lo"), Some(std::net::Ipv4Addr::LOCALHOST));
         assert_eq!(super::index("lo"), Some(1));
