@@ -1680,3 +1680,51 @@ fn refused_addresses_do_not_flood_the_log() {
             .count();
     assert_eq!(lines, 10, "{}", a.d.log());
 }
+
+/// Over HTTPS, a client that trickles its TLS handshake (one byte a second: each read is within
+/// the 5 s of silence allowed, but rustls keeps reading until the handshake is whole) is cut off
+/// like a slow plain-HTTP client (5 s idle + 8 s for the request), not held for hours.
+#[test]
+fn a_trickled_tls_handshake_is_cut_off() {
+    let dir = TempDir::new("admin-tls-slow");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_file = dir.write("cert.pem", cert.pem());
+    let key_file = dir.write("key.pem", key.serialize_pem());
+    let a = Admin::start(
+        r#"{"events":{}}"#,
+        &[
+            "--admin-cert",
+            cert_file.to_str().unwrap(),
+            "--admin-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let mut s = TcpStream::connect(a.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let t0 = Instant::now();
+    // A handshake record announcing 16 KiB, then a byte a second of it.
+    s.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]).unwrap();
+    let closed = loop {
+        let mut b = [0u8; 64];
+        match s.read(&mut b) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break true,
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        if s.write_all(&[0]).is_err() {
+            break true;
+        }
+    };
+    let took = t0.elapsed();
+    assert!(closed, "still open after {took:?}");
+    assert!(took < Duration::from_secs(16), "closed only after {took:?}");
+}

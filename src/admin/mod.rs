@@ -32,6 +32,9 @@ pub const MAX_CONNS: usize = 8;
 pub const CONN_STACK: usize = 1024 * 1024;
 /// Longest time a response may take to be written.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
+/// Over HTTPS, the TLS handshake and the request are read within this of the connection: the
+/// idle time allowed before a request and the time a request may take.
+pub const TLS_READ_MS: u64 = http::ADMIN_IDLE_MS + http::ADMIN_REQUEST_MS;
 /// The session cookie's name.
 pub const COOKIE: &str = "en_session";
 
@@ -390,7 +393,42 @@ fn handle_stream<S: Read + Write>(ctx: &Ctx, s: &mut S, peer: Option<IpAddr>, tl
 }
 
 #[cfg(feature = "tls")]
-struct TlsStream(rustls::StreamOwned<rustls::ServerConnection, TcpStream>);
+struct TlsStream(rustls::StreamOwned<rustls::ServerConnection, Deadlined>);
+
+/// The TCP stream under TLS, whose every read ends by one deadline: rustls reads on until a
+/// record (of up to 16 KiB) is whole, so a client sending a byte every few seconds would pass
+/// each read's timeout and hold the connection for hours; the HTTP layer's own time policy only
+/// sees the plaintext, once a record is complete.
+#[cfg(feature = "tls")]
+struct Deadlined {
+    tcp: TcpStream,
+    until: std::time::Instant,
+}
+
+#[cfg(feature = "tls")]
+impl Read for Deadlined {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        let left = self
+            .until
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.tcp
+            .set_read_timeout(Some(left.min(Duration::from_millis(http::ADMIN_IDLE_MS))))?;
+        self.tcp.read(b)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Write for Deadlined {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.tcp.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
 
 #[cfg(feature = "tls")]
 impl Read for TlsStream {
@@ -412,12 +450,16 @@ impl Write for TlsStream {
 fn serve_tls(ctx: &Ctx, stream: TcpStream, cfg: Arc<rustls::ServerConfig>) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let _ = stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)));
-    // The handshake shares the head's deadline.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(http::ADMIN_IDLE_MS)));
+    // The handshake and the request are read by the longest a plain-HTTP request may take
+    // (silence before it, then the request itself), wherever rustls reads.
+    let tcp = Deadlined {
+        tcp: stream,
+        until: std::time::Instant::now() + Duration::from_millis(TLS_READ_MS),
+    };
     let Ok(conn) = rustls::ServerConnection::new(cfg) else {
         return;
     };
-    let mut s = TlsStream(rustls::StreamOwned::new(conn, stream));
+    let mut s = TlsStream(rustls::StreamOwned::new(conn, tcp));
     handle_stream(ctx, &mut s, peer, true);
     s.0.conn.send_close_notify();
     let _ = s.0.flush();
