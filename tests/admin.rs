@@ -1728,3 +1728,57 @@ fn a_trickled_tls_handshake_is_cut_off() {
     assert!(closed, "still open after {took:?}");
     assert!(took < Duration::from_secs(16), "closed only after {took:?}");
 }
+
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Out of file descriptors, every accept fails at once: the admin server waits between tries
+/// instead of spinning on a core (a handset's SIP stack shares it), and serves the waiting
+/// connection once a descriptor is free again.
+#[test]
+fn out_of_descriptors_the_admin_server_waits_instead_of_spinning() {
+    let a = Admin::start(r#"{"events":{}}"#, &[]);
+    let pid = a.d.pid();
+    // The soft limit only (raising a hard limit again takes a privilege).
+    let prlimit = |n: &str| {
+        let st = Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--nofile={n}:")])
+            .status()
+            .expect("prlimit (util-linux)");
+        assert!(st.success());
+    };
+    // The lowest free descriptor number becomes the limit: no new descriptor fits.
+    let open: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let free = (0..).find(|n| !open.contains(n)).unwrap();
+    prlimit(&free.to_string());
+    let mut s = TcpStream::connect(a.addr).unwrap();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    prlimit("1024");
+    assert!(
+        used < 20,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    assert!(
+        a.d.log().contains("admin: cannot accept a connection"),
+        "{}",
+        a.d.log()
+    );
+    // The connection that waited is served.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    assert!(got.starts_with("HTTP/1.1 401"), "{got}");
+}

@@ -30,6 +30,8 @@ pub const MAX_CONNS: usize = 8;
 /// Stack of each connection's thread (a validated config is large, and a test send runs ureq
 /// and rustls on it).
 pub const CONN_STACK: usize = 1024 * 1024;
+/// The pause after a failed accept (out of file descriptors: it would fail again at once).
+pub const ACCEPT_PAUSE_MS: u64 = 100;
 /// Longest time a response may take to be written.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
 /// Over HTTPS, the TLS handshake and the request are read within this of the connection: the
@@ -170,7 +172,18 @@ impl Prepared {
             .name("admin".into())
             .spawn(move || {
                 for conn in listener.incoming() {
-                    let Ok(stream) = conn else { continue };
+                    let stream = match conn {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Out of descriptors (EMFILE, ENFILE) or memory, the next accept
+                            // fails the same at once: wait instead of spinning on a core.
+                            if ctx.quiet(|t| &mut t.quiet_accept, "failed accepts") {
+                                log::warn!("admin: cannot accept a connection: {e}");
+                            }
+                            std::thread::sleep(Duration::from_millis(ACCEPT_PAUSE_MS));
+                            continue;
+                        }
+                    };
                     // An address outside the allow-list is answered at once, before a thread or a
                     // read is spent on it.
                     if let Ok(peer) = stream.peer_addr() {
@@ -269,6 +282,7 @@ struct Tables {
     /// The warnings a client can cause before it has authenticated.
     quiet_allow: Quiet,
     quiet_login: Quiet,
+    quiet_accept: Quiet,
 }
 
 /// The rate limit of one kind of warning a client can cause without credentials (an address
