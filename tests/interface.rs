@@ -223,3 +223,44 @@ fn an_interface_made_later_made_again_or_renamed_is_followed() {
     ns.emit("e");
     assert_eq!(ns.ip_of("e"), "10.9.0.3");
 }
+
+#[test]
+fn a_reload_to_another_interface_reads_that_one_and_keeps_counting() {
+    let d = dir("reload");
+    let ns = start(&d, "lo");
+    ns.emit("a");
+    assert_eq!(ns.ip_of("a"), "127.0.0.1");
+    let read = ns.reads();
+    ns.ip(&["link", "add", "en0", "type", "veth", "peer", "name", "en1"]);
+    ns.ip(&["addr", "add", "10.9.0.5/24", "dev", "en0"]);
+    std::fs::write(
+        d.join("config.json.new"),
+        format!(
+            r#"{{"events": {{"incoming_call": "10.77.0.1:{PORT}/in?id=$call_id&ip=$phone_ip"}},
+                "device": {{"interface": "en0"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::rename(d.join("config.json.new"), d.join("config.json")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(BIN)
+            .arg("status")
+            .arg("--socket")
+            .arg(ns.socket())
+            .output()
+            .expect("status");
+        if String::from_utf8_lossy(&out.stdout).contains("interface en0\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the config was not reloaded");
+        thread::sleep(Duration::from_millis(20));
+    }
+    ns.emit("b");
+    assert_eq!(ns.ip_of("b"), "10.9.0.5");
+    assert_eq!(
+        ns.reads(),
+        read + 1,
+        "one read of the new interface, counted on"
+    );
+}
