@@ -1027,9 +1027,14 @@ impl LoopSender {
 
     /// Ends the attempts whose time is up: a connect that took too long moves on to the next
     /// address; an attempt past `timeout_ms` fails with a timeout (after its head: its outcome
-    /// stands, the connection is closed).
+    /// stands, the connection is closed). Closes the connections idle for [`LOOP_IDLE_MS`]
+    /// (their socket, and over TLS the session's buffers, are given back).
     pub fn tick(&mut self, s: &Sender, now: u64) {
-        for c in self.conns.iter_mut().filter(|c| c.phase != Phase::Idle) {
+        for c in self.conns.iter_mut() {
+            if c.phase == Phase::Idle {
+                c.dead |= now.saturating_sub(c.since) >= LOOP_IDLE_MS;
+                continue;
+            }
             let done = if now >= c.deadline {
                 match c.head.is_some() {
                     true => c.finish(false, now),
@@ -1062,8 +1067,8 @@ impl LoopSender {
     pub fn next_deadline(&self) -> Option<u64> {
         self.conns
             .iter()
-            .filter(|c| c.phase != Phase::Idle)
             .map(|c| match c.phase {
+                Phase::Idle => c.since.saturating_add(LOOP_IDLE_MS),
                 Phase::Connecting => c.deadline.min(c.connect_until),
                 _ => c.deadline,
             })
