@@ -1075,6 +1075,12 @@ impl LoopSender {
             .min()
     }
 
+    /// Closes the idle connections (the delivery settings changed: a new `ca_file` must not
+    /// find a session its old one trusted). Attempts in progress finish on theirs.
+    pub fn close_idle(&mut self) {
+        self.conns.retain(|c| c.phase != Phase::Idle);
+    }
+
     /// Attempts finished since the last call.
     pub fn take_finished(&mut self) -> Option<Finished> {
         self.finished.pop()
