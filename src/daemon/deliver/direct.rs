@@ -462,6 +462,11 @@ impl Conn {
         }
     }
 
+    /// A TLS handshake not finished yet (over a connection that is, or is being, made).
+    fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
     /// The attempt failed before its response: closed, and its result.
     fn fail(&mut self, why: Failure) -> Option<Finished> {
         self.dead = true;
@@ -1040,6 +1045,9 @@ impl LoopSender {
                     true => c.finish(false, now),
                     false => c.fail(Failure::Timeout),
                 }
+            } else if c.handshaking() && now >= c.connect_end {
+                // The TLS handshake is part of the connect, as in ureq: `connect_timeout_ms`.
+                c.fail(Failure::Timeout)
             } else if c.phase == Phase::Connecting && now >= c.connect_until {
                 // This address took its share of the connect time: the next one, if any.
                 let left = c.next_addr < c.addrs.len();
@@ -1070,6 +1078,7 @@ impl LoopSender {
             .map(|c| match c.phase {
                 Phase::Idle => c.since.saturating_add(LOOP_IDLE_MS),
                 Phase::Connecting => c.deadline.min(c.connect_until),
+                _ if c.handshaking() => c.deadline.min(c.connect_end),
                 _ => c.deadline,
             })
             .min()
@@ -1256,6 +1265,9 @@ mod tls {
             match *self {}
         }
         pub fn wants_write(&self) -> bool {
+            match *self {}
+        }
+        pub fn is_handshaking(&self) -> bool {
             match *self {}
         }
     }
