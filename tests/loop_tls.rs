@@ -148,6 +148,7 @@ struct Pki {
 
 type Versions = &'static [&'static rustls::SupportedProtocolVersion];
 const TLS12_ONLY: Versions = &[&rustls::version::TLS12];
+const TLS13_ONLY: Versions = &[&rustls::version::TLS13];
 
 impl Pki {
     fn new() -> Pki {
@@ -175,6 +176,16 @@ impl Pki {
 
     /// A server configuration with a certificate this CA signed for `names`.
     fn server(&self, names: &[&str], versions: Versions) -> Arc<rustls::ServerConfig> {
+        Arc::new(self.server_with(names, versions, false))
+    }
+
+    /// The same, asking for a client certificate this CA signed when `client_auth`.
+    fn server_with(
+        &self,
+        names: &[&str],
+        versions: Versions,
+        client_auth: bool,
+    ) -> rustls::ServerConfig {
         use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
         let key = KeyPair::generate().expect("leaf key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
@@ -188,13 +199,24 @@ impl Pki {
             .expect("leaf certificate");
         let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let c = rustls::ServerConfig::builder_with_provider(provider)
+        let b = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone(), self.ca_cert.der().clone()], der)
-            .expect("server certificate");
-        Arc::new(c)
+            .expect("TLS versions");
+        let b = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca_cert.der().clone()).expect("CA");
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            b.with_client_cert_verifier(v)
+        } else {
+            b.with_no_client_auth()
+        };
+        b.with_single_cert(vec![leaf.der().clone(), self.ca_cert.der().clone()], der)
+            .expect("server certificate")
     }
 
     /// For `127.0.0.1` and `localhost`, TLS 1.2 and 1.3.
@@ -755,6 +777,13 @@ enum Hostile {
     Untrusted,
     /// A certificate for `localhost` only; the URL says `127.0.0.1`.
     WrongName,
+    /// Asks for a client certificate (the daemon has none) and refuses the handshake.
+    ClientCert,
+    /// Completes the handshake, then close_notify and FIN without reading the request.
+    NotifyAfterHandshake,
+    /// TLS 1.3 half-RTT data: a `200` sent right after the server's Finished, before the
+    /// client's Finished and request; then the request is read and answered.
+    EarlyAnswer,
     /// A 200 whose body ends with the connection: a FIN without close_notify (truncation).
     BodyCutByFin,
     /// A 200 whose body ends with close_notify (and the FIN).
@@ -765,6 +794,14 @@ fn hostile(h: Hostile, pki: &Pki, other: &Pki) -> Raw {
     let config = match h {
         Hostile::Untrusted => other.std(),
         Hostile::WrongName => pki.server(&["localhost"], rustls::ALL_VERSIONS),
+        Hostile::ClientCert => {
+            Arc::new(pki.server_with(&["127.0.0.1"], rustls::ALL_VERSIONS, true))
+        }
+        Hostile::EarlyAnswer => {
+            let mut c = pki.server_with(&["127.0.0.1"], TLS13_ONLY, false);
+            c.send_half_rtt_data = true;
+            Arc::new(c)
+        }
         _ => pki.std(),
     };
     Raw::start(config, move |p| {
@@ -778,7 +815,39 @@ fn hostile(h: Hostile, pki: &Pki, other: &Pki) -> Raw {
             }
             return;
         }
-        if matches!(h, Hostile::Untrusted | Hostile::WrongName) {
+        if h == Hostile::NotifyAfterHandshake {
+            if p.handshake() {
+                p.tls.send_close_notify();
+                p.flush();
+                let _ = p.s.shutdown(Shutdown::Write);
+                p.until_closed(Duration::from_secs(5));
+            }
+            return;
+        }
+        if h == Hostile::EarlyAnswer {
+            let _ = p.s.set_read_timeout(Some(PATIENCE));
+            // The ClientHello, through rustls; the answer queued behind the server's flight.
+            while !p.tls.wants_write() {
+                match p.tls.read_tls(&mut p.s) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if p.tls.process_new_packets().is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = p.tls.writer().write_all(&ok(200));
+            p.flush();
+            while p.request().is_some() {
+                p.send(&ok(200));
+            }
+            return;
+        }
+        if matches!(
+            h,
+            Hostile::Untrusted | Hostile::WrongName | Hostile::ClientCert
+        ) {
             // The client refuses the certificate: no request comes.
             let _ = p.request();
             return;
@@ -803,7 +872,7 @@ fn hostile(h: Hostile, pki: &Pki, other: &Pki) -> Raw {
 /// One hostile receiver's outcome on each path: (last, retried, failed, connections) for the
 /// loop's event, whether a worker had been started when the loop's had its outcome, and the
 /// same four for ureq's event.
-type Row = (Hostile, [String; 4], usize, [String; 4]);
+type Row = (Hostile, [String; 5], usize, [String; 5]);
 
 fn outcomes(h: Hostile) -> Row {
     let (pki, other) = (Pki::new(), Pki::new());
@@ -830,6 +899,8 @@ fn outcomes(h: Hostile) -> Row {
             ev(&s, event, "failed"),
             // One connection, or more (retries).
             (r.conns().min(2)).to_string(),
+            // Requests the receiver read.
+            r.got().len().to_string(),
         ]
     };
     w.emit("dnd_on", 0);
@@ -840,10 +911,11 @@ fn outcomes(h: Hostile) -> Row {
     (h, a, threads, b)
 }
 
-/// Seven receivers that spoil the handshake, two that end a body with the connection: each
+/// Nine receivers that spoil the handshake, two that end a body with the connection: each
 /// gives the loop's attempt the outcome it gives ureq's (a `{x}` URL, which the loop leaves
 /// to the workers): tls-error, failed, not retried, for what is not TLS, an alert, an
-/// untrusted certificate or one for another name; a retry for a close (io-error) or a reset
+/// untrusted certificate or one for another name, a client certificate asked for; a retry
+/// for a close (io-error; also close_notify right after the handshake) or a reset
 /// (connect-error); delivered for a body cut by a FIN as for one ended by close_notify (ureq
 /// does not read the body to judge). The loop's attempt is the loop's (no worker started).
 #[test]
@@ -857,6 +929,8 @@ fn spoiled_handshakes_end_as_on_the_workers_path() {
         Reset,
         Untrusted,
         WrongName,
+        ClientCert,
+        NotifyAfterHandshake,
         BodyCutByFin,
         BodyEndedByNotify,
     ];
@@ -874,10 +948,10 @@ fn spoiled_handshakes_end_as_on_the_workers_path() {
         assert_eq!(a, b, "{h:?}: the loop's outcome is not ureq's\n{table}");
         assert_eq!(*threads, 0, "{h:?}: a worker sent the loop's\n{table}");
         let want = match h {
-            Close => ["io-error", "true", "0", "2"],
-            Reset => ["connect-error", "true", "0", "2"],
-            BodyCutByFin | BodyEndedByNotify => ["200", "false", "0", "1"],
-            _ => ["tls-error", "false", "1", "1"],
+            Close | NotifyAfterHandshake => ["io-error", "true", "0", "2", "0"],
+            Reset => ["connect-error", "true", "0", "2", "0"],
+            BodyCutByFin | BodyEndedByNotify | EarlyAnswer => ["200", "false", "0", "1", "1"],
+            _ => ["tls-error", "false", "1", "1", "0"],
         };
         assert_eq!(a, &want.map(String::from), "{h:?}\n{table}");
     }
@@ -1594,4 +1668,19 @@ fn hosts_written_in_other_ways_end_as_on_the_workers_path() {
             "{host}: a worker sent the loop's\n{table}"
         );
     }
+}
+
+/// A TLS 1.3 server that sends its answer as half-RTT data (right after its Finished, before
+/// the client's Finished and request). ureq's path writes the request, then reads that answer:
+/// delivered, and the request reached the receiver. The loop's must not count a notification
+/// delivered whose request never left: the receiver must have it too.
+#[test]
+fn an_answer_sent_before_the_request_does_not_make_an_unsent_notification_delivered() {
+    let (h, a, threads, b) = outcomes(Hostile::EarlyAnswer);
+    assert_eq!(b[4], "1", "ureq's path: {b:?}");
+    assert_eq!(threads, 0);
+    assert_eq!(
+        a, b,
+        "{h:?}: loop [last, retried, failed, connections, requests read] {a:?}, ureq's {b:?}"
+    );
 }
