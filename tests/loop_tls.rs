@@ -784,6 +784,10 @@ enum Hostile {
     /// TLS 1.3 half-RTT data: a `200` sent right after the server's Finished, before the
     /// client's Finished and request; then the request is read and answered.
     EarlyAnswer,
+    /// A 200 with a body of 1 MB (far over the body cap).
+    HugeBody,
+    /// A 200 whose body is cut by close_notify (and FIN) half way.
+    NotifyMidBody,
     /// A 200 whose body ends with the connection: a FIN without close_notify (truncation).
     BodyCutByFin,
     /// A 200 whose body ends with close_notify (and the FIN).
@@ -812,6 +816,23 @@ fn hostile(h: Hostile, pki: &Pki, other: &Pki) -> Raw {
                     p.tls.send_close_notify();
                     p.flush();
                 }
+            }
+            return;
+        }
+        if matches!(h, Hostile::HugeBody | Hostile::NotifyMidBody) {
+            if p.request().is_some() {
+                let big = 1 << 20;
+                p.send(format!("HTTP/1.1 200 OK\r\nContent-Length: {big}\r\n\r\n").as_bytes());
+                match h {
+                    Hostile::HugeBody => p.send(&vec![b'x'; big]),
+                    _ => {
+                        p.send(b"half");
+                        p.tls.send_close_notify();
+                        p.flush();
+                        let _ = p.s.shutdown(Shutdown::Write);
+                    }
+                }
+                p.until_closed(Duration::from_secs(5));
             }
             return;
         }
@@ -911,13 +932,13 @@ fn outcomes(h: Hostile) -> Row {
     (h, a, threads, b)
 }
 
-/// Nine receivers that spoil the handshake, two that end a body with the connection: each
+/// Nine receivers that spoil the handshake, four that spoil or end a body: each
 /// gives the loop's attempt the outcome it gives ureq's (a `{x}` URL, which the loop leaves
 /// to the workers): tls-error, failed, not retried, for what is not TLS, an alert, an
 /// untrusted certificate or one for another name, a client certificate asked for; a retry
 /// for a close (io-error; also close_notify right after the handshake) or a reset
-/// (connect-error); delivered for a body cut by a FIN as for one ended by close_notify (ureq
-/// does not read the body to judge). The loop's attempt is the loop's (no worker started).
+/// (connect-error); delivered for a body cut by a FIN or by close_notify, ended by
+/// close_notify, or far over the body cap (ureq does not read the body to judge). The loop's attempt is the loop's (no worker started).
 #[test]
 fn spoiled_handshakes_end_as_on_the_workers_path() {
     use Hostile::*;
@@ -931,6 +952,8 @@ fn spoiled_handshakes_end_as_on_the_workers_path() {
         WrongName,
         ClientCert,
         NotifyAfterHandshake,
+        HugeBody,
+        NotifyMidBody,
         BodyCutByFin,
         BodyEndedByNotify,
     ];
@@ -950,7 +973,9 @@ fn spoiled_handshakes_end_as_on_the_workers_path() {
         let want = match h {
             Close | NotifyAfterHandshake => ["io-error", "true", "0", "2", "0"],
             Reset => ["connect-error", "true", "0", "2", "0"],
-            BodyCutByFin | BodyEndedByNotify | EarlyAnswer => ["200", "false", "0", "1", "1"],
+            BodyCutByFin | BodyEndedByNotify | EarlyAnswer | HugeBody | NotifyMidBody => {
+                ["200", "false", "0", "1", "1"]
+            }
             _ => ["tls-error", "false", "1", "1", "0"],
         };
         assert_eq!(a, &want.map(String::from), "{h:?}\n{table}");
@@ -1683,4 +1708,36 @@ fn an_answer_sent_before_the_request_does_not_make_an_unsent_notification_delive
         a, b,
         "{h:?}: loop [last, retried, failed, connections, requests read] {a:?}, ureq's {b:?}"
     );
+}
+
+/// A server whose every record — the handshake's too — carries at most 32 bytes (its
+/// max_fragment_size), TLS 1.3 and TLS 1.2: the handshake arrives in dozens of records per
+/// read, the answers in several; ten notifications each, one connection, the loop's.
+#[test]
+fn a_server_of_32_byte_records_gets_everything_on_one_connection() {
+    std::thread::scope(|sc| {
+        for versions in [TLS13_ONLY, TLS12_ONLY] {
+            sc.spawn(move || {
+                let pki = Pki::new();
+                let mut c = pki.server_with(&["127.0.0.1"], versions, false);
+                c.max_fragment_size = Some(32);
+                let r = Raw::healthy(Arc::new(c));
+                let d = Daemon::start(&cfg(
+                    &format!(r#""dnd_on": "{}""#, r.url("/small?n=$remote")),
+                    &pki.ca_file,
+                    QUICK,
+                ));
+                let mut w = Wire::to(&d);
+                for i in 0..10 {
+                    w.emit("dnd_on", i);
+                }
+                let got = r.wait_for(10);
+                let s = status_when(&d, "delivered", 10);
+                assert_eq!(order(&got), seq(0..10), "{got:#?}");
+                assert_eq!(stat(&s, "retried"), 0, "{s}");
+                assert_eq!(r.conns(), 1);
+                assert_eq!(workers(&d), 0);
+            });
+        }
+    });
 }
