@@ -1741,3 +1741,66 @@ fn a_server_of_32_byte_records_gets_everything_on_one_connection() {
         }
     });
 }
+
+/// One port, two events: `http://` and `https://` to the same host and port (a receiver that
+/// speaks plain HTTP there). The `http://` one is delivered and its connection kept; the
+/// `https://` one must not be written in clear on that connection: it must end as on ureq's
+/// path (the receiver answers the ClientHello in plain HTTP: tls-error), and the receiver must
+/// never read its request (its credentials) in clear.
+#[test]
+fn an_https_notification_never_goes_in_clear_on_a_kept_plain_connection() {
+    let r = Receiver::start();
+    let pki = Pki::new();
+    let url = |scheme: &str, path: &str| format!("{scheme}://{}{path}", r.host_port());
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": {{"url": "{}", "username": "u", "password": "Secr3t"}}"#,
+            url("http", "/plain?n=$remote"),
+            url("https", "/secret?n=$remote")
+        ),
+        &pki.ca_file,
+        QUICK,
+    ));
+    d.emit_ok(&["dnd_on", "remote=0"]);
+    r.wait_for(1, PATIENCE);
+    status_when(&d, "delivered", 1);
+    d.emit_ok(&["dnd_off", "remote=1"]);
+    let s = ev_done(&d, "dnd_off");
+    let secret: Vec<String> = r
+        .requests()
+        .iter()
+        .filter(|q| q.query("n") == Some("1"))
+        .map(|q| format!("{q:?}"))
+        .collect();
+    assert!(
+        secret.is_empty(),
+        "the https:// notification arrived in clear: {secret:#?}\n{s}"
+    );
+    assert_eq!(ev(&s, "dnd_off", "last"), "tls-error", "{s}");
+}
+
+/// The other way round: a receiver that speaks TLS, an `https://` event (its connection kept)
+/// and an `http://` one to the same host and port. The `http://` one ends as on ureq's path
+/// (plain HTTP to a TLS server: no answer it can read), not delivered over the kept TLS
+/// connection.
+#[test]
+fn an_http_notification_does_not_ride_a_kept_tls_connection() {
+    let pki = Pki::new();
+    let r = Raw::healthy(pki.std());
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "http://{}/plain?n=$remote""#,
+            r.url("/tls?n=$remote"),
+            r.addr
+        ),
+        &pki.ca_file,
+        &format!(r#""timeout_ms": 1000, {QUICK}"#),
+    ));
+    d.emit_ok(&["dnd_on", "remote=0"]);
+    r.wait_for(1);
+    status_when(&d, "delivered", 1);
+    d.emit_ok(&["dnd_off", "remote=1"]);
+    let s = ev_done(&d, "dnd_off");
+    assert_ne!(ev(&s, "dnd_off", "last"), "200", "{s}\n{:#?}", r.got());
+    assert_eq!(r.got().len(), 1, "{:#?}", r.got());
+}
