@@ -186,6 +186,22 @@ impl Pki {
         versions: Versions,
         client_auth: bool,
     ) -> rustls::ServerConfig {
+        self.server_from(
+            rustls::crypto::ring::default_provider(),
+            names,
+            versions,
+            client_auth,
+        )
+    }
+
+    /// The same, with this crypto provider (e.g. fewer key exchange groups).
+    fn server_from(
+        &self,
+        provider: rustls::crypto::CryptoProvider,
+        names: &[&str],
+        versions: Versions,
+        client_auth: bool,
+    ) -> rustls::ServerConfig {
         use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
         let key = KeyPair::generate().expect("leaf key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
@@ -198,7 +214,7 @@ impl Pki {
             .signed_by(&key, &self.ca_cert, &self.ca_key)
             .expect("leaf certificate");
         let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider);
         let b = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .expect("TLS versions");
@@ -1712,18 +1728,31 @@ fn an_answer_sent_before_the_request_does_not_make_an_unsent_notification_delive
 
 /// A server whose every record — the handshake's too — carries at most 32 bytes (its
 /// max_fragment_size), TLS 1.3 and TLS 1.2: the handshake arrives in dozens of records per
-/// read, the answers in several; ten notifications each, one connection, the loop's.
+/// read, the answers in several; and a TLS 1.3 server that takes only P-384 for the key
+/// exchange (the client's first key share is X25519): a HelloRetryRequest, a second
+/// ClientHello. Ten notifications each, one connection, the loop's.
 #[test]
-fn a_server_of_32_byte_records_gets_everything_on_one_connection() {
+fn small_records_and_a_hello_retry_request_get_everything_on_one_connection() {
     std::thread::scope(|sc| {
-        for versions in [TLS13_ONLY, TLS12_ONLY] {
+        for case in 0..3 {
             sc.spawn(move || {
                 let pki = Pki::new();
-                let mut c = pki.server_with(&["127.0.0.1"], versions, false);
-                c.max_fragment_size = Some(32);
+                let c = match case {
+                    0 | 1 => {
+                        let v = [TLS13_ONLY, TLS12_ONLY][case];
+                        let mut c = pki.server_with(&["127.0.0.1"], v, false);
+                        c.max_fragment_size = Some(32);
+                        c
+                    }
+                    _ => {
+                        let mut p = rustls::crypto::ring::default_provider();
+                        p.kx_groups = vec![rustls::crypto::ring::kx_group::SECP384R1];
+                        pki.server_from(p, &["127.0.0.1"], TLS13_ONLY, false)
+                    }
+                };
                 let r = Raw::healthy(Arc::new(c));
                 let d = Daemon::start(&cfg(
-                    &format!(r#""dnd_on": "{}""#, r.url("/small?n=$remote")),
+                    &format!(r#""dnd_on": "{}""#, r.url("/odd?n=$remote")),
                     &pki.ca_file,
                     QUICK,
                 ));
