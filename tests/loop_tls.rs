@@ -1068,7 +1068,8 @@ fn a_handshake_never_answered_times_out_at_connect_timeout_ms_and_delays_no_one_
 
 /// Answers cut into records of one byte (each its own write, and all in one write), a chunked
 /// body with extensions and a trailer in records of one and three bytes, one record cut into
-/// single-byte TCP writes, then a plain one: each is a complete answer, so all go over ONE
+/// single-byte TCP writes, a KeyUpdate between head and body, then a plain one: each is a
+/// complete answer, so all go over ONE
 /// connection, delivered at the first attempt, in order, by the loop.
 #[test]
 fn answers_in_tiny_records_and_chunked_are_delivered_on_one_kept_connection() {
@@ -1091,6 +1092,14 @@ fn answers_in_tiny_records_and_chunked_are_delivered_on_one_kept_connection() {
                         std::thread::sleep(Duration::from_micros(200));
                     }
                 }
+                "5" => {
+                    // A KeyUpdate (asking for the client's) between the head and the body.
+                    p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                    p.tls.refresh_traffic_keys().expect("key update");
+                    p.flush();
+                    std::thread::sleep(Duration::from_millis(20));
+                    p.send(b"hello");
+                }
                 _ => p.send(&ok(204)),
             }
         }
@@ -1101,14 +1110,14 @@ fn answers_in_tiny_records_and_chunked_are_delivered_on_one_kept_connection() {
         QUICK,
     ));
     let mut w = Wire::to(&d);
-    for i in 0..6 {
+    for i in 0..7 {
         w.emit("dnd_on", i);
     }
-    let got = r.wait_for(6);
-    let s = status_when(&d, "delivered", 6);
-    assert_eq!(order(&got), seq(0..6), "{got:#?}");
+    let got = r.wait_for(7);
+    let s = status_when(&d, "delivered", 7);
+    assert_eq!(order(&got), seq(0..7), "{got:#?}");
     assert_once_each(&got);
-    assert_eq!(stat(&s, "delivered"), 6, "{s}");
+    assert_eq!(stat(&s, "delivered"), 7, "{s}");
     assert_eq!(stat(&s, "retried"), 0, "{s}");
     assert_eq!(r.conns(), 1, "an answer's end was not seen: {got:#?}");
     assert_eq!(workers(&d), 0);
