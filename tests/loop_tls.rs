@@ -1842,3 +1842,149 @@ fn an_http_notification_does_not_ride_a_kept_tls_connection() {
     assert_ne!(ev(&s, "dnd_off", "last"), "200", "{s}\n{:#?}", r.got());
     assert_eq!(r.got().len(), 1, "{:#?}", r.got());
 }
+
+/// The record layer of a TLS 1.2 ChaCha20-Poly1305 connection taken over from rustls (its
+/// secrets extracted): the test writes records rustls's server API cannot (a HelloRequest).
+struct Records {
+    enc: Box<dyn rustls::crypto::cipher::MessageEncrypter>,
+    dec: Box<dyn rustls::crypto::cipher::MessageDecrypter>,
+    tx: u64,
+    rx: u64,
+    raw: Vec<u8>,
+}
+
+impl Records {
+    fn take_over(tls: rustls::ServerConnection) -> Records {
+        use rustls::ConnectionTrafficSecrets::Chacha20Poly1305;
+        let rustls::SupportedCipherSuite::Tls12(suite) =
+            rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        else {
+            panic!("a TLS 1.2 suite")
+        };
+        let s = tls.dangerous_extract_secrets().expect("secrets");
+        let (
+            (tx, Chacha20Poly1305 { key: tk, iv: ti }),
+            (rx, Chacha20Poly1305 { key: rk, iv: ri }),
+        ) = (s.tx, s.rx)
+        else {
+            panic!("ChaCha20-Poly1305 expected")
+        };
+        Records {
+            enc: suite.aead_alg.encrypter(tk, ti.as_ref(), &[]),
+            dec: suite.aead_alg.decrypter(rk, ri.as_ref()),
+            tx,
+            rx,
+            raw: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, s: &mut TcpStream, typ: rustls::ContentType, payload: &[u8]) {
+        use rustls::crypto::cipher::{OutboundChunks, OutboundPlainMessage};
+        let m = OutboundPlainMessage {
+            typ,
+            version: rustls::ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(payload),
+        };
+        let rec = self.enc.encrypt(m, self.tx).expect("encrypt").encode();
+        self.tx += 1;
+        let _ = s.write_all(&rec);
+    }
+
+    /// The next record, decrypted: (type, plain text). `None` at the end of the stream.
+    fn read(&mut self, s: &mut TcpStream) -> Option<(rustls::ContentType, Vec<u8>)> {
+        let mut b = [0u8; 4096];
+        loop {
+            if self.raw.len() >= 5 {
+                let len = u16::from_be_bytes([self.raw[3], self.raw[4]]) as usize;
+                if self.raw.len() >= 5 + len {
+                    let typ = rustls::ContentType::from(self.raw[0]);
+                    let mut body: Vec<u8> = self.raw.drain(..5 + len).skip(5).collect();
+                    let m = rustls::crypto::cipher::InboundOpaqueMessage::new(
+                        typ,
+                        rustls::ProtocolVersion::TLSv1_2,
+                        &mut body,
+                    );
+                    let plain = self.dec.decrypt(m, self.rx).ok()?;
+                    self.rx += 1;
+                    return Some((plain.typ, plain.payload.to_vec()));
+                }
+            }
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.raw.extend_from_slice(&b[..n]),
+            }
+        }
+    }
+}
+
+/// A TLS 1.2 server that sends a HelloRequest (a renegotiation request) on an idle kept
+/// connection: the client declines (a warning alert, no_renegotiation) and the connection
+/// stays usable: the next notification goes on it, delivered at its first attempt.
+#[test]
+fn a_hello_request_on_an_idle_tls12_connection_costs_nothing() {
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS12_ONLY, false);
+    c.enable_secret_extraction = true;
+    let c = Arc::new(c);
+    let spare = Arc::clone(&c);
+    let alerts = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let seen = Arc::clone(&alerts);
+    let r = Raw::start(c, move |p| {
+        if p.request().is_none() {
+            return;
+        }
+        p.send(&ok(200));
+        if p.speaks_within(Duration::from_millis(100)) {
+            return;
+        }
+        let _ = p.s.set_read_timeout(Some(PATIENCE));
+        let tls = std::mem::replace(
+            &mut p.tls,
+            rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+        );
+        let mut rec = Records::take_over(tls);
+        // HelloRequest: handshake type 0, empty body.
+        rec.write(&mut p.s, rustls::ContentType::Handshake, &[0, 0, 0, 0]);
+        while let Some((typ, plain)) = rec.read(&mut p.s) {
+            match typ {
+                rustls::ContentType::Alert => seen.lock().expect("alerts").push(plain),
+                rustls::ContentType::ApplicationData => {
+                    p.plain.extend_from_slice(&plain);
+                    if find(&p.plain, b"\r\n\r\n").is_some() {
+                        // `request` finds the whole request in `plain` (a GET).
+                        let _ = p.request();
+                        rec.write(&mut p.s, rustls::ContentType::ApplicationData, &ok(200));
+                    }
+                }
+                _ => return,
+            }
+        }
+    });
+    let d = Daemon::start(&cfg(
+        &format!(r#""dnd_on": "{}""#, r.url("/hello?n=$remote")),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    r.wait_for(1);
+    status_when(&d, "delivered", 1);
+    std::thread::sleep(Duration::from_millis(400));
+    w.emit("dnd_on", 1);
+    let got = r.wait_for(2);
+    let s = status_when(&d, "delivered", 2);
+    assert_eq!(order(&got), ["0", "1"], "{got:#?}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    assert_eq!(
+        r.conns(),
+        1,
+        "not reused after the HelloRequest; alerts {:?}",
+        alerts.lock().expect("alerts")
+    );
+    // The client's answer: warning (1), no_renegotiation (100).
+    assert_eq!(*alerts.lock().expect("alerts"), [vec![1u8, 100]]);
+    assert_eq!(workers(&d), 0);
+}
