@@ -121,8 +121,11 @@ struct Conn {
     interim: usize,
     /// To be removed at the end of this round.
     dead: bool,
-    /// The TLS session over `stream` (an `https://` destination).
+    /// The TLS session over `stream`.
     tls: Option<tls::Session>,
+    /// An `https://` destination: part of the connection's identity with host and port (a
+    /// request for one scheme never goes on the other's connection).
+    tls_dest: bool,
 }
 
 /// The loop sender: [`LOOP_CONNS`] connections and the attempts finished since the daemon
@@ -632,10 +635,14 @@ impl Conn {
         }
     }
 
-    /// [`Conn::read_some`] over TLS: records in, through rustls, the plain text on to the
-    /// parser; what rustls has to answer (the handshake's next messages, the request once the
-    /// handshake is done) written out. A record rustls refuses (a certificate that is not
-    /// trusted, a broken handshake) fails the attempt as TLS, as on ureq's path.
+    /// [`Conn::read_some`] over TLS: records in, through rustls; what rustls has to send (the
+    /// handshake's next messages, the request once the handshake is done) written out; then,
+    /// once the whole request is out, the plain text on to the parser. An answer that comes
+    /// before the request is out (TLS 1.3 lets a server send data right after its handshake
+    /// messages) waits in rustls until it is: an attempt never ends with its request unsent.
+    /// A record rustls refuses (a certificate that is not trusted, a broken handshake) fails
+    /// the attempt as TLS, as on ureq's path. Also called when a write completes, with nothing
+    /// new to read: what is already decrypted is parsed then.
     fn read_some_tls(&mut self, now: u64) -> Option<Finished> {
         let mut buf = [0u8; READ_CHUNK];
         for _ in 0..READS_PER_WAKE {
@@ -643,9 +650,9 @@ impl Conn {
                 return self.fail(Failure::Io);
             };
             let got = match t.read_tls(&mut &*stream) {
-                Ok(n) => n,
+                Ok(n) => Some(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                 Err(e) => {
                     return match self.head.is_some() {
                         true => self.finish(false, now),
@@ -653,7 +660,7 @@ impl Conn {
                     }
                 }
             };
-            if t.process_new_packets().is_err() {
+            if got.is_some() && t.process_new_packets().is_err() {
                 // rustls has queued its alert: sent if the socket takes it at once.
                 let _ = t.write_tls(&mut &*stream);
                 return match self.head.is_some() {
@@ -661,8 +668,21 @@ impl Conn {
                     false => self.fail(Failure::Tls),
                 };
             }
-            let mut ended = got == 0;
+            if t.wants_write() || self.sent < self.out.len() {
+                if let Err(why) = self.write_some() {
+                    return self.fail(why);
+                }
+            }
+            let Some(t) = &mut self.tls else {
+                return self.fail(Failure::Io);
+            };
+            let request_out =
+                self.sent == self.out.len() && !t.is_handshaking() && !t.wants_write();
+            let mut ended = got == Some(0);
             loop {
+                if !request_out {
+                    break;
+                }
                 let Some(t) = &mut self.tls else {
                     return self.fail(Failure::Io);
                 };
@@ -684,20 +704,13 @@ impl Conn {
             if ended {
                 return self.ended(now);
             }
-            if self
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.wants_write() || self.sent < self.out.len())
-            {
-                match self.write_some() {
-                    Err(why) => return self.fail(why),
-                    Ok(()) if self.phase == Phase::Writing => return None,
-                    Ok(()) => {}
-                }
-            }
-            if got < tls::READ_SIZE {
+            match got {
+                // Waiting for the socket to take the rest (poll: writable), or for more to read.
+                _ if self.phase == Phase::Writing => return None,
+                None => return None,
                 // A short read: poll says when more comes (saves the EAGAIN read).
-                return None;
+                Some(n) if n < tls::READ_SIZE => return None,
+                Some(_) => {}
             }
         }
         None
@@ -829,10 +842,9 @@ impl LoopSender {
             return Start::NotMine;
         }
         // The connection of this destination, or room for one.
-        let at = self
-            .conns
-            .iter()
-            .position(|c| c.port == d.port && c.host.eq_ignore_ascii_case(d.host));
+        let at = self.conns.iter().position(|c| {
+            c.port == d.port && c.tls_dest == is_tls && c.host.eq_ignore_ascii_case(d.host)
+        });
         if at.is_some_and(|i| self.conns[i].phase != Phase::Idle) {
             return Start::NotMine;
         }
@@ -891,6 +903,7 @@ impl LoopSender {
                 interim: 0,
                 dead: false,
                 tls: None,
+                tls_dest: is_tls,
             });
         }
         let c = &mut self.conns[i];
