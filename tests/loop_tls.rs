@@ -1988,3 +1988,120 @@ fn a_hello_request_on_an_idle_tls12_connection_costs_nothing() {
     assert_eq!(*alerts.lock().expect("alerts"), [vec![1u8, 100]]);
     assert_eq!(workers(&d), 0);
 }
+
+/// Takes a TLS 1.3 ChaCha20-Poly1305 connection over from rustls and writes NewSessionTicket
+/// messages (600 to a record) for `for_`, or until the client goes. `started` is set at the
+/// first record.
+fn flood_tickets(
+    tls: rustls::ServerConnection,
+    s: &mut TcpStream,
+    for_: Duration,
+    started: &std::sync::atomic::AtomicBool,
+) {
+    use rustls::crypto::cipher::{OutboundChunks, OutboundPlainMessage};
+    use rustls::ConnectionTrafficSecrets::Chacha20Poly1305;
+    let rustls::SupportedCipherSuite::Tls13(suite) =
+        rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256
+    else {
+        panic!("a TLS 1.3 suite")
+    };
+    let secrets = tls.dangerous_extract_secrets().expect("secrets");
+    let (mut seq, Chacha20Poly1305 { key, iv }) = secrets.tx else {
+        panic!("ChaCha20-Poly1305 expected")
+    };
+    let mut enc = suite.aead_alg.encrypter(key, iv);
+    let t0 = Instant::now();
+    let mut n: u32 = 0;
+    while t0.elapsed() < for_ {
+        let mut msgs = Vec::with_capacity(16384);
+        while msgs.len() + 26 <= 15_600 {
+            n = n.wrapping_add(1);
+            // new_session_ticket (4), 22 bytes: lifetime, age_add, nonce<1>, ticket<8>, no
+            // extensions.
+            msgs.extend_from_slice(&[4, 0, 0, 22]);
+            msgs.extend_from_slice(&3600u32.to_be_bytes());
+            msgs.extend_from_slice(&n.to_be_bytes());
+            msgs.extend_from_slice(&[1, n as u8, 0, 8]);
+            msgs.extend_from_slice(&u64::from(n).to_be_bytes());
+            msgs.extend_from_slice(&[0, 0]);
+        }
+        let m = OutboundPlainMessage {
+            typ: rustls::ContentType::Handshake,
+            version: rustls::ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(&msgs),
+        };
+        let rec = enc.encrypt(m, seq).expect("encrypt").encode();
+        seq += 1;
+        started.store(true, std::sync::atomic::Ordering::SeqCst);
+        if s.write_all(&rec).is_err() {
+            return;
+        }
+    }
+}
+
+/// A receiver that, once its kept connection is idle, floods it with TLS 1.3 session tickets
+/// (records without data, which the client takes in while it checks an idle connection) for
+/// three seconds. Another HTTPS destination's notifications meanwhile must go at once: the
+/// loop must not spend itself on one idle connection (the plain path peeks one byte).
+#[test]
+fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_else() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS13_ONLY, false);
+    c.enable_secret_extraction = true;
+    c.send_tls13_tickets = 0;
+    let c = Arc::new(c);
+    let spare = Arc::clone(&c);
+    let started = Arc::new(AtomicBool::new(false));
+    let go = Arc::clone(&started);
+    let flood = Raw::start(c, move |p| {
+        if p.request().is_none() {
+            return;
+        }
+        p.send(&ok(200));
+        if p.speaks_within(Duration::from_millis(150)) {
+            return;
+        }
+        let tls = std::mem::replace(
+            &mut p.tls,
+            rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+        );
+        flood_tickets(tls, &mut p.s, Duration::from_secs(3), &go);
+        p.until_closed(Duration::from_secs(5));
+    });
+    let fine = Raw::healthy(pki.std());
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            flood.url("/flood?n=$remote"),
+            fine.url("/fine?n=$remote")
+        ),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    flood.wait_for(1);
+    let deadline = Instant::now() + PATIENCE;
+    while !started.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    w.emit("dnd_off", 0);
+    let answered = t0.elapsed();
+    for i in 1..5 {
+        w.emit("dnd_off", i);
+    }
+    let got = fine.wait_for(5);
+    let took = t0.elapsed();
+    assert_eq!(order(&got), seq(0..5), "{got:#?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "five to a healthy destination took {took:?} while another flooded its idle \
+         connection (the daemon answered the first emit after {answered:?})"
+    );
+}
