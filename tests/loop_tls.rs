@@ -1,10 +1,18 @@
 //! HTTPS from the daemon's loop (`src/daemon/deliver/direct.rs`, module `tls`): the real
 //! daemon, real TLS over loopback (rustls on both sides, a CA made per test), the receivers of
-//! `tests/common`.
+//! `tests/common` and raw ones written here ([`Raw`]: a rustls `ServerConnection` over a
+//! `TcpStream`, driven by the test record by record — or no TLS at all, or, for what rustls's
+//! server API cannot send (a TLS 1.2 HelloRequest, a flood of TLS 1.3 session tickets), the
+//! record layer taken over with the connection's extracted secrets).
 //!
 //! What is checked: an `https://` destination is sent from the loop (no delivery worker is
 //! started), on one kept connection, with the request bytes ureq writes for the same
-//! notification; and the loop's TLS keeps the workers' promises when the receiver misbehaves.
+//! notification; and the loop's TLS keeps the workers' promises when the receiver misbehaves:
+//! the outcome ureq's path gives for the same receiver (a `{x}` in the URL's target sends it
+//! through ureq: the control), `timeout_ms` and `connect_timeout_ms`, nothing lost, order per
+//! destination, repeats only for a retry that was needed, and no destination delaying another.
+//! Each test also shows the loop sent (no worker thread, or the name's lookup worker never
+//! woken again): every one fails when `loop_url` refuses `https://`.
 
 mod common;
 
