@@ -1823,6 +1823,7 @@ fn an_https_notification_never_goes_in_clear_on_a_kept_plain_connection() {
         "the https:// notification arrived in clear: {secret:#?}\n{s}"
     );
     assert_eq!(ev(&s, "dnd_off", "last"), "tls-error", "{s}");
+    assert_eq!(workers(&d), 0, "the loop did not send them");
 }
 
 /// The other way round: a receiver that speaks TLS, an `https://` event (its connection kept)
@@ -1845,6 +1846,7 @@ fn an_http_notification_does_not_ride_a_kept_tls_connection() {
     d.emit_ok(&["dnd_on", "remote=0"]);
     r.wait_for(1);
     status_when(&d, "delivered", 1);
+    assert_eq!(workers(&d), 0, "the loop did not send the https:// one");
     d.emit_ok(&["dnd_off", "remote=1"]);
     let s = ev_done(&d, "dnd_off");
     assert_ne!(ev(&s, "dnd_off", "last"), "200", "{s}\n{:#?}", r.got());
@@ -2112,4 +2114,5 @@ fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_els
         "five to a healthy destination took {took:?} while another flooded its idle \
          connection (the daemon answered the first emit after {answered:?})"
     );
+    assert_eq!(workers(&d), 0, "the loop did not send them");
 }
