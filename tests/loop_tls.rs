@@ -264,6 +264,8 @@ struct Got {
     conn: usize,
     at: Instant,
     version: Option<rustls::ProtocolVersion>,
+    /// The `host` header.
+    host: String,
 }
 
 #[derive(Default)]
@@ -403,6 +405,7 @@ impl Peer {
                     conn: self.conn,
                     at: Instant::now(),
                     version: self.tls.protocol_version(),
+                    host: header("host").unwrap_or_default(),
                 };
                 self.plain.drain(..end + 4 + len);
                 self.book.lock().got.push(got.clone());
@@ -1640,8 +1643,9 @@ fn a_name_is_looked_up_by_a_worker_then_sent_by_the_loop_on_one_connection() {
 
 /// The outcome of one notification to `https://{host}:PORT/h` on the loop's path and on
 /// ureq's (`/h{x}`), from a healthy receiver whose certificate names `names`: (last, failed,
-/// requests) each, and the delivery workers started when the loop's had its outcome.
-fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
+/// requests, their `host` header without the port) each, and the delivery workers started
+/// when the loop's had its outcome.
+fn by_host(host: &str, names: &[&str]) -> ([String; 4], usize, [String; 4]) {
     let pki = Pki::new();
     let config = pki.server(names, rustls::ALL_VERSIONS);
     let bind = if host.contains(':') {
@@ -1670,10 +1674,16 @@ fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
     let mut w = Wire::to(&d);
     let figures = |event: &str, r: &Raw| {
         let s = ev_done(&d, event);
+        let hosts: Vec<String> = r
+            .got()
+            .iter()
+            .map(|g| g.host.replace(&format!(":{}", r.addr.port()), ":PORT"))
+            .collect();
         [
             ev(&s, event, "last"),
             ev(&s, event, "failed"),
             r.got().len().to_string(),
+            hosts.join(","),
         ]
     };
     w.emit("dnd_on", 0);
@@ -1685,8 +1695,10 @@ fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
 }
 
 /// Hosts written in other ways: an IPv6 literal (certificate for `::1`), a name in capitals,
-/// a name with the root's dot (`localhost.`), and a name the certificate does not have. Each
-/// ends on the loop's path as on ureq's; the loop sends what it can (IPv6: no worker at all).
+/// a name with the root's dot (`localhost.`), a name the certificate does not have, and
+/// `127.1` (an address to the resolver, not to the URL parser). Each ends on the loop's path
+/// as on ureq's, with the same `host` header; the loop sends what it can (IPv6: no worker at
+/// all).
 #[test]
 fn hosts_written_in_other_ways_end_as_on_the_workers_path() {
     let v6 = TcpListener::bind("[::1]:0").is_ok();
@@ -1695,6 +1707,7 @@ fn hosts_written_in_other_ways_end_as_on_the_workers_path() {
         ("LocalHost", &["localhost"], "200"),
         ("localhost.", &["localhost"], ""),
         ("localhost", &["127.0.0.1", "example.com"], "tls-error"),
+        ("127.1", &["127.0.0.1"], ""),
     ];
     let cases: Vec<_> = cases
         .into_iter()
@@ -2115,4 +2128,32 @@ fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_els
          connection (the daemon answered the first emit after {answered:?})"
     );
     assert_eq!(workers(&d), 0, "the loop did not send them");
+}
+
+/// No `ca_file`: the loop trusts the webpki roots, as ureq does — the test CA is not among
+/// them, so both paths refuse the receiver (tls-error, failed, not retried, nothing read).
+#[test]
+fn without_a_ca_file_the_test_ca_is_refused_on_both_paths() {
+    let pki = Pki::new();
+    let (on_loop, on_ureq) = (Raw::healthy(pki.std()), Raw::healthy(pki.std()));
+    let d = Daemon::start(&format!(
+        r#"{{"events": {{"dnd_on": "{}", "dnd_off": "{}"}}, "delivery": {{{QUICK}}}}}"#,
+        on_loop.url("/h?n=$remote"),
+        on_ureq.url("/h{x}?n=$remote")
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    let s = ev_done(&d, "dnd_on");
+    assert_eq!(workers(&d), 0, "the loop's attempt is a worker's");
+    w.emit("dnd_off", 0);
+    ev_done(&d, "dnd_off");
+    std::thread::sleep(Duration::from_millis(200));
+    let s2 = d.status();
+    for (e, st) in [("dnd_on", &s), ("dnd_off", &s2)] {
+        assert_eq!(ev(st, e, "last"), "tls-error", "{e}: {st}");
+        assert_eq!(ev(st, e, "failed"), "1", "{e}: {st}");
+    }
+    assert_eq!(ev(&s2, "dnd_on", "retried"), "0", "{s2}");
+    assert_eq!((on_loop.conns(), on_ureq.conns()), (1, 1));
+    assert!(on_loop.got().is_empty() && on_ureq.got().is_empty());
 }
