@@ -2157,3 +2157,36 @@ fn without_a_ca_file_the_test_ca_is_refused_on_both_paths() {
     assert_eq!((on_loop.conns(), on_ureq.conns()), (1, 1));
     assert!(on_loop.got().is_empty() && on_ureq.got().is_empty());
 }
+
+/// A `ca_file` with the receiver's CA and a `CERTIFICATE` block that is not a certificate:
+/// the loop's path and ureq's give the same outcome (the block is skipped: delivered).
+#[test]
+fn a_ca_file_with_a_broken_certificate_block_ends_as_on_the_workers_path() {
+    let pki = Pki::new();
+    let (on_loop, on_ureq) = (Raw::healthy(pki.std()), Raw::healthy(pki.std()));
+    let dir = TempDir::new("badca");
+    let pem = std::fs::read_to_string(&pki.ca_file).expect("CA");
+    let junk = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n";
+    let ca = dir.write("ca.pem", format!("{junk}{pem}"));
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            on_loop.url("/h?n=$remote"),
+            on_ureq.url("/h{x}?n=$remote")
+        ),
+        &ca,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    let s = ev_done(&d, "dnd_on");
+    assert_eq!(workers(&d), 0, "the loop's attempt is a worker's");
+    w.emit("dnd_off", 0);
+    let s2 = ev_done(&d, "dnd_off");
+    assert_eq!(ev(&s, "dnd_on", "last"), "200", "{s}");
+    assert_eq!(
+        ev(&s, "dnd_on", "last"),
+        ev(&s2, "dnd_off", "last"),
+        "loop: {s}\nureq: {s2}"
+    );
+}
