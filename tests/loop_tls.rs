@@ -2190,3 +2190,40 @@ fn a_ca_file_with_a_broken_certificate_block_ends_as_on_the_workers_path() {
         "loop: {s}\nureq: {s2}"
     );
 }
+
+/// Ten healthy HTTPS destinations (more than LOOP_CONNS = 8), three notifications each, one
+/// at a time in turn: each new destination closes the connection idle the longest, so the
+/// loop makes new TLS connections (resuming sessions from its cache) — all by the loop, every
+/// one delivered at its first attempt, in order.
+#[test]
+fn more_https_destinations_than_loop_connections_take_turns() {
+    let pki = Pki::new();
+    let rs: Vec<Raw> = (0..10).map(|_| Raw::healthy(pki.std())).collect();
+    let d = Daemon::start(&cfg(
+        r#""dnd_on": "https://127.0.0.1:$remote/t?n=$display_remote""#,
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    for n in 0..3 {
+        for r in &rs {
+            w.send(
+                "dnd_on",
+                &format!("remote={} display_remote={n}", r.addr.port()),
+            );
+            // One at a time, so each finds the others idle.
+            r.wait_for(n + 1);
+        }
+    }
+    let s = status_when(&d, "delivered", 30);
+    for r in &rs {
+        let got = r.got();
+        assert_eq!(order(&got), seq(0..3), "{got:#?}");
+        assert_once_each(&got);
+    }
+    assert_eq!(stat(&s, "delivered"), 30, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    let conns: usize = rs.iter().map(Raw::conns).sum();
+    assert!(conns > 10, "no connection was closed to make room: {conns}");
+    assert_eq!(workers(&d), 0);
+}
