@@ -2227,3 +2227,85 @@ fn more_https_destinations_than_loop_connections_take_turns() {
     assert!(conns > 10, "no connection was closed to make room: {conns}");
     assert_eq!(workers(&d), 0);
 }
+
+/// A TLS 1.2 server that answers the first request, then answers the second, on the same
+/// kept connection, with a fatal alert (internal_error) and closes. Both paths give the
+/// second notification the same outcome.
+#[test]
+fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path() {
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS12_ONLY, false);
+    c.enable_secret_extraction = true;
+    let c = Arc::new(c);
+    let server = |c: &Arc<rustls::ServerConfig>| {
+        let spare = Arc::clone(c);
+        Raw::start(Arc::clone(c), move |p| {
+            if p.request().is_none() {
+                return;
+            }
+            p.send(&ok(200));
+            let _ = p.s.set_read_timeout(Some(PATIENCE));
+            let tls = std::mem::replace(
+                &mut p.tls,
+                rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+            );
+            let mut rec = Records::take_over(tls);
+            while let Some((typ, plain)) = rec.read(&mut p.s) {
+                if typ == rustls::ContentType::ApplicationData {
+                    p.plain.extend_from_slice(&plain);
+                    if find(&p.plain, b"\r\n\r\n").is_some() {
+                        let _ = p.request();
+                        rec.write(&mut p.s, rustls::ContentType::Alert, &[2, 80]);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let (on_loop, on_ureq) = (server(&c), server(&c));
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            on_loop.url("/a?n=$remote"),
+            on_ureq.url("/a{x}?n=$remote")
+        ),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    let run = |w: &mut Wire, event: &str, r: &Raw| {
+        w.emit(event, 0);
+        r.wait_for(1);
+        status_when(&d, "delivered", if event == "dnd_on" { 1 } else { 2 });
+        w.emit(event, 1);
+        r.wait_for(2);
+        let deadline = Instant::now() + PATIENCE;
+        let s = loop {
+            let s = d.status();
+            let n = |k| ev(&s, event, k).parse::<u64>().unwrap_or(0);
+            if n("failed") + n("retried") > 0 && n("delivered") + n("failed") >= 2
+                || Instant::now() > deadline
+            {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        [
+            ev(&s, event, "last"),
+            ev(&s, event, "failed"),
+            (r.got().len().min(3)).to_string(),
+        ]
+    };
+    let a = run(&mut w, "dnd_on", &on_loop);
+    assert_eq!(workers(&d), 0, "the loop's attempts were a worker's");
+    let b = run(&mut w, "dnd_off", &on_ureq);
+    eprintln!("loop {a:?}, ureq {b:?}");
+    assert_eq!(
+        a, b,
+        "loop [last, failed, requests read] {a:?}, ureq's {b:?}"
+    );
+}
