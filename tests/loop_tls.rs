@@ -2230,7 +2230,7 @@ fn more_https_destinations_than_loop_connections_take_turns() {
 
 /// A TLS 1.2 server that answers the first request, then answers the second, on the same
 /// kept connection, with a fatal alert (internal_error) and closes. Both paths give the
-/// second notification the same outcome.
+/// second notification the same outcome: tls-error, failed, not retried.
 #[test]
 fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path() {
     let pki = Pki::new();
@@ -2303,9 +2303,10 @@ fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path(
     let a = run(&mut w, "dnd_on", &on_loop);
     assert_eq!(workers(&d), 0, "the loop's attempts were a worker's");
     let b = run(&mut w, "dnd_off", &on_ureq);
-    eprintln!("loop {a:?}, ureq {b:?}");
     assert_eq!(
         a, b,
         "loop [last, failed, requests read] {a:?}, ureq's {b:?}"
     );
+    // As ureq's path has it: tls-error, failed, not retried (a plain close would be retried).
+    assert_eq!(a, ["tls-error", "1", "2"].map(String::from));
 }
