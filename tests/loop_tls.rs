@@ -2068,6 +2068,18 @@ fn flood_tickets(
 /// loop must not spend itself on one idle connection (the plain path peeks one byte).
 #[test]
 fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_else() {
+    ticket_flood(true);
+}
+
+/// The same flood instead of the answer to the second notification, while its attempt waits
+/// for the answer: the loop reads a bounded amount per wake-up (READS_PER_WAKE), so the other
+/// destination's notifications still go at once.
+#[test]
+fn a_receiver_flooding_session_tickets_instead_of_an_answer_delays_no_one_else() {
+    ticket_flood(false);
+}
+
+fn ticket_flood(idle: bool) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let pki = Pki::new();
     let mut provider = rustls::crypto::ring::default_provider();
@@ -2085,7 +2097,11 @@ fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_els
             return;
         }
         p.send(&ok(200));
-        if p.speaks_within(Duration::from_millis(150)) {
+        if idle {
+            if p.speaks_within(Duration::from_millis(150)) {
+                return;
+            }
+        } else if p.request().is_none() {
             return;
         }
         let tls = std::mem::replace(
@@ -2108,6 +2124,10 @@ fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_els
     let mut w = Wire::to(&d);
     w.emit("dnd_on", 0);
     flood.wait_for(1);
+    if !idle {
+        status_when(&d, "delivered", 1);
+        w.emit("dnd_on", 1);
+    }
     let deadline = Instant::now() + PATIENCE;
     while !started.load(Ordering::SeqCst) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -2124,8 +2144,8 @@ fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_els
     assert_eq!(order(&got), seq(0..5), "{got:#?}");
     assert!(
         took < Duration::from_millis(1000),
-        "five to a healthy destination took {took:?} while another flooded its idle \
-         connection (the daemon answered the first emit after {answered:?})"
+        "five to a healthy destination took {took:?} while another flooded its connection \
+         (idle: {idle}; the daemon answered the first emit after {answered:?})"
     );
     assert_eq!(workers(&d), 0, "the loop did not send them");
 }
