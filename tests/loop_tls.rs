@@ -1,10 +1,18 @@
 //! HTTPS from the daemon's loop (`src/daemon/deliver/direct.rs`, module `tls`): the real
 //! daemon, real TLS over loopback (rustls on both sides, a CA made per test), the receivers of
-//! `tests/common`.
+//! `tests/common` and raw ones written here ([`Raw`]: a rustls `ServerConnection` over a
+//! `TcpStream`, driven by the test record by record — or no TLS at all, or, for what rustls's
+//! server API cannot send (a TLS 1.2 HelloRequest, a flood of TLS 1.3 session tickets), the
+//! record layer taken over with the connection's extracted secrets).
 //!
 //! What is checked: an `https://` destination is sent from the loop (no delivery worker is
 //! started), on one kept connection, with the request bytes ureq writes for the same
-//! notification; and the loop's TLS keeps the workers' promises when the receiver misbehaves.
+//! notification; and the loop's TLS keeps the workers' promises when the receiver misbehaves:
+//! the outcome ureq's path gives for the same receiver (a `{x}` in the URL's target sends it
+//! through ureq: the control), `timeout_ms` and `connect_timeout_ms`, nothing lost, order per
+//! destination, repeats only for a retry that was needed, and no destination delaying another.
+//! Each test also shows the loop sent (no worker thread, or the name's lookup worker never
+//! woken again): every one fails when `loop_url` refuses `https://`.
 
 mod common;
 
@@ -256,6 +264,8 @@ struct Got {
     conn: usize,
     at: Instant,
     version: Option<rustls::ProtocolVersion>,
+    /// The `host` header.
+    host: String,
 }
 
 #[derive(Default)]
@@ -395,6 +405,7 @@ impl Peer {
                     conn: self.conn,
                     at: Instant::now(),
                     version: self.tls.protocol_version(),
+                    host: header("host").unwrap_or_default(),
                 };
                 self.plain.drain(..end + 4 + len);
                 self.book.lock().got.push(got.clone());
@@ -1632,8 +1643,9 @@ fn a_name_is_looked_up_by_a_worker_then_sent_by_the_loop_on_one_connection() {
 
 /// The outcome of one notification to `https://{host}:PORT/h` on the loop's path and on
 /// ureq's (`/h{x}`), from a healthy receiver whose certificate names `names`: (last, failed,
-/// requests) each, and the delivery workers started when the loop's had its outcome.
-fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
+/// requests, their `host` header without the port) each, and the delivery workers started
+/// when the loop's had its outcome.
+fn by_host(host: &str, names: &[&str]) -> ([String; 4], usize, [String; 4]) {
     let pki = Pki::new();
     let config = pki.server(names, rustls::ALL_VERSIONS);
     let bind = if host.contains(':') {
@@ -1662,10 +1674,16 @@ fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
     let mut w = Wire::to(&d);
     let figures = |event: &str, r: &Raw| {
         let s = ev_done(&d, event);
+        let hosts: Vec<String> = r
+            .got()
+            .iter()
+            .map(|g| g.host.replace(&format!(":{}", r.addr.port()), ":PORT"))
+            .collect();
         [
             ev(&s, event, "last"),
             ev(&s, event, "failed"),
             r.got().len().to_string(),
+            hosts.join(","),
         ]
     };
     w.emit("dnd_on", 0);
@@ -1677,8 +1695,10 @@ fn by_host(host: &str, names: &[&str]) -> ([String; 3], usize, [String; 3]) {
 }
 
 /// Hosts written in other ways: an IPv6 literal (certificate for `::1`), a name in capitals,
-/// a name with the root's dot (`localhost.`), and a name the certificate does not have. Each
-/// ends on the loop's path as on ureq's; the loop sends what it can (IPv6: no worker at all).
+/// a name with the root's dot (`localhost.`), a name the certificate does not have, and
+/// `127.1` (an address to the resolver, not to the URL parser). Each ends on the loop's path
+/// as on ureq's, with the same `host` header; the loop sends what it can (IPv6: no worker at
+/// all).
 #[test]
 fn hosts_written_in_other_ways_end_as_on_the_workers_path() {
     let v6 = TcpListener::bind("[::1]:0").is_ok();
@@ -1687,6 +1707,7 @@ fn hosts_written_in_other_ways_end_as_on_the_workers_path() {
         ("LocalHost", &["localhost"], "200"),
         ("localhost.", &["localhost"], ""),
         ("localhost", &["127.0.0.1", "example.com"], "tls-error"),
+        ("127.1", &["127.0.0.1"], ""),
     ];
     let cases: Vec<_> = cases
         .into_iter()
@@ -1815,6 +1836,7 @@ fn an_https_notification_never_goes_in_clear_on_a_kept_plain_connection() {
         "the https:// notification arrived in clear: {secret:#?}\n{s}"
     );
     assert_eq!(ev(&s, "dnd_off", "last"), "tls-error", "{s}");
+    assert_eq!(workers(&d), 0, "the loop did not send them");
 }
 
 /// The other way round: a receiver that speaks TLS, an `https://` event (its connection kept)
@@ -1837,6 +1859,7 @@ fn an_http_notification_does_not_ride_a_kept_tls_connection() {
     d.emit_ok(&["dnd_on", "remote=0"]);
     r.wait_for(1);
     status_when(&d, "delivered", 1);
+    assert_eq!(workers(&d), 0, "the loop did not send the https:// one");
     d.emit_ok(&["dnd_off", "remote=1"]);
     let s = ev_done(&d, "dnd_off");
     assert_ne!(ev(&s, "dnd_off", "last"), "200", "{s}\n{:#?}", r.got());
@@ -1987,4 +2010,323 @@ fn a_hello_request_on_an_idle_tls12_connection_costs_nothing() {
     // The client's answer: warning (1), no_renegotiation (100).
     assert_eq!(*alerts.lock().expect("alerts"), [vec![1u8, 100]]);
     assert_eq!(workers(&d), 0);
+}
+
+/// Takes a TLS 1.3 ChaCha20-Poly1305 connection over from rustls and writes NewSessionTicket
+/// messages (600 to a record) for `for_`, or until the client goes. `started` is set at the
+/// first record.
+fn flood_tickets(
+    tls: rustls::ServerConnection,
+    s: &mut TcpStream,
+    for_: Duration,
+    started: &std::sync::atomic::AtomicBool,
+) {
+    use rustls::crypto::cipher::{OutboundChunks, OutboundPlainMessage};
+    use rustls::ConnectionTrafficSecrets::Chacha20Poly1305;
+    let rustls::SupportedCipherSuite::Tls13(suite) =
+        rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256
+    else {
+        panic!("a TLS 1.3 suite")
+    };
+    let secrets = tls.dangerous_extract_secrets().expect("secrets");
+    let (mut seq, Chacha20Poly1305 { key, iv }) = secrets.tx else {
+        panic!("ChaCha20-Poly1305 expected")
+    };
+    let mut enc = suite.aead_alg.encrypter(key, iv);
+    let t0 = Instant::now();
+    let mut n: u32 = 0;
+    while t0.elapsed() < for_ {
+        let mut msgs = Vec::with_capacity(16384);
+        while msgs.len() + 26 <= 15_600 {
+            n = n.wrapping_add(1);
+            // new_session_ticket (4), 22 bytes: lifetime, age_add, nonce<1>, ticket<8>, no
+            // extensions.
+            msgs.extend_from_slice(&[4, 0, 0, 22]);
+            msgs.extend_from_slice(&3600u32.to_be_bytes());
+            msgs.extend_from_slice(&n.to_be_bytes());
+            msgs.extend_from_slice(&[1, n as u8, 0, 8]);
+            msgs.extend_from_slice(&u64::from(n).to_be_bytes());
+            msgs.extend_from_slice(&[0, 0]);
+        }
+        let m = OutboundPlainMessage {
+            typ: rustls::ContentType::Handshake,
+            version: rustls::ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(&msgs),
+        };
+        let rec = enc.encrypt(m, seq).expect("encrypt").encode();
+        seq += 1;
+        started.store(true, std::sync::atomic::Ordering::SeqCst);
+        if s.write_all(&rec).is_err() {
+            return;
+        }
+    }
+}
+
+/// A receiver that, once its kept connection is idle, floods it with TLS 1.3 session tickets
+/// (records without data, which the client takes in while it checks an idle connection) for
+/// three seconds. Another HTTPS destination's notifications meanwhile must go at once: the
+/// loop must not spend itself on one idle connection (the plain path peeks one byte).
+#[test]
+fn a_receiver_flooding_an_idle_connection_with_session_tickets_delays_no_one_else() {
+    ticket_flood(true);
+}
+
+/// The same flood instead of the answer to the second notification, while its attempt waits
+/// for the answer: the loop reads a bounded amount per wake-up (READS_PER_WAKE), so the other
+/// destination's notifications still go at once.
+#[test]
+fn a_receiver_flooding_session_tickets_instead_of_an_answer_delays_no_one_else() {
+    ticket_flood(false);
+}
+
+fn ticket_flood(idle: bool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS13_ONLY, false);
+    c.enable_secret_extraction = true;
+    c.send_tls13_tickets = 0;
+    let c = Arc::new(c);
+    let spare = Arc::clone(&c);
+    let started = Arc::new(AtomicBool::new(false));
+    let go = Arc::clone(&started);
+    let flood = Raw::start(c, move |p| {
+        if p.request().is_none() {
+            return;
+        }
+        p.send(&ok(200));
+        if idle {
+            if p.speaks_within(Duration::from_millis(150)) {
+                return;
+            }
+        } else if p.request().is_none() {
+            return;
+        }
+        let tls = std::mem::replace(
+            &mut p.tls,
+            rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+        );
+        flood_tickets(tls, &mut p.s, Duration::from_secs(3), &go);
+        p.until_closed(Duration::from_secs(5));
+    });
+    let fine = Raw::healthy(pki.std());
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            flood.url("/flood?n=$remote"),
+            fine.url("/fine?n=$remote")
+        ),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    flood.wait_for(1);
+    if !idle {
+        status_when(&d, "delivered", 1);
+        w.emit("dnd_on", 1);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while !started.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    w.emit("dnd_off", 0);
+    let answered = t0.elapsed();
+    for i in 1..5 {
+        w.emit("dnd_off", i);
+    }
+    let got = fine.wait_for(5);
+    let took = t0.elapsed();
+    assert_eq!(order(&got), seq(0..5), "{got:#?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "five to a healthy destination took {took:?} while another flooded its connection \
+         (idle: {idle}; the daemon answered the first emit after {answered:?})"
+    );
+    assert_eq!(workers(&d), 0, "the loop did not send them");
+}
+
+/// No `ca_file`: the loop trusts the webpki roots, as ureq does — the test CA is not among
+/// them, so both paths refuse the receiver (tls-error, failed, not retried, nothing read).
+#[test]
+fn without_a_ca_file_the_test_ca_is_refused_on_both_paths() {
+    let pki = Pki::new();
+    let (on_loop, on_ureq) = (Raw::healthy(pki.std()), Raw::healthy(pki.std()));
+    let d = Daemon::start(&format!(
+        r#"{{"events": {{"dnd_on": "{}", "dnd_off": "{}"}}, "delivery": {{{QUICK}}}}}"#,
+        on_loop.url("/h?n=$remote"),
+        on_ureq.url("/h{x}?n=$remote")
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    let s = ev_done(&d, "dnd_on");
+    assert_eq!(workers(&d), 0, "the loop's attempt is a worker's");
+    w.emit("dnd_off", 0);
+    ev_done(&d, "dnd_off");
+    std::thread::sleep(Duration::from_millis(200));
+    let s2 = d.status();
+    for (e, st) in [("dnd_on", &s), ("dnd_off", &s2)] {
+        assert_eq!(ev(st, e, "last"), "tls-error", "{e}: {st}");
+        assert_eq!(ev(st, e, "failed"), "1", "{e}: {st}");
+    }
+    assert_eq!(ev(&s2, "dnd_on", "retried"), "0", "{s2}");
+    assert_eq!((on_loop.conns(), on_ureq.conns()), (1, 1));
+    assert!(on_loop.got().is_empty() && on_ureq.got().is_empty());
+}
+
+/// A `ca_file` with the receiver's CA and a `CERTIFICATE` block that is not a certificate:
+/// the loop's path and ureq's give the same outcome (the block is skipped: delivered).
+#[test]
+fn a_ca_file_with_a_broken_certificate_block_ends_as_on_the_workers_path() {
+    let pki = Pki::new();
+    let (on_loop, on_ureq) = (Raw::healthy(pki.std()), Raw::healthy(pki.std()));
+    let dir = TempDir::new("badca");
+    let pem = std::fs::read_to_string(&pki.ca_file).expect("CA");
+    let junk = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n";
+    let ca = dir.write("ca.pem", format!("{junk}{pem}"));
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            on_loop.url("/h?n=$remote"),
+            on_ureq.url("/h{x}?n=$remote")
+        ),
+        &ca,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    let s = ev_done(&d, "dnd_on");
+    assert_eq!(workers(&d), 0, "the loop's attempt is a worker's");
+    w.emit("dnd_off", 0);
+    let s2 = ev_done(&d, "dnd_off");
+    assert_eq!(ev(&s, "dnd_on", "last"), "200", "{s}");
+    assert_eq!(
+        ev(&s, "dnd_on", "last"),
+        ev(&s2, "dnd_off", "last"),
+        "loop: {s}\nureq: {s2}"
+    );
+}
+
+/// Ten healthy HTTPS destinations (more than LOOP_CONNS = 8), three notifications each, one
+/// at a time in turn: each new destination closes the connection idle the longest, so the
+/// loop makes new TLS connections (resuming sessions from its cache) — all by the loop, every
+/// one delivered at its first attempt, in order.
+#[test]
+fn more_https_destinations_than_loop_connections_take_turns() {
+    let pki = Pki::new();
+    let rs: Vec<Raw> = (0..10).map(|_| Raw::healthy(pki.std())).collect();
+    let d = Daemon::start(&cfg(
+        r#""dnd_on": "https://127.0.0.1:$remote/t?n=$display_remote""#,
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    for n in 0..3 {
+        for r in &rs {
+            w.send(
+                "dnd_on",
+                &format!("remote={} display_remote={n}", r.addr.port()),
+            );
+            // One at a time, so each finds the others idle.
+            r.wait_for(n + 1);
+        }
+    }
+    let s = status_when(&d, "delivered", 30);
+    for r in &rs {
+        let got = r.got();
+        assert_eq!(order(&got), seq(0..3), "{got:#?}");
+        assert_once_each(&got);
+    }
+    assert_eq!(stat(&s, "delivered"), 30, "{s}");
+    assert_eq!(stat(&s, "retried"), 0, "{s}");
+    let conns: usize = rs.iter().map(Raw::conns).sum();
+    assert!(conns > 10, "no connection was closed to make room: {conns}");
+    assert_eq!(workers(&d), 0);
+}
+
+/// A TLS 1.2 server that answers the first request, then answers the second, on the same
+/// kept connection, with a fatal alert (internal_error) and closes. Both paths give the
+/// second notification the same outcome: tls-error, failed, not retried.
+#[test]
+fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path() {
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS12_ONLY, false);
+    c.enable_secret_extraction = true;
+    let c = Arc::new(c);
+    let server = |c: &Arc<rustls::ServerConfig>| {
+        let spare = Arc::clone(c);
+        Raw::start(Arc::clone(c), move |p| {
+            if p.request().is_none() {
+                return;
+            }
+            p.send(&ok(200));
+            let _ = p.s.set_read_timeout(Some(PATIENCE));
+            let tls = std::mem::replace(
+                &mut p.tls,
+                rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+            );
+            let mut rec = Records::take_over(tls);
+            while let Some((typ, plain)) = rec.read(&mut p.s) {
+                if typ == rustls::ContentType::ApplicationData {
+                    p.plain.extend_from_slice(&plain);
+                    if find(&p.plain, b"\r\n\r\n").is_some() {
+                        let _ = p.request();
+                        rec.write(&mut p.s, rustls::ContentType::Alert, &[2, 80]);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let (on_loop, on_ureq) = (server(&c), server(&c));
+    let d = Daemon::start(&cfg(
+        &format!(
+            r#""dnd_on": "{}", "dnd_off": "{}""#,
+            on_loop.url("/a?n=$remote"),
+            on_ureq.url("/a{x}?n=$remote")
+        ),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    let run = |w: &mut Wire, event: &str, r: &Raw| {
+        w.emit(event, 0);
+        r.wait_for(1);
+        status_when(&d, "delivered", if event == "dnd_on" { 1 } else { 2 });
+        w.emit(event, 1);
+        r.wait_for(2);
+        let deadline = Instant::now() + PATIENCE;
+        let s = loop {
+            let s = d.status();
+            let n = |k| ev(&s, event, k).parse::<u64>().unwrap_or(0);
+            if n("failed") + n("retried") > 0 && n("delivered") + n("failed") >= 2
+                || Instant::now() > deadline
+            {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        [
+            ev(&s, event, "last"),
+            ev(&s, event, "failed"),
+            (r.got().len().min(3)).to_string(),
+        ]
+    };
+    let a = run(&mut w, "dnd_on", &on_loop);
+    assert_eq!(workers(&d), 0, "the loop's attempts were a worker's");
+    let b = run(&mut w, "dnd_off", &on_ureq);
+    assert_eq!(
+        a, b,
+        "loop [last, failed, requests read] {a:?}, ureq's {b:?}"
+    );
+    // As ureq's path has it: tls-error, failed, not retried (a plain close would be retried).
+    assert_eq!(a, ["tls-error", "1", "2"].map(String::from));
 }
