@@ -1134,8 +1134,9 @@ mod tls {
     /// Most bytes rustls reads per `read_tls` (its buffer's step): a shorter read took all
     /// the socket had.
     pub const READ_SIZE: usize = 4096;
-    /// TLS sessions remembered for resumption (rustls's in-memory store; its default is 256).
-    pub const TLS_SESSIONS: usize = 16;
+    /// Reads of an idle session's socket per look (records that carry no data: session
+    /// tickets, a key update). A server that keeps sending more is not kept.
+    const IDLE_READS: usize = super::READS_PER_WAKE;
 
     /// The loop sender's client configuration, made when first needed.
     #[derive(Debug)]
@@ -1174,7 +1175,10 @@ mod tls {
                         .ok()?
                         .with_root_certificates(store)
                         .with_no_client_auth();
-                    c.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS);
+                    // No session is remembered for resumption: rustls's store keeps up to 8
+                    // tickets per server, each of up to 64 KiB with a copy of the certificate
+                    // chain, whatever a server sends. Kept connections make handshakes rare.
+                    c.resumption = rustls::client::Resumption::disabled();
                     Some(Arc::new(c))
                 })
                 .clone()
@@ -1218,9 +1222,11 @@ mod tls {
         }
     }
 
-    /// An idle session still usable: no close, no error, no data nobody asked for.
+    /// An idle session still usable: no close, no error, no data nobody asked for, and not
+    /// more than [`IDLE_READS`] reads of records without data (a flood is not waited out: the
+    /// loop has other work).
     pub fn idle_ok(t: &mut Session, stream: &TcpStream) -> bool {
-        loop {
+        for _ in 0..=IDLE_READS {
             match t.read_tls(&mut &*stream) {
                 Ok(0) => return false,
                 Ok(_) => {
@@ -1229,16 +1235,17 @@ mod tls {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        return false;
-                    }
-                    break;
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut b = [0u8; 1];
+                    return matches!(
+                        t.reader().read(&mut b),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock
+                    );
                 }
+                Err(_) => return false,
             }
         }
-        let mut b = [0u8; 1];
-        matches!(t.reader().read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        false
     }
 }
 
