@@ -702,3 +702,36 @@ fn a_client_that_reads_late_gets_every_answer() {
     assert_eq!(got, LINES, "replies received before the daemon closed");
     assert!(d.status().contains("clients"), "the daemon still answers");
 }
+
+/// A server that takes the TCP connection and never answers the TLS handshake: the handshake is
+/// part of the connect (as in ureq), so the attempt ends at `connect_timeout_ms`, not at the
+/// much longer `timeout_ms`, and is retried.
+#[test]
+fn a_tls_handshake_that_never_ends_times_out_at_connect_timeout_ms() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            keep.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        }
+    });
+    let ca = common::TestCa::new();
+    let d = Daemon::start(&format!(
+        r#"{{"events": {{"dnd_on": "https://127.0.0.1:{port}/x"}},
+            "delivery": {{"ca_file": "{}", "connect_timeout_ms": 300, "timeout_ms": 4000,
+                          "backoff_initial_ms": 5000, "backoff_max_ms": 5000}}}}"#,
+        ca.ca_file().display()
+    ));
+    let t0 = Instant::now();
+    d.emit_ok(&["dnd_on"]);
+    let s = status_when(&d, "retried", 1);
+    let took = t0.elapsed();
+    assert_eq!(stat(&s, "retried"), 1, "{s}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(2500),
+        "the handshake was given {took:?}, not connect_timeout_ms (300 ms): {s}"
+    );
+    assert!(!held.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+}

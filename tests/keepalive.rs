@@ -75,3 +75,37 @@ fn https_keeps_its_connection() {
     assert_eq!(stat(&s, "delivered"), 3, "{s}");
     assert_eq!(stat(&s, "retried"), 0, "{s}");
 }
+
+/// A reload that changes `delivery.ca_file` closes the kept HTTPS connection: after it, a
+/// receiver whose CA is no longer trusted is refused (`tls-error`), not reached on a session
+/// the old CA file had trusted.
+#[test]
+fn a_reload_that_changes_the_ca_file_closes_kept_https_connections() {
+    let r = Receiver::start_tls();
+    let other = common::TestCa::new();
+    let cfg = |ca: &std::path::Path| {
+        format!(
+            r#"{{"events": {{"dnd_on": "{}"}}, "delivery": {{"ca_file": "{}", "attempts": 1}}}}"#,
+            r.url("/s?n=$remote"),
+            ca.display()
+        )
+    };
+    let mut d = Daemon::start(&cfg(r.ca_file()));
+    d.emit_ok(&["dnd_on", "remote=1"]);
+    assert_eq!(r.wait_for(1, PATIENCE).len(), 1);
+    status_when(&d, "delivered", 1);
+    d.write_config(&cfg(other.ca_file()));
+    d.sighup();
+    assert!(d.wait_log("config reloaded", PATIENCE), "{}", d.log());
+    d.emit_ok(&["dnd_on", "remote=2"]);
+    let s = status_when(&d, "failed", 1);
+    assert_eq!(stat(&s, "delivered"), 1, "{s}");
+    assert!(s.contains("tls-error"), "{s}");
+    assert_eq!(
+        r.count(),
+        1,
+        "reached on the old session: {:?}",
+        r.requests()
+    );
+    let _ = d.wait_exit(Duration::ZERO);
+}

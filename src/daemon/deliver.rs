@@ -53,6 +53,9 @@ pub struct Sender {
     /// Plain HTTP may be sent from the daemon's loop: no proxy is configured (ureq takes one
     /// from the environment; the loop sender does not speak to proxies).
     loop_ok: bool,
+    /// The loop sender's TLS client configuration (the roots ureq's has), made when first needed.
+    #[cfg(feature = "tls")]
+    tls: direct::LoopTls,
 }
 
 impl Sender {
@@ -71,6 +74,9 @@ impl Sender {
             .no_delay(true)
             .user_agent(USER_AGENT)
             .accept("*/*");
+        #[cfg(feature = "tls")]
+        let (b, roots) = Self::tls(b, d)?;
+        #[cfg(not(feature = "tls"))]
         let b = Self::tls(b, d)?;
         let names = std::sync::Arc::new(NameCache::default());
         let config = b.build();
@@ -87,16 +93,29 @@ impl Sender {
             timeout_ms: d.timeout_ms as u64,
             connect_timeout_ms: d.connect_timeout_ms as u64,
             loop_ok,
+            #[cfg(feature = "tls")]
+            tls: direct::LoopTls::new(roots),
         })
     }
 
+    /// ureq's TLS roots: the certificates of `ca_file` when set (also returned, for the loop
+    /// sender's own client configuration), else the webpki roots.
     #[cfg(feature = "tls")]
+    #[allow(clippy::type_complexity)]
     fn tls(
         b: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
         d: &Delivery,
-    ) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>, SenderError> {
+    ) -> Result<
+        (
+            ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+            Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+        ),
+        SenderError,
+    > {
         use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
-        let Some(path) = &d.ca_file else { return Ok(b) };
+        let Some(path) = &d.ca_file else {
+            return Ok((b, None));
+        };
         let pem =
             std::fs::read(path).map_err(|e| SenderError::CaFile(path.clone(), e.to_string()))?;
         let certs: Vec<_> = parse_pem(&pem)
@@ -111,10 +130,14 @@ impl Sender {
                 "no PEM certificate in it".into(),
             ));
         }
+        let roots = certs
+            .iter()
+            .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+            .collect();
         let tls = TlsConfig::builder()
             .root_certs(RootCerts::new_with_certs(&certs))
             .build();
-        Ok(b.tls_config(tls))
+        Ok((b.tls_config(tls), Some(roots)))
     }
 
     #[cfg(not(feature = "tls"))]

@@ -190,6 +190,9 @@ impl Daemon {
                     if let Ok(mut cur) = self.sender.write() {
                         *cur = Arc::new(s);
                     }
+                    // Kept connections were opened (and over TLS, trusted) under the old
+                    // settings: the idle ones are closed, as ureq's pool goes with its agent.
+                    self.direct.close_idle();
                 }
                 Err(e) => {
                     self.counters.reload_errors += 1;

@@ -121,6 +121,11 @@ struct Conn {
     interim: usize,
     /// To be removed at the end of this round.
     dead: bool,
+    /// The TLS session over `stream`.
+    tls: Option<tls::Session>,
+    /// An `https://` destination: part of the connection's identity with host and port (a
+    /// request for one scheme never goes on the other's connection).
+    tls_dest: bool,
 }
 
 /// The loop sender: [`LOOP_CONNS`] connections and the attempts finished since the daemon
@@ -132,25 +137,30 @@ pub struct LoopSender {
     finished: Vec<Finished>,
 }
 
-/// Why a URL is left to ureq: the loop sender writes only what it can write exactly as ureq
-/// would (an `http://` URL with a plain authority and an origin-form target of URI characters).
-fn plain_http(url: &str) -> Option<(&str, &str)> {
-    let rest = url
-        .get(..7)?
-        .eq_ignore_ascii_case("http://")
-        .then(|| &url[7..])?;
+/// The URLs the loop sender takes, split into (TLS or not, authority, target): it writes only
+/// what it can write exactly as ureq would (an `http://` URL, or `https://` in a build with
+/// TLS, with a plain authority and an origin-form target of URI characters).
+fn loop_url(url: &str) -> Option<(bool, &str, &str)> {
+    let (tls, rest) = if url.get(..7)?.eq_ignore_ascii_case("http://") {
+        (false, &url[7..])
+    } else if cfg!(feature = "tls") && url.get(..8)?.eq_ignore_ascii_case("https://") {
+        (true, &url[8..])
+    } else {
+        return None;
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
     // ureq writes `host` without the port when it is the scheme's default: an explicit `:80`
-    // (or an empty or zero-padded port) is left to it.
+    // or `:443` (or an empty or zero-padded port) is left to it.
     let port = match authority.rfind(']') {
         Some(b) => authority[b + 1..].strip_prefix(':'),
         None => authority.rfind(':').map(|c| &authority[c + 1..]),
     };
-    if port.is_some_and(|p| p.is_empty() || p.starts_with('0') || p == "80") {
+    let default = if tls { "443" } else { "80" };
+    if port.is_some_and(|p| p.is_empty() || p.starts_with('0') || p == default) {
         return None;
     }
     let target = if target.is_empty() { "/" } else { target };
@@ -165,7 +175,7 @@ fn plain_http(url: &str) -> Option<(&str, &str)> {
         && authority
             .bytes()
             .all(|b| uri_char(b) || b == b'[' || b == b']');
-    ok.then_some((authority, target))
+    ok.then_some((tls, authority, target))
 }
 
 /// An extra header line as ureq would send it: a token name and a value of visible characters,
@@ -433,10 +443,14 @@ fn body_step(head: &mut Head, inb: &mut Vec<u8>) -> Option<bool> {
 }
 
 impl Conn {
-    /// A kept connection with nothing to read (no close, no stray bytes): reusable.
-    fn still_open(&self) -> bool {
+    /// A kept connection with nothing to read (no close, no stray bytes): reusable. Over TLS,
+    /// records that carry no data (a session ticket sent late) are taken in on the way.
+    fn still_open(&mut self) -> bool {
         use nix::sys::socket::{recv, MsgFlags};
         let Some(s) = &self.stream else { return false };
+        if let Some(t) = &mut self.tls {
+            return tls::idle_ok(t, s);
+        }
         let mut b = [0u8; 1];
         loop {
             match recv(
@@ -449,6 +463,11 @@ impl Conn {
                 _ => return false,
             }
         }
+    }
+
+    /// A TLS handshake not finished yet (over a connection that is, or is being, made).
+    fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
 
     /// The attempt failed before its response: closed, and its result.
@@ -534,8 +553,21 @@ impl Conn {
         Err(last)
     }
 
-    /// Writes what is left of the request; on to reading once all is out.
+    /// Writes what is left of the request; on to reading once all is out. Over TLS: what
+    /// rustls has to send (the handshake's messages, then the request's records), the request
+    /// given to rustls as it takes it.
     fn write_some(&mut self) -> Result<(), Failure> {
+        if let Some(t) = &mut self.tls {
+            let Some(stream) = &self.stream else {
+                return Err(Failure::Io);
+            };
+            match tls::flush(t, stream, &self.out, &mut self.sent) {
+                Ok(true) => self.phase = Phase::Reading,
+                Ok(false) => self.phase = Phase::Writing,
+                Err(e) => return Err(io_failure(e)),
+            }
+            return Ok(());
+        }
         while self.sent < self.out.len() {
             let Some(stream) = &self.stream else {
                 return Err(Failure::Io);
@@ -554,6 +586,9 @@ impl Conn {
 
     /// Reads what has arrived. `Some` when the attempt is over.
     fn read_some(&mut self, now: u64) -> Option<Finished> {
+        if self.tls.is_some() {
+            return self.read_some_tls(now);
+        }
         let mut buf = [0u8; READ_CHUNK];
         // At most READS_PER_WAKE reads per wake-up: a receiver that floods (interim answers
         // without end) gets its turn back after the others; poll reports it again.
@@ -573,16 +608,7 @@ impl Conn {
                 }
             };
             if n == 0 {
-                // End of stream: the end of a body delimited by the close, a body cut short,
-                // or no response at all.
-                return match self.head.as_ref().map(|h| h.body) {
-                    Some(Body::UntilClose) => {
-                        self.dead = true;
-                        self.finish(true, now)
-                    }
-                    Some(_) => self.finish(false, now),
-                    None => self.fail(Failure::Io),
-                };
+                return self.ended(now);
             }
             self.inb.extend_from_slice(&buf[..n]);
             if let Some(f) = self.advance(now) {
@@ -591,6 +617,100 @@ impl Conn {
             if n < buf.len() {
                 // A short read: poll says when more comes (saves the EAGAIN read).
                 return None;
+            }
+        }
+        None
+    }
+
+    /// End of stream: the end of a body delimited by the close, a body cut short, or no
+    /// response at all.
+    fn ended(&mut self, now: u64) -> Option<Finished> {
+        match self.head.as_ref().map(|h| h.body) {
+            Some(Body::UntilClose) => {
+                self.dead = true;
+                self.finish(true, now)
+            }
+            Some(_) => self.finish(false, now),
+            None => self.fail(Failure::Io),
+        }
+    }
+
+    /// [`Conn::read_some`] over TLS: records in, through rustls; what rustls has to send (the
+    /// handshake's next messages, the request once the handshake is done) written out; then,
+    /// once the whole request is out, the plain text on to the parser. An answer that comes
+    /// before the request is out (TLS 1.3 lets a server send data right after its handshake
+    /// messages) waits in rustls until it is: an attempt never ends with its request unsent.
+    /// A record rustls refuses (a certificate that is not trusted, a broken handshake) fails
+    /// the attempt as TLS, as on ureq's path. Also called when a write completes, with nothing
+    /// new to read: what is already decrypted is parsed then.
+    fn read_some_tls(&mut self, now: u64) -> Option<Finished> {
+        let mut buf = [0u8; READ_CHUNK];
+        for _ in 0..READS_PER_WAKE {
+            let (Some(t), Some(stream)) = (&mut self.tls, &self.stream) else {
+                return self.fail(Failure::Io);
+            };
+            let got = match t.read_tls(&mut &*stream) {
+                Ok(n) => Some(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                Err(e) => {
+                    return match self.head.is_some() {
+                        true => self.finish(false, now),
+                        false => self.fail(io_failure(e)),
+                    }
+                }
+            };
+            if got.is_some() && t.process_new_packets().is_err() {
+                // rustls has queued its alert: sent if the socket takes it at once.
+                let _ = t.write_tls(&mut &*stream);
+                return match self.head.is_some() {
+                    true => self.finish(false, now),
+                    false => self.fail(Failure::Tls),
+                };
+            }
+            if t.wants_write() || self.sent < self.out.len() {
+                if let Err(why) = self.write_some() {
+                    return self.fail(why);
+                }
+            }
+            let Some(t) = &mut self.tls else {
+                return self.fail(Failure::Io);
+            };
+            let request_out =
+                self.sent == self.out.len() && !t.is_handshaking() && !t.wants_write();
+            let mut ended = got == Some(0);
+            loop {
+                if !request_out {
+                    break;
+                }
+                let Some(t) = &mut self.tls else {
+                    return self.fail(Failure::Io);
+                };
+                match t.reader().read(&mut buf) {
+                    // close_notify, or (an error) closed without it.
+                    Ok(0) => ended = true,
+                    Ok(n) => {
+                        self.inb.extend_from_slice(&buf[..n]);
+                        if let Some(f) = self.advance(now) {
+                            return Some(f);
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => ended = true,
+                }
+                break;
+            }
+            if ended {
+                return self.ended(now);
+            }
+            match got {
+                // Waiting for the socket to take the rest (poll: writable), or for more to read.
+                _ if self.phase == Phase::Writing => return None,
+                None => return None,
+                // A short read: poll says when more comes (saves the EAGAIN read).
+                Some(n) if n < tls::READ_SIZE => return None,
+                Some(_) => {}
             }
         }
         None
@@ -647,6 +767,7 @@ impl std::fmt::Debug for Conn {
             .field("port", &self.port)
             .field("phase", &self.phase)
             .field("ticket", &self.ticket)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -674,7 +795,7 @@ pub(super) fn wants_name<'n>(s: &Sender, n: &'n Notification) -> Option<(&'n str
     let host = d.host.trim_start_matches('[').trim_end_matches(']');
     let ok = s.loop_ok
         && d.port != 0
-        && plain_http(&n.url).is_some()
+        && loop_url(&n.url).is_some()
         && plain_headers(n)
         && host.parse::<IpAddr>().is_err()
         && !s.names.get_into(host, d.port, &mut heapless::Vec::new());
@@ -710,7 +831,7 @@ impl LoopSender {
         if !s.loop_ok {
             return Start::NotMine;
         }
-        let Some((authority, target)) = plain_http(&n.url) else {
+        let Some((is_tls, authority, target)) = loop_url(&n.url) else {
             return Start::NotMine;
         };
         if !plain_headers(n) {
@@ -721,10 +842,9 @@ impl LoopSender {
             return Start::NotMine;
         }
         // The connection of this destination, or room for one.
-        let at = self
-            .conns
-            .iter()
-            .position(|c| c.port == d.port && c.host.eq_ignore_ascii_case(d.host));
+        let at = self.conns.iter().position(|c| {
+            c.port == d.port && c.tls_dest == is_tls && c.host.eq_ignore_ascii_case(d.host)
+        });
         if at.is_some_and(|i| self.conns[i].phase != Phase::Idle) {
             return Start::NotMine;
         }
@@ -732,12 +852,20 @@ impl LoopSender {
             now.saturating_sub(self.conns[i].since) < LOOP_IDLE_MS && self.conns[i].still_open()
         });
         let mut addrs = heapless::Vec::<SocketAddr, MAX_ADDRS_PER_NAME>::new();
+        let mut session = None;
         if reuse.is_none() {
             let bare = d.host.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = bare.parse::<IpAddr>() {
                 let _ = addrs.push(SocketAddr::new(ip, d.port));
             } else if !s.names.get_into(bare, d.port, &mut addrs) {
                 return Start::NotMine;
+            }
+            if is_tls {
+                // A name rustls does not take is ureq's to refuse, with ureq's error.
+                match tls::session(s, bare) {
+                    Some(t) => session = Some(t),
+                    None => return Start::NotMine,
+                }
             }
         }
         let i = match (at, reuse) {
@@ -774,6 +902,8 @@ impl LoopSender {
                 head: None,
                 interim: 0,
                 dead: false,
+                tls: None,
+                tls_dest: is_tls,
             });
         }
         let c = &mut self.conns[i];
@@ -790,6 +920,7 @@ impl LoopSender {
             c.phase = Phase::Writing;
             c.write_some()
         } else {
+            c.tls = session;
             c.addrs = addrs;
             c.next_addr = 0;
             c.connect_end = now
@@ -868,9 +999,10 @@ impl LoopSender {
                 continue;
             };
             let done = match c.phase {
-                // Readable while idle: the server closed it (or sent what nobody asked for).
+                // Readable while idle: the server closed it (or sent what nobody asked for; over
+                // TLS, a record without data such as a late session ticket is taken in).
                 Phase::Idle => {
-                    c.dead = true;
+                    c.dead = !c.still_open();
                     None
                 }
                 Phase::Connecting => {
@@ -913,14 +1045,22 @@ impl LoopSender {
 
     /// Ends the attempts whose time is up: a connect that took too long moves on to the next
     /// address; an attempt past `timeout_ms` fails with a timeout (after its head: its outcome
-    /// stands, the connection is closed).
+    /// stands, the connection is closed). Closes the connections idle for [`LOOP_IDLE_MS`]
+    /// (their socket, and over TLS the session's buffers, are given back).
     pub fn tick(&mut self, s: &Sender, now: u64) {
-        for c in self.conns.iter_mut().filter(|c| c.phase != Phase::Idle) {
+        for c in self.conns.iter_mut() {
+            if c.phase == Phase::Idle {
+                c.dead |= now.saturating_sub(c.since) >= LOOP_IDLE_MS;
+                continue;
+            }
             let done = if now >= c.deadline {
                 match c.head.is_some() {
                     true => c.finish(false, now),
                     false => c.fail(Failure::Timeout),
                 }
+            } else if c.handshaking() && now >= c.connect_end {
+                // The TLS handshake is part of the connect, as in ureq: `connect_timeout_ms`.
+                c.fail(Failure::Timeout)
             } else if c.phase == Phase::Connecting && now >= c.connect_until {
                 // This address took its share of the connect time: the next one, if any.
                 let left = c.next_addr < c.addrs.len();
@@ -948,12 +1088,19 @@ impl LoopSender {
     pub fn next_deadline(&self) -> Option<u64> {
         self.conns
             .iter()
-            .filter(|c| c.phase != Phase::Idle)
             .map(|c| match c.phase {
+                Phase::Idle => c.since.saturating_add(LOOP_IDLE_MS),
                 Phase::Connecting => c.deadline.min(c.connect_until),
+                _ if c.handshaking() => c.deadline.min(c.connect_end),
                 _ => c.deadline,
             })
             .min()
+    }
+
+    /// Closes the idle connections (the delivery settings changed: a new `ca_file` must not
+    /// find a session its old one trusted). Attempts in progress finish on theirs.
+    pub fn close_idle(&mut self) {
+        self.conns.retain(|c| c.phase != Phase::Idle);
     }
 
     /// Attempts finished since the last call.
@@ -966,6 +1113,188 @@ impl LoopSender {
         self.conns.iter().filter(|c| c.phase != Phase::Idle).count()
     }
 }
+
+/// HTTPS on the loop sender's sockets: a rustls client session driven by hand
+/// (`read_tls`/`write_tls` on the non-blocking socket, `process_new_packets`), with the
+/// configuration ureq's has — ring, TLS 1.2 and 1.3, the `ca_file`'s certificates or else the
+/// webpki roots, SNI, no client certificate — made the first time an `https://` destination is
+/// the loop's. The handshake's computation runs in the loop (a few hundred microseconds on the
+/// bench machine, once per connection; resumed sessions cost less).
+#[cfg(feature = "tls")]
+mod tls {
+    use super::super::Sender;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+    use std::io::{self, Read, Write};
+    use std::net::TcpStream;
+    use std::sync::{Arc, OnceLock};
+
+    pub type Session = Box<ClientConnection>;
+
+    /// Most bytes rustls reads per `read_tls` (its buffer's step): a shorter read took all
+    /// the socket had.
+    pub const READ_SIZE: usize = 4096;
+    /// Reads of an idle session's socket per look (records that carry no data: session
+    /// tickets, a key update). A server that keeps sending more is not kept.
+    const IDLE_READS: usize = super::READS_PER_WAKE;
+
+    /// The loop sender's client configuration, made when first needed.
+    #[derive(Debug)]
+    pub struct LoopTls {
+        roots: Option<Vec<CertificateDer<'static>>>,
+        config: OnceLock<Option<Arc<ClientConfig>>>,
+    }
+
+    impl LoopTls {
+        /// `roots`: the `ca_file`'s certificates, or `None` for the webpki roots.
+        pub fn new(roots: Option<Vec<CertificateDer<'static>>>) -> LoopTls {
+            LoopTls {
+                roots,
+                config: OnceLock::new(),
+            }
+        }
+
+        fn config(&self) -> Option<Arc<ClientConfig>> {
+            self.config
+                .get_or_init(|| {
+                    let provider = rustls::crypto::CryptoProvider::get_default()
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+                    let store = match &self.roots {
+                        Some(certs) => {
+                            let mut s = RootCertStore::empty();
+                            s.add_parsable_certificates(certs.iter().cloned());
+                            s
+                        }
+                        None => RootCertStore {
+                            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                        },
+                    };
+                    let mut c = ClientConfig::builder_with_provider(provider)
+                        .with_protocol_versions(rustls::ALL_VERSIONS)
+                        .ok()?
+                        .with_root_certificates(store)
+                        .with_no_client_auth();
+                    // No session is remembered for resumption: rustls's store keeps up to 8
+                    // tickets per server, each of up to 64 KiB with a copy of the certificate
+                    // chain, whatever a server sends. Kept connections make handshakes rare.
+                    c.resumption = rustls::client::Resumption::disabled();
+                    Some(Arc::new(c))
+                })
+                .clone()
+        }
+    }
+
+    /// A new session for `host` (a name or an IP address, without brackets). `None` when
+    /// rustls does not take the name.
+    pub fn session(s: &Sender, host: &str) -> Option<Session> {
+        let name = ServerName::try_from(host).ok()?.to_owned();
+        ClientConnection::new(s.tls.config()?, name)
+            .ok()
+            .map(Box::new)
+    }
+
+    /// Gives rustls what it takes of `out` from `sent` on and writes what it has to send.
+    /// `Ok(true)`: nothing left to write for now; `Ok(false)`: the socket is full.
+    pub fn flush(
+        t: &mut Session,
+        stream: &TcpStream,
+        out: &[u8],
+        sent: &mut usize,
+    ) -> io::Result<bool> {
+        loop {
+            while *sent < out.len() {
+                match t.writer().write(&out[*sent..])? {
+                    0 => break,
+                    n => *sent += n,
+                }
+            }
+            if !t.wants_write() {
+                return Ok(true);
+            }
+            match t.write_tls(&mut &*stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// An idle session still usable: no close, no error, no data nobody asked for, and not
+    /// more than [`IDLE_READS`] reads of records without data (a flood is not waited out: the
+    /// loop has other work).
+    pub fn idle_ok(t: &mut Session, stream: &TcpStream) -> bool {
+        for _ in 0..=IDLE_READS {
+            match t.read_tls(&mut &*stream) {
+                Ok(0) => return false,
+                Ok(_) => {
+                    if t.process_new_packets().is_err() {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut b = [0u8; 1];
+                    return matches!(
+                        t.reader().read(&mut b),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock
+                    );
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// A build without TLS: no session is ever made ([`loop_url`] takes no `https://` URL).
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use super::super::Sender;
+    use std::io;
+    use std::net::TcpStream;
+
+    pub enum Session {}
+    pub const READ_SIZE: usize = 0;
+
+    pub fn session(_: &Sender, _: &str) -> Option<Session> {
+        None
+    }
+
+    pub fn flush(t: &mut Session, _: &TcpStream, _: &[u8], _: &mut usize) -> io::Result<bool> {
+        match *t {}
+    }
+
+    pub fn idle_ok(t: &mut Session, _: &TcpStream) -> bool {
+        match *t {}
+    }
+
+    impl Session {
+        pub fn read_tls(&mut self, _: &mut &TcpStream) -> io::Result<usize> {
+            match *self {}
+        }
+        pub fn write_tls(&mut self, _: &mut &TcpStream) -> io::Result<usize> {
+            match *self {}
+        }
+        pub fn process_new_packets(&mut self) -> Result<(), ()> {
+            match *self {}
+        }
+        pub fn reader(&mut self) -> &mut dyn io::Read {
+            match *self {}
+        }
+        pub fn wants_write(&self) -> bool {
+            match *self {}
+        }
+        pub fn is_handshaking(&self) -> bool {
+            match *self {}
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+pub(super) use tls::LoopTls;
 
 /// Fuzz entry ([`crate::fuzz::http_response`]): a receiver's answer, fed in pieces of the size
 /// the first byte chooses, through the head parser and the body framing as [`Conn::advance`]
@@ -1042,26 +1371,39 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls_are_the_loops() {
+    fn only_urls_written_as_ureq_writes_them_are_the_loops() {
+        let plain = |u| loop_url(u).filter(|t| !t.0).map(|t| (t.1, t.2));
         assert_eq!(
-            plain_http("http://127.0.0.1:8080/in?a=1%202&b=$x"),
+            plain("http://127.0.0.1:8080/in?a=1%202&b=$x"),
             Some(("127.0.0.1:8080", "/in?a=1%202&b=$x"))
         );
-        assert_eq!(plain_http("HTTP://h"), Some(("h", "/")));
-        assert_eq!(plain_http("http://[::1]:81/x"), Some(("[::1]:81", "/x")));
-        assert_eq!(plain_http("https://h/x"), None);
-        assert_eq!(plain_http("http://h?x"), None, "no path: left to ureq");
-        assert_eq!(plain_http("http://h/x#frag"), None);
-        assert_eq!(plain_http("http://h/a b"), None);
-        assert_eq!(plain_http("http://h/a\"b"), None);
-        assert_eq!(plain_http("http://u:p@h/x"), None);
-        assert_eq!(plain_http("http:///x"), None);
+        assert_eq!(plain("HTTP://h"), Some(("h", "/")));
+        assert_eq!(plain("http://[::1]:81/x"), Some(("[::1]:81", "/x")));
+        assert_eq!(loop_url("http://h?x"), None, "no path: left to ureq");
+        assert_eq!(loop_url("http://h/x#frag"), None);
+        assert_eq!(loop_url("http://h/a b"), None);
+        assert_eq!(loop_url("http://h/a\"b"), None);
+        assert_eq!(loop_url("http://u:p@h/x"), None);
+        assert_eq!(loop_url("http:///x"), None);
+        assert_eq!(loop_url("ftp://h/x"), None);
         // ureq leaves the default port out of `host`: an explicit one is left to it.
-        assert_eq!(plain_http("http://h:80/x"), None);
-        assert_eq!(plain_http("http://h:080/x"), None);
-        assert_eq!(plain_http("http://h:/x"), None);
-        assert_eq!(plain_http("http://[::1]:80/x"), None);
-        assert_eq!(plain_http("http://h:8080/x"), Some(("h:8080", "/x")));
+        assert_eq!(loop_url("http://h:80/x"), None);
+        assert_eq!(loop_url("http://h:080/x"), None);
+        assert_eq!(loop_url("http://h:/x"), None);
+        assert_eq!(loop_url("http://[::1]:80/x"), None);
+        assert_eq!(plain("http://h:8080/x"), Some(("h:8080", "/x")));
+        // https: the loop's in a build with TLS, under the same rules, 443 the default.
+        let tls = |u| loop_url(u).filter(|t| t.0).map(|t| (t.1, t.2));
+        if cfg!(feature = "tls") {
+            assert_eq!(tls("https://h/x"), Some(("h", "/x")));
+            assert_eq!(tls("HTTPS://h:8443"), Some(("h:8443", "/")));
+            assert_eq!(tls("https://h:80/x"), Some(("h:80", "/x")));
+        } else {
+            assert_eq!(loop_url("https://h/x"), None);
+        }
+        assert_eq!(loop_url("https://h:443/x"), None);
+        assert_eq!(loop_url("https://u:p@h/x"), None);
+        assert_eq!(loop_url("https://h/a b"), None);
     }
 
     #[test]
