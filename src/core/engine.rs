@@ -17,8 +17,35 @@ use super::outbox::{
 };
 use super::template::Encoding;
 use super::tracker::{DerivedList, TrackError, TrackStats, Tracker};
-use super::var::{Var, Vars};
+use super::var::{Var, VarSource, Vars};
 use core::fmt::{self, Write};
+
+/// The variables one event is expanded with, looked up in layers rather than copied into one
+/// set: `$event`, `$timestamp` and `$delivery_id` of this notification; then the event's own
+/// values (from the message and the tracker) where set; then the device's. `$duration` is
+/// empty outside call events.
+struct EventVars<'a> {
+    own: &'a Vars,
+    device: &'a Vars,
+    event: Event,
+    timestamp: &'a str,
+    id: &'a str,
+}
+
+impl VarSource for EventVars<'_> {
+    fn value(&self, v: Var) -> &str {
+        match v {
+            Var::Event => self.event.key(),
+            Var::Timestamp => self.timestamp,
+            Var::DeliveryId => self.id,
+            Var::Duration if !self.event.is_call_event() => "",
+            _ => match self.own.get(v) {
+                "" => self.device.get(v),
+                own => own,
+            },
+        }
+    }
+}
 
 /// The caller's clock, read once per call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,7 +196,6 @@ pub struct Engine {
     pub stats: Stats,
     pub events: [EventStats; Event::COUNT],
     derived: DerivedList,
-    scratch: Vars,
     note: Notification,
     /// This daemon start's number (the delivery ids' middle part).
     boot: u32,
@@ -198,7 +224,6 @@ impl Engine {
             stats: Stats::default(),
             events: [EventStats::default(); Event::COUNT],
             derived: DerivedList::new(),
-            scratch: Vars::new(),
             note: Notification::empty(),
             boot: 0,
             last_seq: 0,
@@ -294,46 +319,43 @@ impl Engine {
         notes: &mut dyn FnMut(Note),
     ) -> Result<Handled, TrackError> {
         self.stats.messages += 1;
-        let mut derived = core::mem::take(&mut self.derived);
-        let r = self.tracker.on_msg(msg, now.ms, &mut derived);
+        // Derived in place: the list (three slots of 2.4 KiB variable sets) is neither moved
+        // out and back nor rebuilt per message.
+        let r = self.tracker.on_msg(msg, now.ms, &mut self.derived);
         if r.is_err() {
             self.stats.track_errors += 1;
         }
         let mut h = Handled {
-            derived: derived.len() as u8,
+            derived: self.derived.len() as u8,
             ..Handled::default()
         };
-        for d in &derived {
-            self.events[d.event.index()].derived += 1;
-            let (queued, dropped) = self.queue(d.event, &d.vars, device, now, notes);
+        for k in 0..self.derived.len() {
+            let event = self.derived[k].event;
+            self.events[event.index()].derived += 1;
+            let (queued, dropped) = self.queue(k, device, now, notes);
             h.queued += queued as u8;
             h.dropped += dropped as u8;
         }
-        self.derived = derived;
         r.map(|_| h)
     }
 
-    /// Expands `event` with `vars` over `device` and queues it. Returns (queued, dropped one).
+    /// Expands derived event `k` with its variables over `device` and queues it. Returns
+    /// (queued, dropped one).
     fn queue(
         &mut self,
-        event: Event,
-        vars: &Vars,
+        k: usize,
         device: &Vars,
         now: Now,
         notes: &mut dyn FnMut(Note),
     ) -> (bool, bool) {
+        let d = &self.derived[k];
+        let event = d.event;
         let Some(cfg) = self.config.event(event) else {
             self.stats.not_configured += 1;
             return (false, false);
         };
-        let v = &mut self.scratch;
-        v.clone_from(device);
-        v.overlay(vars);
-        v.set(Var::Event, event.key());
-        v.set_u64(Var::Timestamp, now.unix_s);
-        if !event.is_call_event() {
-            v.clear(Var::Duration);
-        }
+        let mut timestamp = heapless::String::<20>::new();
+        super::var::push_u64(&mut timestamp, now.unix_s);
         let n = &mut self.note;
         n.event = event;
         n.method = cfg.method;
@@ -354,8 +376,18 @@ impl Engine {
             boot: self.boot,
             seq: self.last_seq,
         };
-        n.id = delivery_id(v.get(Var::Mac), self.boot, self.last_seq);
-        v.set(Var::DeliveryId, &n.id);
+        let mac = match d.vars.get(Var::Mac) {
+            "" => device.get(Var::Mac),
+            own => own,
+        };
+        n.id = delivery_id(mac, self.boot, self.last_seq);
+        let v = EventVars {
+            own: &d.vars,
+            device,
+            event,
+            timestamp: &timestamp,
+            id: &n.id,
+        };
         n.secret = cfg
             .signing_secret
             .clone()
@@ -364,12 +396,12 @@ impl Engine {
         let mut headers_ok = true;
         for (name, t) in &cfg.headers {
             headers_ok &= write!(n.headers, "{name}: ").is_ok()
-                && t.write_to(v, Encoding::Percent, &mut n.headers).is_ok()
+                && t.write_to(&v, Encoding::Percent, &mut n.headers).is_ok()
                 && n.headers.push('\n').is_ok();
         }
-        let url_ok = headers_ok && cfg.url.expand(v, Encoding::Percent, &mut n.url).is_ok();
+        let url_ok = headers_ok && cfg.url.expand(&v, Encoding::Percent, &mut n.url).is_ok();
         let body_ok = match &cfg.body {
-            Some(b) => b.expand(v, cfg.body_encoding, &mut n.body).is_ok(),
+            Some(b) => b.expand(&v, cfg.body_encoding, &mut n.body).is_ok(),
             None => {
                 n.body.clear();
                 true

@@ -37,7 +37,71 @@ pub struct Derived {
     pub vars: Vars,
 }
 
-pub type DerivedList = Vec<Derived, MAX_DERIVED>;
+/// The events one message derived: [`MAX_DERIVED`] slots kept from one message to the next and
+/// filled in place (a `Vec` of `Derived` built each one on the stack, 2.4 KiB, and moved it in).
+pub struct DerivedList {
+    slots: [Derived; MAX_DERIVED],
+    len: usize,
+}
+
+impl DerivedList {
+    pub const fn new() -> DerivedList {
+        DerivedList {
+            slots: [const {
+                Derived {
+                    event: Event::BootingCompleted,
+                    vars: Vars::new(),
+                }
+            }; MAX_DERIVED],
+            len: 0,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The next slot for `event`, its variables empty; `None` when all are taken.
+    pub fn push(&mut self, event: Event) -> Option<&mut Vars> {
+        let d = self.slots.get_mut(self.len)?;
+        self.len += 1;
+        d.event = event;
+        d.vars.reset();
+        Some(&mut d.vars)
+    }
+
+    /// Pushes `event` with a copy of `vars`; `false` when all slots are taken.
+    pub fn push_copy(&mut self, event: Event, vars: &Vars) -> bool {
+        match self.push(event) {
+            Some(v) => {
+                v.clone_from(vars);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Default for DerivedList {
+    fn default() -> DerivedList {
+        DerivedList::new()
+    }
+}
+
+impl core::ops::Deref for DerivedList {
+    type Target = [Derived];
+    fn deref(&self) -> &[Derived] {
+        &self.slots[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a DerivedList {
+    type Item = &'a Derived;
+    type IntoIter = core::slice::Iter<'a, Derived>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
 
 /// Why a message derived nothing although it was well-formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -191,12 +255,18 @@ impl Tracker {
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
         out.clear();
+        if let Kind::Direct(event) = msg.kind {
+            // Copied once, into its slot, and normalized there.
+            if let Some(vars) = out.push(event) {
+                vars.clone_from(&msg.vars);
+                normalize(vars);
+            }
+            return Ok(());
+        }
         let mut vars = msg.vars.clone();
         normalize(&mut vars);
         match msg.kind {
-            Kind::Direct(event) => {
-                let _ = out.push(Derived { event, vars });
-            }
+            Kind::Direct(_) => {}
             Kind::Hook(off) => self.toggle(Toggle::Hook, off, out),
             Kind::Dnd(on) => self.toggle(Toggle::Dnd, on, out),
             Kind::Forward(on) => self.toggle(Toggle::Forward, on, out),
@@ -206,10 +276,7 @@ impl Tracker {
                     self.stats.duplicates += 1;
                 } else {
                     self.booted = true;
-                    let _ = out.push(Derived {
-                        event: Event::BootingCompleted,
-                        vars: Vars::new(),
-                    });
+                    let _ = out.push(Event::BootingCompleted);
                 }
             }
             Kind::Register(state) => self.on_register(state, vars, out)?,
@@ -229,10 +296,7 @@ impl Tracker {
         }
         *slot = Some(on);
         let (yes, no) = which.events();
-        let _ = out.push(Derived {
-            event: if on { yes } else { no },
-            vars: Vars::new(),
-        });
+        let _ = out.push(if on { yes } else { no });
     }
 
     fn on_media(
@@ -324,17 +388,11 @@ impl Tracker {
         match state {
             RegState::Ok if !acc.registered => {
                 acc.registered = true;
-                let _ = out.push(Derived {
-                    event: Event::Registration,
-                    vars,
-                });
+                let _ = out.push_copy(Event::Registration, &vars);
             }
             RegState::Off if acc.registered => {
                 acc.registered = false;
-                let _ = out.push(Derived {
-                    event: Event::SignOff,
-                    vars,
-                });
+                let _ = out.push_copy(Event::SignOff, &vars);
             }
             RegState::Failed => acc.registered = false,
             // A registration (or refresh) under way says nothing new.
@@ -377,16 +435,14 @@ impl Tracker {
                 c.vars.set(v, vars.get(v));
             }
         }
-        let mut ev_vars = c.vars.clone();
         let secs = c
             .established_at
             .map(|t| now_ms.saturating_sub(t) / 1000)
             .unwrap_or(0);
-        ev_vars.set_u64(Var::Duration, secs);
-        let _ = out.push(Derived {
-            event,
-            vars: ev_vars,
-        });
+        if let Some(ev_vars) = out.push(event) {
+            ev_vars.clone_from(&c.vars);
+            ev_vars.set_u64(Var::Duration, secs);
+        }
     }
 
     /// A call not seen before: announced (`incoming_call` / `outgoing_call`) and put in the

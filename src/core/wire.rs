@@ -149,6 +149,28 @@ fn decode_into(src: &str, dst: &mut String<VALUE_CAP>) -> Result<(), WireError> 
 /// assert_eq!(m.vars.get(Var::DisplayRemote), "Bob & Alice");
 /// ```
 pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
+    let mut msg = Msg::new(Kind::Boot);
+    Ok(match parse_into(line, &mut msg)? {
+        Verb::Msg => Request::Msg(msg),
+        Verb::Status => Request::Status,
+        Verb::Ping => Request::Ping,
+        Verb::Reload => Request::Reload,
+    })
+}
+
+/// What a request asks for, the message itself parsed into the caller's [`Msg`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Msg,
+    Status,
+    Ping,
+    Reload,
+}
+
+/// [`parse_request`] into a `Msg` the caller keeps (the daemon reuses one for every line: a
+/// new `Msg` is 2.4 KiB to build and move). `msg` is overwritten when the line is a message,
+/// and may hold part of one after an error.
+pub fn parse_into(line: &[u8], msg: &mut Msg) -> Result<Verb, WireError> {
     if line.len() > MSG_CAP {
         return Err(WireError::TooLong);
     }
@@ -164,9 +186,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
     }
     let verb = words.next().ok_or(WireError::NoVerb)?;
     let plain = match verb {
-        "status" => Some(Request::Status),
-        "ping" => Some(Request::Ping),
-        "reload" => Some(Request::Reload),
+        "status" => Some(Verb::Status),
+        "ping" => Some(Verb::Ping),
+        "reload" => Some(Verb::Reload),
         _ => None,
     };
     if let Some(r) = plain {
@@ -178,7 +200,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
     }
     let mut state: Option<&str> = None;
     let mut elsewhere = false;
-    let mut msg = Msg::new(Kind::Boot);
+    msg.vars.reset();
     let mut value = String::<VALUE_CAP>::new();
     for field in words {
         let (key, raw) = field.split_once('=').ok_or(WireError::NoEquals)?;
@@ -191,14 +213,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, WireError> {
             }
             _ => {
                 let var = Var::from_name(key).ok_or(WireError::UnknownField)?;
-                decode_into(raw, &mut value)?;
-                msg.vars.set(var, &value);
+                // Straight into the variable's slot (a later field of the same name wins, as
+                // before).
+                decode_into(raw, msg.vars.value_mut(var))?;
             }
         }
     }
     msg.kind = parse_kind(verb, state)?;
     msg.answered_elsewhere = elsewhere;
-    Ok(Request::Msg(msg))
+    Ok(Verb::Msg)
 }
 
 /// Does a SIP `Reason` header value say the call was completed elsewhere (`cause=200`)?
@@ -267,6 +290,29 @@ mod tests {
         }
         let long = [b'a'; MSG_CAP + 1];
         assert_eq!(parse_request(&long), Err(WireError::TooLong));
+    }
+
+    #[test]
+    fn parse_into_reuses_the_message() {
+        let mut m = Msg::new(Kind::Boot);
+        assert_eq!(
+            parse_into(
+                b"EN1 call state=ended call_id=a remote=1002 elsewhere=1\n",
+                &mut m
+            ),
+            Ok(Verb::Msg)
+        );
+        assert_eq!(m.kind, Kind::Call(CallState::Ended));
+        assert!(m.answered_elsewhere);
+        assert_eq!(parse_into(b"EN1 ping", &mut m), Ok(Verb::Ping));
+        assert_eq!(parse_into(b"EN1 dnd_on call_id=b", &mut m), Ok(Verb::Msg));
+        // Nothing of the earlier message is left.
+        let want = Msg::new(Kind::Direct(Event::DndOn)).with(Var::CallId, "b");
+        assert_eq!(m, want);
+        assert_eq!(
+            parse_into(b"EN1 dnd_on remote=%zz", &mut m),
+            Err(WireError::BadEscape)
+        );
     }
 
     #[test]
