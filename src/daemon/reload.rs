@@ -201,6 +201,7 @@ impl Daemon {
         }
         self.device = Device::new(&self.opts.board, &cfg);
         self.device.keep = self.netwatch.is_some();
+        self.device_fresh = false;
         self.engine.set_config(cfg);
         self.config_text = text;
         self.counters.reloads += 1;
