@@ -651,6 +651,48 @@ mod tests {
     }
 
     #[test]
+    fn an_event_sees_its_own_values_over_the_device_and_the_notification_over_both() {
+        let mut e = engine(
+            r#"{"events": {"dnd_on": {"url": "h/$event/$timestamp/$delivery_id/d=$duration/$phone_ip/$mac/$language/$remote", "headers": {"X-Id": "$delivery_id $mac"}}}}"#,
+        );
+        let mut device = Vars::new();
+        device.set(Var::PhoneIp, "10.1.2.3");
+        device.set(Var::Mac, "000b82aabbcc");
+        device.set(Var::Language, "de");
+        // A message may name any variable: the notification's own three win, `$duration`
+        // stays empty outside call events, and a value it sets wins over the device's.
+        let m = Msg::new(Kind::Direct(Event::DndOn))
+            .with(Var::Event, "fake")
+            .with(Var::Timestamp, "1")
+            .with(Var::DeliveryId, "zz")
+            .with(Var::Duration, "9")
+            .with(Var::PhoneIp, "10.9.9.9")
+            .with(Var::Remote, "sip:1002@pbx");
+        e.handle(&m, &device, now(0), &mut |_| {}).unwrap();
+        let job = e.next_job(now(0)).unwrap();
+        assert_eq!(
+            job.n.url.as_str(),
+            "http://h/dnd_on/1700000000/000b82aabbcc-0-1/d=/10.9.9.9/000b82aabbcc/de/1002"
+        );
+        assert_eq!(
+            job.n.headers.as_str(),
+            "X-Id: 000b82aabbcc-0-1 000b82aabbcc\n"
+        );
+        // The MAC of the id is the message's when it names one.
+        let m = Msg::new(Kind::Direct(Event::DndOn)).with(Var::Mac, "00000000beef");
+        e.handle(&m, &device, now(0), &mut |_| {}).unwrap();
+        e.complete(job.ticket, Outcome::Delivered(200), now(1), &mut |_| {});
+        let job = e.next_job(now(1)).unwrap();
+        assert!(
+            job.n
+                .url
+                .starts_with("http://h/dnd_on/1700000000/00000000beef-0-2/"),
+            "{}",
+            job.n.url
+        );
+    }
+
+    #[test]
     fn retry_schedule_and_giving_up() {
         let mut e = engine(
             r#"{"events": {"dnd_on": "h/x"}, "delivery": {"attempts": 3, "backoff_initial_ms": 100, "backoff_max_ms": 1000}}"#,
