@@ -26,6 +26,10 @@ pub type DeliveryId = heapless::String<ID_CAP>;
 /// use event_notify::core::id::delivery_id;
 /// assert_eq!(delivery_id("000b82123456", 17, 42), "000b82123456-17-42");
 /// assert_eq!(delivery_id("", 1, 1), "000000000000-1-1");
+/// assert_eq!(
+///     delivery_id("000B82123456", u32::MAX, u64::MAX),
+///     "000b82123456-4294967295-18446744073709551615"
+/// );
 /// ```
 pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
     let mut id = DeliveryId::new();
@@ -34,6 +38,10 @@ pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
     for c in mac.chars() {
         let _ = id.push(c.to_ascii_lowercase());
     }
-    let _ = core::fmt::Write::write_fmt(&mut id, format_args!("-{boot}-{seq}"));
+    // Without `core::fmt` (a few hundred instructions per number). Cannot overflow: ID_CAP.
+    let _ = id.push('-');
+    super::var::push_u64(&mut id, boot.into());
+    let _ = id.push('-');
+    super::var::push_u64(&mut id, seq);
     id
 }

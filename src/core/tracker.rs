@@ -204,7 +204,8 @@ const CALL_VARS: [Var; 8] = [
 /// number stays as it is.
 pub fn user_part(s: &str) -> &str {
     let s = s.trim();
-    let s = match s.find('<') {
+    // Byte scans (the bytes looked for are ASCII): `find` with chars walks the text char by char.
+    let s = match s.bytes().position(|b| b == b'<') {
         Some(i) => &s[i + 1..],
         None => s,
     };
@@ -216,7 +217,10 @@ pub fn user_part(s: &str) -> &str {
     } else {
         s
     };
-    let end = s.find(['@', ';', '>', '?']).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .position(|b| matches!(b, b'@' | b';' | b'>' | b'?'))
+        .unwrap_or(s.len());
     &s[..end]
 }
 
@@ -231,7 +235,7 @@ fn normalize(vars: &mut Vars) {
     }
     // A host given as a URI keeps only its host part.
     let host = vars.get(Var::ActiveHost);
-    if let Some(i) = host.find('@') {
+    if let Some(i) = host.bytes().position(|b| b == b'@') {
         let h: super::var::Value = heapless::String::try_from(&host[i + 1..]).unwrap_or_default();
         vars.set(Var::ActiveHost, &h);
     }

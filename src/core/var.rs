@@ -139,16 +139,36 @@ impl Var {
     /// assert_eq!(Var::from_name("nope"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Var> {
-        Var::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name() == name)
-            .or_else(|| {
-                VAR_ALIASES
-                    .iter()
-                    .find(|(a, _)| *a == name)
-                    .map(|&(_, v)| v)
-            })
+        // A `match` on the names (by length, then bytes) rather than a walk of `ALL` comparing
+        // each name: every field of every socket line is looked up here. The unit test
+        // `every_name_and_alias_resolves` keeps it and `name` in step.
+        let exact = match name {
+            "phone_ip" => Some(Var::PhoneIp),
+            "mac" => Some(Var::Mac),
+            "product" => Some(Var::Product),
+            "program_version" => Some(Var::ProgramVersion),
+            "hardware_version" => Some(Var::HardwareVersion),
+            "language" => Some(Var::Language),
+            "local" => Some(Var::Local),
+            "display_local" => Some(Var::DisplayLocal),
+            "remote" => Some(Var::Remote),
+            "display_remote" => Some(Var::DisplayRemote),
+            "call_id" => Some(Var::CallId),
+            "active_user" => Some(Var::ActiveUser),
+            "active_host" => Some(Var::ActiveHost),
+            "duration" => Some(Var::Duration),
+            "calldirection" => Some(Var::CallDirection),
+            "event" => Some(Var::Event),
+            "timestamp" => Some(Var::Timestamp),
+            "delivery_id" => Some(Var::DeliveryId),
+            _ => None,
+        };
+        exact.or_else(|| {
+            VAR_ALIASES
+                .iter()
+                .find(|(a, _)| *a == name)
+                .map(|&(_, v)| v)
+        })
     }
 
     /// The longest known name (or alias) that `text` starts with, and its length:
