@@ -35,9 +35,12 @@ pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
     let mut id = DeliveryId::new();
     let mac_ok = mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit());
     let mac = if mac_ok { mac } else { "000000000000" };
-    for c in mac.chars() {
-        let _ = id.push(c.to_ascii_lowercase());
+    let mut lower = [0u8; 12];
+    for (d, s) in lower.iter_mut().zip(mac.bytes()) {
+        *d = s.to_ascii_lowercase();
     }
+    // ASCII hex digits (checked above).
+    let _ = id.push_str(core::str::from_utf8(&lower).unwrap_or("000000000000"));
     // Without `core::fmt` (a few hundred instructions per number). Cannot overflow: ID_CAP.
     let _ = id.push('-');
     super::var::push_u64(&mut id, boot.into());

@@ -108,12 +108,20 @@ impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
+        // Plain loops: the release build optimizes for size, and leaves `position`'s closures
+        // as calls.
         let b = self.0.as_bytes();
-        let start = b.iter().position(|&c| c != b' ')?;
-        let end = b[start..]
-            .iter()
-            .position(|&c| c == b' ')
-            .map_or(b.len(), |n| start + n);
+        let mut start = 0;
+        while start < b.len() && b[start] == b' ' {
+            start += 1;
+        }
+        if start == b.len() {
+            return None;
+        }
+        let mut end = start;
+        while end < b.len() && b[end] != b' ' {
+            end += 1;
+        }
         // Spaces are ASCII: both cuts fall on character boundaries.
         let w = &self.0[start..end];
         self.0 = &self.0[end..];
