@@ -158,11 +158,14 @@ impl Daemon {
         if c.blocked() {
             return true;
         }
-        let pending = core::mem::take(&mut c.pending);
-        match self.answer_bytes(i, &pending) {
-            Some(true) => {}
-            Some(false) => return true,
-            None => return false,
+        if !c.pending.is_empty() {
+            // Moved out only when there is something: a take is a 1 KiB copy.
+            let pending = core::mem::take(&mut c.pending);
+            match self.answer_bytes(i, &pending) {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
+            }
         }
         let mut chunk = [0u8; READ_CHUNK];
         loop {
