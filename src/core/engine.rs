@@ -196,6 +196,8 @@ pub struct Engine {
     pub stats: Stats,
     pub events: [EventStats; Event::COUNT],
     derived: DerivedList,
+    /// The tracker's scratch set for a message's normalized values.
+    norm: Vars,
     note: Notification,
     /// This daemon start's number (the delivery ids' middle part).
     boot: u32,
@@ -224,6 +226,7 @@ impl Engine {
             stats: Stats::default(),
             events: [EventStats::default(); Event::COUNT],
             derived: DerivedList::new(),
+            norm: Vars::new(),
             note: Notification::empty(),
             boot: 0,
             last_seq: 0,
@@ -321,7 +324,9 @@ impl Engine {
         self.stats.messages += 1;
         // Derived in place: the list (three slots of 2.4 KiB variable sets) is neither moved
         // out and back nor rebuilt per message.
-        let r = self.tracker.on_msg(msg, now.ms, &mut self.derived);
+        let r = self
+            .tracker
+            .on_msg_with(msg, now.ms, &mut self.derived, &mut self.norm);
         if r.is_err() {
             self.stats.track_errors += 1;
         }
