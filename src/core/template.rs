@@ -399,7 +399,7 @@ impl Template {
     /// Expands into `out` (cleared first), encoding each value with `enc`. No allocation.
     pub fn expand<const N: usize>(
         &self,
-        vars: &(impl VarSource + ?Sized),
+        vars: &dyn VarSource,
         enc: Encoding,
         out: &mut String<N>,
     ) -> Result<(), Overflow> {
@@ -410,7 +410,7 @@ impl Template {
     /// Expands into any writer.
     pub fn write_to(
         &self,
-        vars: &(impl VarSource + ?Sized),
+        vars: &dyn VarSource,
         enc: Encoding,
         out: &mut impl Write,
     ) -> fmt::Result {
