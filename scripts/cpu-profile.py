@@ -17,6 +17,11 @@ callgrind: the daemon under `valgrind --tool=callgrind --instr-atstart=no`, inst
            callgrind_annotate --inclusive=yes. Needs an unstripped build:
            CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release
            --target-dir target/prof
+           The figure: the `summary:` line of the dump's main-thread file (`OUT.1-01`) divided by
+           N. callgrind counts each iteration of a `rep movs`/`rep stos` as one instruction, so a
+           2.4 KiB struct copy counts ~2,400: it shows copies, and overstates their CPU time.
+
+The tool each mode needs (strace; valgrind) is installed with scripts/ensure-apt.sh when missing.
 """
 import argparse
 import os
@@ -126,6 +131,10 @@ def main():
     ap.add_argument("--mode", default="plain", choices=["plain", "strace", "callgrind"])
     ap.add_argument("--out", default=None, help="callgrind.out / strace output file")
     a = ap.parse_args()
+    need = {"strace": "strace", "callgrind": "valgrind"}.get(a.mode)
+    if need:
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run(["sh", os.path.join(here, "ensure-apt.sh"), need], check=True)
 
     rx = Receiver()
     tmp = tempfile.mkdtemp(prefix="en-prof-")
