@@ -547,7 +547,13 @@ impl Outbox {
     /// Walks the destination heads in arrival order: `f(entry index)` for the oldest
     /// notification of each destination that is not in flight and has no older one in flight.
     fn heads(&self, mut f: impl FnMut(usize) -> bool) {
-        debug_assert!(!self.dests_exact || self.dests.len() == self.distinct_dests());
+        // The check counts in O(n²): only while the outbox is small, so that a debug build of
+        // the daemon with a long backlog (the integration tests) stays usable.
+        debug_assert!(
+            !self.dests_exact
+                || self.entries.len() > 64
+                || self.dests.len() == self.distinct_dests()
+        );
         // Destinations whose head is still to be seen; none left ends the walk (with one
         // destination: at the first entry, not at the last of up to OUTBOX_CAP).
         let mut left = if self.dests_exact {
