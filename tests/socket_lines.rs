@@ -91,3 +91,31 @@ fn split_pipelined_and_limit_length_lines_are_answered_in_order() {
     let st = d.status();
     assert_eq!(stat(&st, "refused"), 2, "{st}");
 }
+
+/// The device variables are built once and kept between messages: a reload that changes them
+/// (`device.language`) is seen by the next message.
+#[test]
+fn the_device_variables_follow_a_reload() {
+    let r = Receiver::start();
+    let cfg = |lang: &str| {
+        format!(
+            r#"{{"events": {{"dnd_on": "{}"}}, "device": {{"interface": "lo", "language": "{lang}"}}}}"#,
+            r.url("/d?l=$language&ip=$phone_ip")
+        )
+    };
+    let d = Daemon::start(&cfg("de"));
+    let mut s = UnixStream::connect(d.socket_path()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut replies = BufReader::new(s.try_clone().unwrap());
+    s.write_all(b"EN1 dnd_on\n").unwrap();
+    assert_eq!(line(&mut replies), "OK derived=1 queued=1\n");
+    d.write_config(&cfg("fr"));
+    s.write_all(b"EN1 reload\n").unwrap();
+    assert_eq!(line(&mut replies), "OK reloaded\n");
+    s.write_all(b"EN1 dnd_on\n").unwrap();
+    assert_eq!(line(&mut replies), "OK derived=1 queued=1\n");
+    let got = r.wait_for(2, PATIENCE);
+    let langs: Vec<_> = got.iter().map(|q| q.query("l").unwrap_or("?")).collect();
+    assert_eq!(langs, ["de", "fr"]);
+    assert_eq!(got[1].query("ip"), Some("127.0.0.1"));
+}
