@@ -185,6 +185,12 @@ impl Event {
     /// assert_eq!(Event::from_name("ringing"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Event> {
+        // The canonical key as it is (every socket line's verb, usually): compared whole.
+        for e in Event::ALL {
+            if e.key() == name {
+                return Some(e);
+            }
+        }
         let name = name.trim();
         let same = |key: &str| {
             key.len() == name.len()

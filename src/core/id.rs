@@ -26,14 +26,25 @@ pub type DeliveryId = heapless::String<ID_CAP>;
 /// use event_notify::core::id::delivery_id;
 /// assert_eq!(delivery_id("000b82123456", 17, 42), "000b82123456-17-42");
 /// assert_eq!(delivery_id("", 1, 1), "000000000000-1-1");
+/// assert_eq!(
+///     delivery_id("000B82123456", u32::MAX, u64::MAX),
+///     "000b82123456-4294967295-18446744073709551615"
+/// );
 /// ```
 pub fn delivery_id(mac: &str, boot: u32, seq: u64) -> DeliveryId {
     let mut id = DeliveryId::new();
     let mac_ok = mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit());
     let mac = if mac_ok { mac } else { "000000000000" };
-    for c in mac.chars() {
-        let _ = id.push(c.to_ascii_lowercase());
+    let mut lower = [0u8; 12];
+    for (d, s) in lower.iter_mut().zip(mac.bytes()) {
+        *d = s.to_ascii_lowercase();
     }
-    let _ = core::fmt::Write::write_fmt(&mut id, format_args!("-{boot}-{seq}"));
+    // ASCII hex digits (checked above).
+    let _ = id.push_str(core::str::from_utf8(&lower).unwrap_or("000000000000"));
+    // Without `core::fmt` (a few hundred instructions per number). Cannot overflow: ID_CAP.
+    let _ = id.push('-');
+    super::var::push_u64(&mut id, boot.into());
+    let _ = id.push('-');
+    super::var::push_u64(&mut id, seq);
     id
 }

@@ -4,7 +4,7 @@
 //! literal `$`. An unknown `$word` stays as typed and is reported as a warning. Values are
 //! encoded where they are inserted; the admin's literal text is kept as typed.
 
-use super::var::{Var, Vars};
+use super::var::{Var, VarSource};
 use core::fmt::{self, Write};
 use heapless::{String, Vec};
 
@@ -399,7 +399,7 @@ impl Template {
     /// Expands into `out` (cleared first), encoding each value with `enc`. No allocation.
     pub fn expand<const N: usize>(
         &self,
-        vars: &Vars,
+        vars: &dyn VarSource,
         enc: Encoding,
         out: &mut String<N>,
     ) -> Result<(), Overflow> {
@@ -408,7 +408,12 @@ impl Template {
     }
 
     /// Expands into any writer.
-    pub fn write_to(&self, vars: &Vars, enc: Encoding, out: &mut impl Write) -> fmt::Result {
+    pub fn write_to(
+        &self,
+        vars: &dyn VarSource,
+        enc: Encoding,
+        out: &mut impl Write,
+    ) -> fmt::Result {
         if self.default_scheme {
             out.write_str("http://")?;
         }
@@ -418,8 +423,8 @@ impl Template {
                     out.write_str(&self.text[start as usize..end as usize])?
                 }
                 Part::Var(v) => match enc {
-                    Encoding::Percent => percent_encode(vars.get(v), out)?,
-                    Encoding::Json => json_escape(vars.get(v), out)?,
+                    Encoding::Percent => percent_encode(vars.value(v), out)?,
+                    Encoding::Json => json_escape(vars.value(v), out)?,
                 },
             }
         }
@@ -505,6 +510,7 @@ pub fn json_escape(value: &str, out: &mut impl Write) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::var::Vars;
 
     fn url(t: &str, vars: &Vars) -> std::string::String {
         let (t, _) = Template::parse_url(t).unwrap();

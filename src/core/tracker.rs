@@ -37,7 +37,71 @@ pub struct Derived {
     pub vars: Vars,
 }
 
-pub type DerivedList = Vec<Derived, MAX_DERIVED>;
+/// The events one message derived: [`MAX_DERIVED`] slots kept from one message to the next and
+/// filled in place (a `Vec` of `Derived` built each one on the stack, 2.4 KiB, and moved it in).
+pub struct DerivedList {
+    slots: [Derived; MAX_DERIVED],
+    len: usize,
+}
+
+impl DerivedList {
+    pub const fn new() -> DerivedList {
+        DerivedList {
+            slots: [const {
+                Derived {
+                    event: Event::BootingCompleted,
+                    vars: Vars::new(),
+                }
+            }; MAX_DERIVED],
+            len: 0,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The next slot for `event`, its variables empty; `None` when all are taken.
+    pub fn push(&mut self, event: Event) -> Option<&mut Vars> {
+        let d = self.slots.get_mut(self.len)?;
+        self.len += 1;
+        d.event = event;
+        d.vars.reset();
+        Some(&mut d.vars)
+    }
+
+    /// Pushes `event` with a copy of `vars`; `false` when all slots are taken.
+    pub fn push_copy(&mut self, event: Event, vars: &Vars) -> bool {
+        match self.push(event) {
+            Some(v) => {
+                v.clone_from(vars);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Default for DerivedList {
+    fn default() -> DerivedList {
+        DerivedList::new()
+    }
+}
+
+impl core::ops::Deref for DerivedList {
+    type Target = [Derived];
+    fn deref(&self) -> &[Derived] {
+        &self.slots[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a DerivedList {
+    type Item = &'a Derived;
+    type IntoIter = core::slice::Iter<'a, Derived>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
 
 /// Why a message derived nothing although it was well-formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +204,8 @@ const CALL_VARS: [Var; 8] = [
 /// number stays as it is.
 pub fn user_part(s: &str) -> &str {
     let s = s.trim();
-    let s = match s.find('<') {
+    // Byte scans (the bytes looked for are ASCII): `find` with chars walks the text char by char.
+    let s = match s.bytes().position(|b| b == b'<') {
         Some(i) => &s[i + 1..],
         None => s,
     };
@@ -152,7 +217,10 @@ pub fn user_part(s: &str) -> &str {
     } else {
         s
     };
-    let end = s.find(['@', ';', '>', '?']).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .position(|b| matches!(b, b'@' | b';' | b'>' | b'?'))
+        .unwrap_or(s.len());
     &s[..end]
 }
 
@@ -167,7 +235,7 @@ fn normalize(vars: &mut Vars) {
     }
     // A host given as a URI keeps only its host part.
     let host = vars.get(Var::ActiveHost);
-    if let Some(i) = host.find('@') {
+    if let Some(i) = host.bytes().position(|b| b == b'@') {
         let h: super::var::Value = heapless::String::try_from(&host[i + 1..]).unwrap_or_default();
         vars.set(Var::ActiveHost, &h);
     }
@@ -190,13 +258,33 @@ impl Tracker {
         now_ms: u64,
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
+        let mut norm = Vars::new();
+        self.on_msg_with(msg, now_ms, out, &mut norm)
+    }
+
+    /// [`Tracker::on_msg`] with the caller's scratch set for the message's normalized values
+    /// (the engine keeps one: a new `Vars` is 2.4 KiB to build and move per message).
+    pub fn on_msg_with(
+        &mut self,
+        msg: &Msg,
+        now_ms: u64,
+        out: &mut DerivedList,
+        norm: &mut Vars,
+    ) -> Result<(), TrackError> {
         out.clear();
-        let mut vars = msg.vars.clone();
-        normalize(&mut vars);
-        match msg.kind {
-            Kind::Direct(event) => {
-                let _ = out.push(Derived { event, vars });
+        if let Kind::Direct(event) = msg.kind {
+            // Copied once, into its slot, and normalized there.
+            if let Some(vars) = out.push(event) {
+                vars.clone_from(&msg.vars);
+                normalize(vars);
             }
+            return Ok(());
+        }
+        norm.clone_from(&msg.vars);
+        normalize(norm);
+        let vars = norm;
+        match msg.kind {
+            Kind::Direct(_) => {}
             Kind::Hook(off) => self.toggle(Toggle::Hook, off, out),
             Kind::Dnd(on) => self.toggle(Toggle::Dnd, on, out),
             Kind::Forward(on) => self.toggle(Toggle::Forward, on, out),
@@ -206,10 +294,7 @@ impl Tracker {
                     self.stats.duplicates += 1;
                 } else {
                     self.booted = true;
-                    let _ = out.push(Derived {
-                        event: Event::BootingCompleted,
-                        vars: Vars::new(),
-                    });
+                    let _ = out.push(Event::BootingCompleted);
                 }
             }
             Kind::Register(state) => self.on_register(state, vars, out)?,
@@ -229,20 +314,17 @@ impl Tracker {
         }
         *slot = Some(on);
         let (yes, no) = which.events();
-        let _ = out.push(Derived {
-            event: if on { yes } else { no },
-            vars: Vars::new(),
-        });
+        let _ = out.push(if on { yes } else { no });
     }
 
     fn on_media(
         &mut self,
         state: MediaState,
-        vars: Vars,
+        vars: &Vars,
         now_ms: u64,
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
-        let call = self.find(&vars)?;
+        let call = self.find(vars)?;
         let held = state == MediaState::Held;
         if self.calls[call].held == held || self.calls[call].established_at.is_none() && !held {
             self.stats.duplicates += 1;
@@ -253,7 +335,7 @@ impl Tracker {
             } else {
                 Event::ResumeCall
             };
-            self.push_call_event(call, ev, &vars, now_ms, out);
+            self.push_call_event(call, ev, vars, now_ms, out);
         }
         Ok(())
     }
@@ -261,11 +343,11 @@ impl Tracker {
     fn on_refer(
         &mut self,
         kind: TransferKind,
-        vars: Vars,
+        vars: &Vars,
         now_ms: u64,
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
-        let call = self.find(&vars)?;
+        let call = self.find(vars)?;
         if self.calls[call].transferred {
             self.stats.duplicates += 1;
         } else {
@@ -274,7 +356,7 @@ impl Tracker {
                 TransferKind::Blind => Event::BlindTransferring,
                 TransferKind::Attended => Event::AttendedTransferring,
             };
-            self.push_call_event(call, ev, &vars, now_ms, out);
+            self.push_call_event(call, ev, vars, now_ms, out);
         }
         Ok(())
     }
@@ -282,7 +364,7 @@ impl Tracker {
     fn on_register(
         &mut self,
         state: RegState,
-        vars: Vars,
+        vars: &mut Vars,
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
         let user = vars.get(Var::ActiveUser);
@@ -314,7 +396,6 @@ impl Tracker {
                 self.accounts.len() - 1
             }
         };
-        let mut vars = vars;
         if vars.get(Var::Local).is_empty() {
             let u: super::var::Value =
                 heapless::String::try_from(vars.get(Var::ActiveUser)).unwrap_or_default();
@@ -324,17 +405,11 @@ impl Tracker {
         match state {
             RegState::Ok if !acc.registered => {
                 acc.registered = true;
-                let _ = out.push(Derived {
-                    event: Event::Registration,
-                    vars,
-                });
+                let _ = out.push_copy(Event::Registration, vars);
             }
             RegState::Off if acc.registered => {
                 acc.registered = false;
-                let _ = out.push(Derived {
-                    event: Event::SignOff,
-                    vars,
-                });
+                let _ = out.push_copy(Event::SignOff, vars);
             }
             RegState::Failed => acc.registered = false,
             // A registration (or refresh) under way says nothing new.
@@ -377,16 +452,14 @@ impl Tracker {
                 c.vars.set(v, vars.get(v));
             }
         }
-        let mut ev_vars = c.vars.clone();
         let secs = c
             .established_at
             .map(|t| now_ms.saturating_sub(t) / 1000)
             .unwrap_or(0);
-        ev_vars.set_u64(Var::Duration, secs);
-        let _ = out.push(Derived {
-            event,
-            vars: ev_vars,
-        });
+        if let Some(ev_vars) = out.push(event) {
+            ev_vars.clone_from(&c.vars);
+            ev_vars.set_u64(Var::Duration, secs);
+        }
     }
 
     /// A call not seen before: announced (`incoming_call` / `outgoing_call`) and put in the
@@ -450,7 +523,7 @@ impl Tracker {
         &mut self,
         state: CallState,
         elsewhere: bool,
-        vars: Vars,
+        vars: &Vars,
         now_ms: u64,
         out: &mut DerivedList,
     ) -> Result<(), TrackError> {
@@ -467,7 +540,7 @@ impl Tracker {
                 self.stats.unknown_call += 1;
                 return Err(TrackError::UnknownCall);
             }
-            (None, _) => match self.new_call(state, &vars, now_ms, out)? {
+            (None, _) => match self.new_call(state, vars, now_ms, out)? {
                 Some(i) => i,
                 None => return Ok(()),
             },
@@ -488,15 +561,15 @@ impl Tracker {
                     self.stats.duplicates += 1;
                 } else {
                     self.calls[call].established_at = Some(now_ms);
-                    self.push_call_event(call, Event::EstablishCall, &vars, now_ms, out);
+                    self.push_call_event(call, Event::EstablishCall, vars, now_ms, out);
                 }
             }
             CallState::Ended => {
                 let c = &self.calls[call];
                 if c.incoming && c.established_at.is_none() && !elsewhere {
-                    self.push_call_event(call, Event::MissedCall, &vars, now_ms, out);
+                    self.push_call_event(call, Event::MissedCall, vars, now_ms, out);
                 }
-                self.push_call_event(call, Event::TerminateCall, &vars, now_ms, out);
+                self.push_call_event(call, Event::TerminateCall, vars, now_ms, out);
                 self.calls.swap_remove(call);
             }
         }

@@ -139,16 +139,36 @@ impl Var {
     /// assert_eq!(Var::from_name("nope"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Var> {
-        Var::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name() == name)
-            .or_else(|| {
-                VAR_ALIASES
-                    .iter()
-                    .find(|(a, _)| *a == name)
-                    .map(|&(_, v)| v)
-            })
+        // A `match` on the names (by length, then bytes) rather than a walk of `ALL` comparing
+        // each name: every field of every socket line is looked up here. The unit test
+        // `every_name_and_alias_resolves` keeps it and `name` in step.
+        let exact = match name {
+            "phone_ip" => Some(Var::PhoneIp),
+            "mac" => Some(Var::Mac),
+            "product" => Some(Var::Product),
+            "program_version" => Some(Var::ProgramVersion),
+            "hardware_version" => Some(Var::HardwareVersion),
+            "language" => Some(Var::Language),
+            "local" => Some(Var::Local),
+            "display_local" => Some(Var::DisplayLocal),
+            "remote" => Some(Var::Remote),
+            "display_remote" => Some(Var::DisplayRemote),
+            "call_id" => Some(Var::CallId),
+            "active_user" => Some(Var::ActiveUser),
+            "active_host" => Some(Var::ActiveHost),
+            "duration" => Some(Var::Duration),
+            "calldirection" => Some(Var::CallDirection),
+            "event" => Some(Var::Event),
+            "timestamp" => Some(Var::Timestamp),
+            "delivery_id" => Some(Var::DeliveryId),
+            _ => None,
+        };
+        exact.or_else(|| {
+            VAR_ALIASES
+                .iter()
+                .find(|(a, _)| *a == name)
+                .map(|&(_, v)| v)
+        })
     }
 
     /// The longest known name (or alias) that `text` starts with, and its length:
@@ -190,6 +210,32 @@ pub fn set_truncated<const N: usize>(dst: &mut String<N>, src: &str) -> bool {
     end < src.len()
 }
 
+/// Where an expansion takes the variables' values from: a [`Vars`], or a view that layers
+/// several (the engine's: the event's own values over the device's, without copying either).
+pub trait VarSource {
+    /// The value of `v`; empty when unset.
+    fn value(&self, v: Var) -> &str;
+}
+
+/// Appends `n` in decimal without `core::fmt` (which costs a few hundred instructions per
+/// number). Returns `false`, with nothing appended, when it does not fit.
+pub fn push_u64<const N: usize>(dst: &mut String<N>, n: u64) -> bool {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Cannot fail: ASCII digits.
+    let text = core::str::from_utf8(&digits[i..]).unwrap_or("");
+    dst.push_str(text).is_ok()
+}
+
 /// The values of all variables for one event. Unset means empty.
 #[derive(Default, PartialEq, Eq)]
 pub struct Vars {
@@ -212,6 +258,12 @@ impl Clone for Vars {
             // Cannot fail: the same capacity.
             let _ = d.push_str(s);
         }
+    }
+}
+
+impl VarSource for Vars {
+    fn value(&self, v: Var) -> &str {
+        self.get(v)
     }
 }
 
@@ -238,6 +290,11 @@ impl Vars {
         &self.values[v.index()]
     }
 
+    /// The value's storage, to write it in place.
+    pub fn value_mut(&mut self, v: Var) -> &mut Value {
+        &mut self.values[v.index()]
+    }
+
     /// Sets a value, cut to [`VALUE_CAP`] on a UTF-8 boundary; returns whether it was cut.
     pub fn set(&mut self, v: Var, value: &str) -> bool {
         set_truncated(&mut self.values[v.index()], value)
@@ -245,10 +302,17 @@ impl Vars {
 
     /// Sets a value from a number without allocating.
     pub fn set_u64(&mut self, v: Var, n: u64) {
-        use core::fmt::Write;
         let slot = &mut self.values[v.index()];
         slot.clear();
-        let _ = write!(slot, "{n}");
+        push_u64(slot, n);
+    }
+
+    /// Empties every value, in place (a fresh [`Vars::new`] is a 2.4 KiB value to build and
+    /// move).
+    pub fn reset(&mut self) {
+        for d in &mut self.values {
+            d.clear();
+        }
     }
 
     pub fn clear(&mut self, v: Var) {
@@ -313,6 +377,23 @@ mod tests {
         assert_eq!(b, a);
         assert_eq!(b.get(Var::Local), "");
         assert_eq!(a.clone(), a);
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1_764_547_200, u64::MAX] {
+            let mut s = String::<20>::new();
+            assert!(push_u64(&mut s, n));
+            assert_eq!(s.as_str(), std::format!("{n}"));
+        }
+        let mut small = String::<3>::new();
+        assert!(!push_u64(&mut small, 1234));
+        assert_eq!(small.as_str(), "");
+        let mut vars = Vars::new();
+        vars.set_u64(Var::Duration, 42);
+        assert_eq!(vars.get(Var::Duration), "42");
+        vars.reset();
+        assert_eq!(vars, Vars::new());
     }
 
     #[test]

@@ -16,11 +16,6 @@ pub struct Device {
     read: Option<Read>,
     /// The interface's index when it was read (`None`: it did not exist then).
     index: Option<u32>,
-    /// The device's own subscription to the kernel's notices, opened before the first read:
-    /// the daemon's watch (in its poll set) says that something changed, this one which
-    /// interface it was, so that a change of another interface (a Wi-Fi scan, a container's
-    /// veth) keeps what was read. `None` (not opened, or refused): every notice counts.
-    notices: Option<net::Watch>,
     /// Times the interface was read (`interface_reads` in `status`).
     reads: u64,
     pub(super) keep: bool,
@@ -49,7 +44,6 @@ impl Device {
                 .unwrap_or_else(|| "en".into()),
             read: None,
             index: None,
-            notices: None,
             reads: 0,
             keep: false,
         }
@@ -64,16 +58,16 @@ impl Device {
         d
     }
 
-    /// The kernel reported a link or address change: read the interface again next time if the
-    /// change may concern it ([`net::concerns`]).
-    pub fn changed(&mut self) {
-        let concerns = match &self.notices {
-            Some(w) => w.drain_for(&self.interface, self.index),
-            None => true,
-        };
+    /// Reads the kernel's notices waiting on the daemon's watch (opened before the first read,
+    /// so a change made after a read is reported); true when one may concern this interface
+    /// ([`net::concerns`]): it is read again next time. A change of another interface (a Wi-Fi
+    /// scan, a container's veth) keeps what was read.
+    pub fn news(&mut self, w: &net::Watch) -> bool {
+        let concerns = w.drain_for(&self.interface, self.index);
         if concerns {
             self.read = None;
         }
+        concerns
     }
 
     /// Times the interface was read.
@@ -85,10 +79,6 @@ impl Device {
         let (ip, mac) = match &self.read {
             Some(r) => r.clone(),
             None => {
-                // Subscribed before reading: a change made after the read is then reported.
-                if self.keep && self.notices.is_none() {
-                    self.notices = net::Watch::open();
-                }
                 let index = net::index(&self.interface);
                 let r = (net::ipv4(&self.interface), net::mac(&self.interface));
                 self.reads += 1;

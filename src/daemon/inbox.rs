@@ -172,21 +172,28 @@ impl Daemon {
 
     /// Handles one message; the reply detail for the socket.
     pub(super) fn handle_msg(&mut self, msg: &Msg) -> Answer {
+        self.handle_msg_at(msg, now())
+    }
+
+    /// [`Daemon::handle_msg`] with the clock already read.
+    pub(super) fn handle_msg_at(&mut self, msg: &Msg, t: Now) -> Answer {
         self.interface_news();
-        let device = self.device.vars();
-        if msg.kind == Kind::Boot && device.get(Var::PhoneIp).is_empty() && self.held_boot.is_none()
+        self.refresh_device_vars();
+        if msg.kind == Kind::Boot
+            && self.device_vars.get(Var::PhoneIp).is_empty()
+            && self.held_boot.is_none()
         {
             log::info!(
                 "boot: {} has no address yet; booting_completed held until it has",
                 self.device.interface()
             );
-            self.held_boot = Some((msg.clone(), now().ms));
+            self.held_boot = Some((msg.clone(), t.ms));
             return Answer::Held;
         }
         let warn = &mut self.warn_notes;
         match self
             .engine
-            .handle(msg, &device, now(), &mut |n| log_note(n, warn))
+            .handle(msg, &self.device_vars, t, &mut |n| log_note(n, warn))
         {
             Ok(h) => Answer::Handled(h),
             Err(e) => {
@@ -196,18 +203,28 @@ impl Daemon {
         }
     }
 
+    /// Brings `device_vars` up to date. They are built again only after the kernel reported a
+    /// link or address change, or a reload; without a watch on the interface (`keep` false),
+    /// for every message, as the interface is then read for every message.
+    fn refresh_device_vars(&mut self) {
+        if !self.device_fresh {
+            self.device_vars = self.device.vars();
+            self.device_fresh = self.device.keep;
+        }
+    }
+
     #[inline(never)] // see Daemon::main_loop
     pub(super) fn check_held_boot(&mut self) {
         if self.held_boot.is_none() {
             return;
         }
         self.interface_news();
+        self.refresh_device_vars();
         let Some((msg, since)) = &self.held_boot else {
             return;
         };
-        let device = self.device.vars();
         let t = now();
-        if device.get(Var::PhoneIp).is_empty() && t.ms < since + BOOT_HOLD_MS {
+        if self.device_vars.get(Var::PhoneIp).is_empty() && t.ms < since + BOOT_HOLD_MS {
             return;
         }
         let msg = msg.clone();
@@ -215,7 +232,7 @@ impl Daemon {
         let warn = &mut self.warn_notes;
         let _ = self
             .engine
-            .handle(&msg, &device, t, &mut |n| log_note(n, warn));
+            .handle(&msg, &self.device_vars, t, &mut |n| log_note(n, warn));
     }
 }
 
@@ -225,6 +242,28 @@ pub(super) enum Answer {
     Held,
     Handled(crate::core::engine::Handled),
     Ignored(crate::core::tracker::TrackError),
+}
+
+impl Answer {
+    /// The `OK` line of the reply. The common answer is written without `core::fmt` (a few
+    /// hundred instructions per number).
+    pub(super) fn write_reply<const N: usize>(
+        &self,
+        s: &mut heapless::String<N>,
+    ) -> Result<(), ()> {
+        use crate::core::var::push_u64;
+        match self {
+            Answer::Handled(h) => {
+                let ok = s.push_str("OK derived=").is_ok()
+                    && push_u64(s, h.derived.into())
+                    && s.push_str(" queued=").is_ok()
+                    && push_u64(s, h.queued.into())
+                    && s.push('\n').is_ok();
+                ok.then_some(()).ok_or(())
+            }
+            other => writeln!(s, "OK {other}").map_err(|_| ()),
+        }
+    }
 }
 
 impl std::fmt::Display for Answer {

@@ -30,7 +30,7 @@ use crate::core::engine::{Engine, Failure, Job, Note, Now, Outcome};
 use crate::core::hook::{Kind, Msg};
 use crate::core::outbox::Ticket;
 use crate::core::var::{Var, Vars};
-use crate::core::wire::{self, Request, WireError, MSG_CAP};
+use crate::core::wire::{self, Verb, WireError, MSG_CAP};
 use deliver::Sender;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -199,6 +199,10 @@ struct Daemon {
     opts: Options,
     engine: Box<Engine>,
     device: Device,
+    /// The device's variables as the engine gets them, built again only when `device_fresh`
+    /// is false (see `Daemon::refresh_device_vars`).
+    device_vars: Vars,
+    device_fresh: bool,
     sender: Arc<RwLock<Arc<Sender>>>,
     workers: Workers,
     done: mpsc::Receiver<Done>,
@@ -223,6 +227,8 @@ struct Daemon {
     baresip: Option<Baresip>,
     listener: Option<UnixListener>,
     clients: Vec<Client>,
+    /// The message each socket line is parsed into, kept from one line to the next.
+    line_msg: Option<Box<Msg>>,
     counters: DaemonCounters,
     config_text: String,
     held_boot: Option<(Msg, u64)>,
@@ -364,6 +370,8 @@ impl Daemon {
             engine,
             spooler,
             device,
+            device_vars: Vars::new(),
+            device_fresh: false,
             sender,
             workers,
             done: done_rx,
@@ -381,6 +389,7 @@ impl Daemon {
             baresip,
             listener,
             clients: Vec::with_capacity(MAX_CLIENTS),
+            line_msg: Some(Box::new(Msg::new(Kind::Boot))),
             counters: DaemonCounters::default(),
             config_text,
             held_boot: None,
@@ -630,8 +639,10 @@ impl Daemon {
     /// this wake-up's poll, and before a message the same wake-up reads, is then seen by it
     /// (the notice is queued before the change returns to whoever made it).
     fn interface_news(&mut self) {
-        if self.netwatch.as_ref().is_some_and(|w| w.drain()) {
-            self.device.changed();
+        if let Some(w) = &self.netwatch {
+            if self.device.news(w) {
+                self.device_fresh = false;
+            }
         }
     }
 

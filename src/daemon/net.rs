@@ -219,27 +219,6 @@ impl Watch {
         }
         true
     }
-
-    /// Reads and drops the notices waiting; true when there was any (or the socket overflowed:
-    /// notices were lost, so anything may have changed).
-    pub fn drain(&self) -> bool {
-        use nix::errno::Errno;
-        use nix::sys::socket::{recv, MsgFlags};
-        let mut buf = [0u8; 1024];
-        let mut any = false;
-        for _ in 0..WATCH_READS {
-            match recv(
-                self.fd.as_raw_fd(),
-                &mut buf,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-            ) {
-                Err(Errno::EAGAIN) => return any,
-                Err(Errno::EINTR) => {}
-                _ => any = true,
-            }
-        }
-        true
-    }
 }
 
 #[cfg(test)]

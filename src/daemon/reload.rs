@@ -203,6 +203,7 @@ impl Daemon {
             }
         }
         self.device = self.device.reloaded(&self.opts.board, &cfg);
+        self.device_fresh = false;
         self.engine.set_config(cfg);
         self.config_text = text;
         self.counters.reloads += 1;

@@ -158,11 +158,14 @@ impl Daemon {
         if c.blocked() {
             return true;
         }
-        let pending = core::mem::take(&mut c.pending);
-        match self.answer_bytes(i, &pending) {
-            Some(true) => {}
-            Some(false) => return true,
-            None => return false,
+        if !c.pending.is_empty() {
+            // Moved out only when there is something: a take is a 1 KiB copy.
+            let pending = core::mem::take(&mut c.pending);
+            match self.answer_bytes(i, &pending) {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
+            }
         }
         let mut chunk = [0u8; READ_CHUNK];
         loop {
@@ -193,32 +196,51 @@ impl Daemon {
 
     /// Answers the complete lines in `bytes`. `Some(true)`: all taken; `Some(false)`: a reply
     /// waits for the socket, the rest is kept in `pending`; `None`: drop the client.
+    ///
+    /// A line that arrived whole is parsed where it lies in `bytes`; only the start of a line
+    /// split between reads is copied into the client's buffer (`MSG_CAP` bytes: moving it out
+    /// for every line cost more than the parse).
     fn answer_bytes(&mut self, i: usize, bytes: &[u8]) -> Option<bool> {
-        for (at, &b) in bytes.iter().enumerate() {
+        let mut at = 0;
+        while at < bytes.len() {
             let c = &mut self.clients[i];
+            let rest = &bytes[at..];
+            let nl = rest.iter().position(|&b| b == b'\n');
+            let seg = &rest[..nl.unwrap_or(rest.len())];
+            // Where the next line starts (past the LF), or the end of what was read.
+            let next = at + nl.map_or(rest.len(), |n| n + 1);
             if c.discarding {
-                if b == b'\n' {
+                if nl.is_some() {
                     c.discarding = false;
                 }
+                at = next;
                 continue;
             }
-            let reply = if b == b'\n' {
+            let reply = if c.buf.len() + seg.len() > MSG_CAP {
+                // Longer than a line may be: refused now, the rest of it skipped.
+                c.buf.clear();
+                c.discarding = nl.is_none();
+                Reply::Long(self.refuse(WireError::TooLong))
+            } else if nl.is_none() {
+                // Cannot fail: checked above.
+                let _ = c.buf.extend_from_slice(seg);
+                at = next;
+                continue;
+            } else if c.buf.is_empty() {
+                self.answer(seg)
+            } else {
+                let _ = c.buf.extend_from_slice(seg);
                 let line = core::mem::take(&mut c.buf);
                 self.answer(&line)
-            } else if c.buf.push(b).is_err() {
-                c.buf.clear();
-                c.discarding = true;
-                Reply::Long(self.refuse(WireError::TooLong))
-            } else {
-                continue;
             };
+            at = next;
             let c = &mut self.clients[i];
             if c.reply(reply.as_str()).is_err() || self.stopping.is_some() {
                 return None;
             }
             if c.blocked() {
                 // `bytes` is at most one chunk, so the rest fits.
-                let _ = c.pending.extend_from_slice(&bytes[at + 1..]);
+                let _ = c.pending.extend_from_slice(&bytes[at..]);
                 return Some(false);
             }
         }
@@ -226,33 +248,42 @@ impl Daemon {
     }
 
     pub(super) fn answer(&mut self, line: &[u8]) -> Reply {
-        match wire::parse_request(line) {
-            Ok(Request::Msg(m)) => {
-                // Formatted on the stack: `format!` allocated and grew a String for every
-                // message.
-                let a = self.handle_msg(&m);
+        // One message kept for every line (a new `Msg` is 2.4 KiB to build and move); boxed so
+        // that it can be taken out while `handle_msg` borrows the daemon.
+        let mut msg = self
+            .line_msg
+            .take()
+            .unwrap_or_else(|| Box::new(Msg::new(Kind::Boot)));
+        let reply = match wire::parse_into(line, &mut msg) {
+            Ok(Verb::Msg) => {
+                let t = now();
+                let a = self.handle_msg_at(&msg, t);
                 // The notification goes to its worker before the client gets its `OK`: the
                 // reply's write is not on the path of the request.
-                self.dispatch(now());
+                self.dispatch(t);
+                // Formatted on the stack: `format!` allocated and grew a String for every
+                // message.
                 let mut s = heapless::String::<REPLY_CAP>::new();
-                match writeln!(s, "OK {a}") {
+                match a.write_reply(&mut s) {
                     Ok(()) => Reply::Short(s),
                     Err(_) => Reply::Long(format!("OK {a}\n")),
                 }
             }
-            Ok(Request::Ping) => Reply::Static("OK pong\n"),
-            Ok(Request::Reload) => Reply::Static(match self.reload(true) {
+            Ok(Verb::Ping) => Reply::Static("OK pong\n"),
+            Ok(Verb::Reload) => Reply::Static(match self.reload(true) {
                 Ok(()) => "OK reloaded\n",
                 Err(_) => "ERR invalid-config the new config is invalid; the running one stays (see the log)\n",
             }),
-            Ok(Request::Status) => {
+            Ok(Verb::Status) => {
                 let mut s = String::from("OK\n");
                 self.write_status(&mut s);
                 s.push('\n');
                 Reply::Long(s)
             }
             Err(e) => Reply::Long(self.refuse(e)),
-        }
+        };
+        self.line_msg = Some(msg);
+        reply
     }
 
     /// Counts and logs (rate-limited) a refused socket line; the `ERR` reply for it.
