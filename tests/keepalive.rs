@@ -109,3 +109,76 @@ fn a_reload_that_changes_the_ca_file_closes_kept_https_connections() {
     );
     let _ = d.wait_exit(Duration::ZERO);
 }
+
+/// The same with the attempt still in flight at the reload: it ends under the settings it began
+/// with, and its connection is not kept for the next notification.
+#[test]
+fn a_connection_busy_at_a_reload_of_the_ca_file_is_not_kept() {
+    let r = Receiver::builder()
+        .tls()
+        .replies([
+            common::Reply::Status(200),
+            common::Reply::Delayed(200, Duration::from_millis(600)),
+        ])
+        .start();
+    let other = common::TestCa::new();
+    let cfg = |ca: &std::path::Path| {
+        format!(
+            r#"{{"events": {{"dnd_on": "{}"}}, "delivery": {{"ca_file": "{}"}}}}"#,
+            r.url("/s?n=$remote"),
+            ca.display()
+        )
+    };
+    let mut d = Daemon::start(&cfg(r.ca_file()));
+    d.emit_ok(&["dnd_on", "remote=1"]);
+    status_when(&d, "delivered", 1);
+    d.emit_ok(&["dnd_on", "remote=2"]);
+    assert_eq!(r.wait_for(2, PATIENCE).len(), 2);
+    // The second is being answered (600 ms): reload now.
+    d.write_config(&cfg(other.ca_file()));
+    d.sighup();
+    assert!(d.wait_log("config reloaded", PATIENCE), "{}", d.log());
+    let s = status_when(&d, "delivered", 2);
+    assert_eq!(stat(&s, "delivered"), 2, "{s}");
+    d.emit_ok(&["dnd_on", "remote=3"]);
+    let s = status_when(&d, "failed", 1);
+    assert!(s.contains("tls-error"), "{s}");
+    assert_eq!(
+        r.count(),
+        2,
+        "reached on the old session: {:?}",
+        r.requests()
+    );
+    let _ = d.wait_exit(Duration::ZERO);
+}
+
+/// A renewed CA written over the same `ca_file` path is read at the reload: the configuration's
+/// text is the same, the trust is not.
+#[test]
+fn a_ca_file_rewritten_in_place_is_read_again_at_a_reload() {
+    let r = Receiver::start_tls();
+    let other = common::TestCa::new();
+    let dir = common::TempDir::new("ca-in-place");
+    let path = dir.write("ca.pem", std::fs::read(r.ca_file()).expect("CA"));
+    let cfg = format!(
+        r#"{{"events": {{"dnd_on": "{}"}}, "delivery": {{"ca_file": "{}"}}}}"#,
+        r.url("/s?n=$remote"),
+        path.display()
+    );
+    let mut d = Daemon::start(&cfg);
+    d.emit_ok(&["dnd_on", "remote=1"]);
+    status_when(&d, "delivered", 1);
+    std::fs::write(&path, other.ca_pem()).expect("rewrite the CA file");
+    d.sighup();
+    assert!(d.wait_log("config reloaded", PATIENCE), "{}", d.log());
+    d.emit_ok(&["dnd_on", "remote=2"]);
+    let s = status_when(&d, "failed", 1);
+    assert!(s.contains("tls-error"), "{s}");
+    assert_eq!(
+        r.count(),
+        1,
+        "still trusted after the reload: {:?}",
+        r.requests()
+    );
+    let _ = d.wait_exit(Duration::ZERO);
+}

@@ -184,15 +184,17 @@ impl Daemon {
         if cfg.delivery.spool != self.engine.config().delivery.spool {
             log::warn!("reload: a change of delivery.spool takes effect at the next start");
         }
-        if cfg.delivery != self.engine.config().delivery {
+        // A `ca_file` is read again at every reload: its contents may have changed under the
+        // same path (a renewed CA).
+        if cfg.delivery != self.engine.config().delivery || cfg.delivery.ca_file.is_some() {
             match Sender::new(&cfg.delivery) {
                 Ok(s) => {
                     if let Ok(mut cur) = self.sender.write() {
                         *cur = Arc::new(s);
                     }
                     // Kept connections were opened (and over TLS, trusted) under the old
-                    // settings: the idle ones are closed, as ureq's pool goes with its agent.
-                    self.direct.close_idle();
+                    // settings: none is used again, as ureq's pool goes with its agent.
+                    self.direct.retire_all();
                 }
                 Err(e) => {
                     self.counters.reload_errors += 1;

@@ -121,6 +121,8 @@ struct Conn {
     interim: usize,
     /// To be removed at the end of this round.
     dead: bool,
+    /// Made under delivery settings a reload has replaced: closed when its attempt ends.
+    retired: bool,
     /// The TLS session over `stream`.
     tls: Option<tls::Session>,
     /// An `https://` destination: part of the connection's identity with host and port (a
@@ -484,7 +486,8 @@ impl Conn {
     fn finish(&mut self, clean: bool, now: u64) -> Option<Finished> {
         let head = self.head.take()?;
         let ticket = self.ticket.take()?;
-        if head.reuse && clean && self.inb.is_empty() && head.taken <= RESPONSE_BODY_CAP {
+        let keep = head.reuse && clean && !self.retired;
+        if keep && self.inb.is_empty() && head.taken <= RESPONSE_BODY_CAP {
             self.phase = Phase::Idle;
             self.since = now;
             self.out.clear();
@@ -557,6 +560,10 @@ impl Conn {
     /// rustls has to send (the handshake's messages, then the request's records), the request
     /// given to rustls as it takes it.
     fn write_some(&mut self) -> Result<(), Failure> {
+        if self.tls_dest && self.tls.is_none() {
+            // Never in clear: an https:// destination without its session is a bug, failed.
+            return Err(Failure::Tls);
+        }
         if let Some(t) = &mut self.tls {
             let Some(stream) = &self.stream else {
                 return Err(Failure::Io);
@@ -666,6 +673,14 @@ impl Conn {
                 return match self.head.is_some() {
                     true => self.finish(false, now),
                     false => self.fail(Failure::Tls),
+                };
+            }
+            if tls::too_many_tickets(t) {
+                // Each ticket is a copy of the certificate chain to keep: a server that sends
+                // more than any needs is cut off (retried on a new connection).
+                return match self.head.is_some() {
+                    true => self.finish(false, now),
+                    false => self.fail(Failure::Io),
                 };
             }
             if t.wants_write() || self.sent < self.out.len() {
@@ -902,6 +917,7 @@ impl LoopSender {
                 head: None,
                 interim: 0,
                 dead: false,
+                retired: false,
                 tls: None,
                 tls_dest: is_tls,
             });
@@ -1097,10 +1113,14 @@ impl LoopSender {
             .min()
     }
 
-    /// Closes the idle connections (the delivery settings changed: a new `ca_file` must not
-    /// find a session its old one trusted). Attempts in progress finish on theirs.
-    pub fn close_idle(&mut self) {
+    /// The delivery settings changed (a new `ca_file` must not find a session the old one
+    /// trusted): the idle connections are closed, the busy ones when their attempt ends (as
+    /// ureq's pool goes with its agent).
+    pub fn retire_all(&mut self) {
         self.conns.retain(|c| c.phase != Phase::Idle);
+        for c in &mut self.conns {
+            c.retired = true;
+        }
     }
 
     /// Attempts finished since the last call.
@@ -1137,6 +1157,14 @@ mod tls {
     /// Reads of an idle session's socket per look (records that carry no data: session
     /// tickets, a key update). A server that keeps sending more is not kept.
     const IDLE_READS: usize = super::READS_PER_WAKE;
+    /// TLS 1.3 session tickets taken on one connection (rustls copies the certificate chain
+    /// into each, even with resumption off; servers send one or two): past it, the connection
+    /// is closed.
+    pub const TLS_TICKETS_CAP: u32 = 8;
+
+    pub fn too_many_tickets(t: &Session) -> bool {
+        t.tls13_tickets_received() > TLS_TICKETS_CAP
+    }
 
     /// The loop sender's client configuration, made when first needed.
     #[derive(Debug)]
@@ -1230,7 +1258,7 @@ mod tls {
             match t.read_tls(&mut &*stream) {
                 Ok(0) => return false,
                 Ok(_) => {
-                    if t.process_new_packets().is_err() {
+                    if t.process_new_packets().is_err() || too_many_tickets(t) {
                         return false;
                     }
                 }
@@ -1268,6 +1296,10 @@ mod tls {
     }
 
     pub fn idle_ok(t: &mut Session, _: &TcpStream) -> bool {
+        match *t {}
+    }
+
+    pub fn too_many_tickets(t: &Session) -> bool {
         match *t {}
     }
 
