@@ -22,6 +22,10 @@ pub const NONCE_TTL_S: u64 = 300;
 pub const LOCKOUT_CAP: usize = 64;
 /// Failed logins from one address before it is locked out.
 pub const LOCKOUT_AFTER: u32 = 3;
+/// Failed logins from one IPv6 /64 network (its addresses together) before the whole network is
+/// locked out: a host given a /64 can take a new address for each guess, and a home LAN shares
+/// one /64, so one guessing host must not lock its neighbours out at its third guess.
+pub const LOCKOUT_NET_AFTER: u32 = 12;
 /// First lock; doubles with each further failure up to [`LOCKOUT_MAX_S`].
 pub const LOCKOUT_S: u64 = 60;
 pub const LOCKOUT_MAX_S: u64 = 3600;
@@ -443,8 +447,9 @@ pub fn check_authorization(
             };
             alg.h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
         }
-        None => alg.h(&format!("{ha1}:{nonce}:{ha2}")),
-        Some(_) => return Verdict::Unusable,
+        // RFC 2069 Digest (no qop) signs no `nc`: a captured request could be replayed for
+        // the nonce's life with any `nc` appended. The challenge says qop="auth"; only that.
+        _ => return Verdict::Unusable,
     };
     let ok = same(expect.as_bytes(), response.to_ascii_lowercase().as_bytes())
         & same(user.as_bytes(), creds.user.as_bytes());
@@ -629,30 +634,37 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
 #[derive(Clone, Copy, Debug)]
 struct Strike {
     ip: IpAddr,
+    /// An IPv6 /64 network (all its addresses), not one address.
+    net: bool,
     failures: u32,
     locked_until: u64,
 }
 
-/// Where failed logins are counted for `ip`: an IPv4 address (also when it comes IPv4-mapped,
-/// on a dual-stack listener), or an IPv6 address's /64 network: a host given a /64 (SLAAC, a
-/// prefix delegation) can take a fresh address for every guess, so an address of its own would
-/// give it two free guesses per address and push the locked ones out of the table.
-fn source(ip: IpAddr) -> IpAddr {
+/// Where failed logins are counted for `ip`: the address (an IPv4-mapped one, on a
+/// dual-stack listener, as its IPv4 address), and for an IPv6 address also its /64 network,
+/// with the larger budget [`LOCKOUT_NET_AFTER`].
+fn sources(ip: IpAddr) -> heapless::Vec<(IpAddr, bool), 2> {
+    let mut v = heapless::Vec::new();
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
+            Some(v4) => {
+                let _ = v.push((IpAddr::V4(v4), false));
+            }
             None => {
                 let mut o = v6.octets();
                 o[8..].fill(0);
-                IpAddr::from(o)
+                let _ = v.push((ip, false));
+                let _ = v.push((IpAddr::from(o), true));
             }
         },
-        v4 => v4,
+        v4 => {
+            let _ = v.push((v4, false));
+        }
     }
+    v
 }
 
-/// Failed logins per source (an IPv4 address, an IPv6 /64: [`source`]; bounded:
-/// [`LOCKOUT_CAP`]).
+/// Failed logins per address and per IPv6 /64 network ([`sources`]; bounded: [`LOCKOUT_CAP`]).
 #[derive(Default)]
 pub struct Lockout {
     table: Vec<Strike>,
@@ -663,54 +675,71 @@ pub struct Lockout {
 }
 
 impl Lockout {
-    /// Seconds the address is still locked for.
+    /// Seconds the address (or its network) is still locked for.
     pub fn locked(&self, ip: IpAddr, now_s: u64) -> Option<u64> {
-        let ip = source(ip);
-        self.table
+        sources(ip)
             .iter()
-            .find(|s| s.ip == ip && s.locked_until > now_s)
-            .map(|s| s.locked_until - now_s)
+            .filter_map(|&(ip, net)| {
+                self.table
+                    .iter()
+                    .find(|s| s.ip == ip && s.net == net && s.locked_until > now_s)
+                    .map(|s| s.locked_until - now_s)
+            })
+            .max()
     }
 
-    /// Counts a failure; `Some(seconds)` when it locks the address.
+    /// Counts a failure; `Some(seconds)` when it locks the address (or its network).
     pub fn fail(&mut self, ip: IpAddr, now_s: u64) -> Option<u64> {
-        let ip = source(ip);
         self.failures += 1;
-        let i = match self.table.iter().position(|s| s.ip == ip) {
-            Some(i) => i,
-            None => {
-                if self.table.len() >= LOCKOUT_CAP {
-                    // The entry that matters least: the one whose lock ended (or ends) first.
-                    if let Some(v) =
-                        (0..self.table.len()).min_by_key(|&i| self.table[i].locked_until)
-                    {
-                        self.table.swap_remove(v);
-                        self.evicted += 1;
+        let mut locked = None;
+        for (ip, net) in sources(ip) {
+            let i = match self.table.iter().position(|s| s.ip == ip && s.net == net) {
+                Some(i) => i,
+                None => {
+                    if self.table.len() >= LOCKOUT_CAP {
+                        // The entry that matters least: the one whose lock ended (or ends) first.
+                        if let Some(v) =
+                            (0..self.table.len()).min_by_key(|&i| self.table[i].locked_until)
+                        {
+                            self.table.swap_remove(v);
+                            self.evicted += 1;
+                        }
                     }
+                    self.table.push(Strike {
+                        ip,
+                        net,
+                        failures: 0,
+                        locked_until: 0,
+                    });
+                    self.table.len() - 1
                 }
-                self.table.push(Strike {
-                    ip,
-                    failures: 0,
-                    locked_until: 0,
-                });
-                self.table.len() - 1
+            };
+            let s = &mut self.table[i];
+            s.failures = s.failures.saturating_add(1);
+            let after = if net {
+                LOCKOUT_NET_AFTER
+            } else {
+                LOCKOUT_AFTER
+            };
+            if s.failures < after {
+                continue;
             }
-        };
-        let s = &mut self.table[i];
-        s.failures = s.failures.saturating_add(1);
-        if s.failures < LOCKOUT_AFTER {
-            return None;
+            let shift = (s.failures - after).min(16);
+            let secs = (LOCKOUT_S << shift).min(LOCKOUT_MAX_S);
+            s.locked_until = now_s + secs;
+            locked = locked.max(Some(secs));
         }
-        let shift = (s.failures - LOCKOUT_AFTER).min(16);
-        let secs = (LOCKOUT_S << shift).min(LOCKOUT_MAX_S);
-        s.locked_until = now_s + secs;
-        self.locks += 1;
-        Some(secs)
+        if locked.is_some() {
+            self.locks += 1;
+        }
+        locked
     }
 
+    /// A login succeeded: the address's count, and its network's, start again.
     pub fn succeed(&mut self, ip: IpAddr) {
-        let ip = source(ip);
-        self.table.retain(|s| s.ip != ip);
+        for (ip, net) in sources(ip) {
+            self.table.retain(|s| !(s.ip == ip && s.net == net));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -826,6 +855,24 @@ mod tests {
             "Digest username=\"{user}\", realm=\"{REALM}\", uri=\"{uri}\", algorithm={}, nonce=\"{nonce}\", nc=00000001, cnonce=\"0a4f113b\", qop=auth, response=\"{resp}\"",
             alg.name()
         )
+    }
+
+    #[test]
+    fn digest_without_qop_is_refused() {
+        let c = creds();
+        let k = NonceKey::new().unwrap();
+        let n = k.nonce(1000);
+        let alg = Algorithm::Md5;
+        let ha1 = alg.h(&format!("admin:{REALM}:pa ss:wörd"));
+        let ha2 = alg.h("GET:/api/v1/config");
+        let resp = alg.h(&format!("{ha1}:{n}:{ha2}"));
+        let h = format!(
+            "Digest username=\"admin\", realm=\"{REALM}\", uri=\"/api/v1/config\", nonce=\"{n}\", nc=00000009, response=\"{resp}\""
+        );
+        assert_eq!(
+            check_authorization(&h, "GET", "/api/v1/config", &c, &k, 1010, false),
+            Verdict::Unusable
+        );
     }
 
     #[test]
@@ -1060,22 +1107,31 @@ mod tests {
     fn lockout_counts_an_ipv6_network_and_a_mapped_ipv4_address_as_one_source() {
         let mut l = Lockout::default();
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
-        // Three guesses from three addresses of one /64: locked, for every address in it.
-        assert_eq!(l.fail(ip("2001:db8:1:2::a"), 0), None);
-        assert_eq!(l.fail(ip("2001:db8:1:2::b"), 0), None);
+        // Three guesses from one address of a /64: that address locked, not its neighbours.
+        for _ in 0..2 {
+            assert_eq!(l.fail(ip("2001:db8:1:2::a"), 0), None);
+        }
+        assert_eq!(l.fail(ip("2001:db8:1:2::a"), 0), Some(LOCKOUT_S));
+        assert!(l.locked(ip("2001:db8:1:2::a"), 1).is_some());
+        assert_eq!(l.locked(ip("2001:db8:1:2::b"), 1), None, "a neighbour");
+        // A guess from each of new addresses of the /64: the network's budget, then all of it.
+        for i in 1..LOCKOUT_NET_AFTER - 3 {
+            let a = format!("2001:db8:1:2:{i:x}::1");
+            assert_eq!(l.fail(ip(&a), 0), None, "{a}");
+        }
         assert_eq!(l.fail(ip("2001:db8:1:2:ffff::c"), 0), Some(LOCKOUT_S));
         assert!(l.locked(ip("2001:db8:1:2:1234::1"), 1).is_some());
         assert_eq!(l.locked(ip("2001:db8:1:3::a"), 1), None, "another /64");
-        assert_eq!(l.len(), 1);
         // An IPv4 client through a dual-stack listener is its IPv4 address, not ::ffff:0:0/64.
         assert_eq!(l.fail(ip("::ffff:10.0.0.1"), 0), None);
         assert_eq!(l.fail(ip("10.0.0.1"), 0), None);
         assert_eq!(l.fail(ip("::ffff:10.0.0.1"), 0), Some(LOCKOUT_S));
         assert!(l.locked(ip("10.0.0.1"), 1).is_some());
         assert_eq!(l.locked(ip("::ffff:10.0.0.2"), 1), None);
-        // A success clears its source.
-        l.succeed(ip("2001:db8:1:2::99"));
+        // A success clears its address and its network.
+        l.succeed(ip("2001:db8:1:2::a"));
         assert_eq!(l.locked(ip("2001:db8:1:2::a"), 1), None);
+        assert_eq!(l.locked(ip("2001:db8:1:2:1234::1"), 1), None);
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub const MAX_CONNS: usize = 8;
 /// Stack of each connection's thread (a validated config is large, and a test send runs ureq
 /// and rustls on it).
 pub const CONN_STACK: usize = 1024 * 1024;
-/// The pause after a failed accept (out of file descriptors: it would fail again at once).
+/// The pause after an accept failed for want of file descriptors or memory (it would fail again
+/// at once).
 pub const ACCEPT_PAUSE_MS: u64 = 100;
 /// Longest time a response may take to be written.
 pub const WRITE_TIMEOUT_MS: u64 = 10_000;
@@ -180,7 +181,20 @@ impl Prepared {
                             if ctx.quiet(|t| &mut t.quiet_accept, "failed accepts") {
                                 log::warn!("admin: cannot accept a connection: {e}");
                             }
-                            std::thread::sleep(Duration::from_millis(ACCEPT_PAUSE_MS));
+                            // Out of descriptors or memory it would fail again at once; an
+                            // error of one connection (aborted, reset) is not waited on.
+                            let exhausted = matches!(
+                                e.raw_os_error(),
+                                Some(
+                                    nix::libc::EMFILE
+                                        | nix::libc::ENFILE
+                                        | nix::libc::ENOBUFS
+                                        | nix::libc::ENOMEM
+                                )
+                            );
+                            if exhausted {
+                                std::thread::sleep(Duration::from_millis(ACCEPT_PAUSE_MS));
+                            }
                             continue;
                         }
                     };
