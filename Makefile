@@ -14,7 +14,7 @@ build:
 	$(CARGO) build --release
 
 # What the host tests need beyond the Rust toolchain: the real SIP peers (baresip, sipp), and
-# python3 and node, which run the receivers' manual's signature verifiers (tests/signing.rs), and
+# python3 and node, which run the receivers' manual's signature verifiers (tests/it/signing.rs), and
 # curl (the admin server's tests use it as a real Digest/Basic client).
 HOST_PKGS = baresip-core sip-tester iproute2 util-linux python3 nodejs curl
 setup-host:
@@ -47,7 +47,7 @@ lint:
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
 # under fuzz/corpus/<target>/. Only files named seed-* are committed (fuzz/.gitignore): rename
 # an input worth keeping (a crash's reproducer, after the fix) to seed-*; `make test` replays
-# every committed one on stable through tests/fuzz_corpus.rs. Installs cargo-fuzz if missing.
+# every committed one on stable through tests/it/fuzz_corpus.rs. Installs cargo-fuzz if missing.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= wire_line config template netstring http_head http_response import
 fuzz:

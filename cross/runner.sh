@@ -35,7 +35,7 @@ path=$(command -v "$qemu") || { echo "runner.sh: $qemu not found (cross/setup.sh
 # A test binary (cargo test runs target/<triple>/<profile>/deps/NAME-HASH) gets
 # EN_QEMU_TEST_TIMEOUT seconds (default 300; the longest takes ~40 s) and one more try if it
 # hangs. qemu-user can deadlock a child forked from a multi-threaded guest before the child
-# reaches exec (an emulator bug); tests/common/process.rs restarts such a child when `spawn`
+# reaches exec (an emulator bug); tests/it/common/process.rs restarts such a child when `spawn`
 # returns, but when `spawn` itself waits for the exec, the test would wait for ever. Only a hang
 # (timeout's 124, or 137 after its KILL) is tried again, never a failure. Anything else that runs
 # here (`cargo run --target ...`) runs without a limit.

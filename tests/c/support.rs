@@ -1,5 +1,5 @@
-//! Building C programs against the event-notify static library, for tests/ffi_c.rs and
-//! tests/ffi_header.rs (`#[path = "c/support.rs"] mod support;`).
+//! Building C programs against the event-notify static library, for tests/it/ffi_c.rs and
+//! tests/it/ffi_header.rs (`#[path = "../c/support.rs"] mod support;` in tests/it/main.rs).
 //!
 //! The library is built by cargo itself: `[lib] crate-type` includes `staticlib`, so the
 //! `libevent_notify.a` of the very build that made this test sits next to the test binary (in
