@@ -64,10 +64,24 @@ include tests/c/c.mk
 include bench/bench.mk
 include tests/page/page.mk
 
+# `make test`: after setup, two lanes at once (scripts/test-lanes.sh), each running its goals in
+# order and stopping at its first failure; either failing fails `make test`:
+#   host lane: lint, test-host, then $(EXTRA_TESTS) (the included .mk files add to it)
+#   ARM lane:  $(EXTRA_TESTS_ARM), in its own target directory $(TEST_ARM_DIR)
+#              (cargo locks a target directory while it builds), its output in $(TEST_ARM_LOG),
+#              shown after the host lane's
+# On 2 cores the lanes fill each other's idle time (test runs, QEMU boots, single-threaded
+# links). Each goal also runs alone: `make test-host`, `make test-arm`, ...
 # Every build of `make test` starts from nothing on a fresh machine (and in CI): incremental
-# compilation's bookkeeping only costs there. Also in effect for the prerequisites.
+# compilation's bookkeeping only costs there. Also in effect for the prerequisites and lanes.
+TEST_ARM_DIR = $(abspath $(or $(CARGO_TARGET_DIR),target))/lane-arm
+TEST_ARM_LOG = $(abspath $(or $(CARGO_TARGET_DIR),target))/make-test-arm.log
+# Not $(MAKE) in the recipe: that would mark it recursive and run it even under `make -n`.
+TEST_MAKE := $(MAKE)
 test: export CARGO_INCREMENTAL = 0
-test: setup lint test-host $(EXTRA_TESTS)
+test: setup
+	@MAKE="$(TEST_MAKE)" sh scripts/test-lanes.sh $(TEST_ARM_DIR) $(TEST_ARM_LOG) \
+		"$(strip $(EXTRA_TESTS_ARM))" "$(strip lint test-host $(EXTRA_TESTS))"
 	@echo "make test: all passed"
 
 clean:

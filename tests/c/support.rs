@@ -149,8 +149,16 @@ pub fn command(tc: &Toolchain, program: &Path) -> Command {
 }
 
 /// Builds the armv7 static library (dev profile) with a nested cargo and returns its path.
+///
+/// In this test's own target directory, unless `EN_ARMV7_TARGET_DIR` names another: `make test`
+/// builds the ARM test suite beside the host tests in a target directory of its own and points
+/// this at it, so the armv7 library is compiled once (cargo waits for that build's lock, then
+/// finds the library up to date).
 pub fn armv7_staticlib() -> PathBuf {
-    let target = target_dir();
+    let target = std::env::var_os("EN_ARMV7_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(target_dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let o = Command::new(&cargo)
         .current_dir(repo())
