@@ -34,10 +34,12 @@ test-host: setup-host
 	$(CARGO) test
 	@# The builds without default features must keep compiling (checked, not linked: the size
 	@# rows of `make bench` build them): none at all (the flash-size build), and a handset's
-	@# firmware build (TLS, no import, no listen); their own target directory keeps the default
-	@# build's artifacts.
-	$(CARGO) check --no-default-features --lib --bins --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
-	$(CARGO) check --no-default-features --features tls --lib --bins --quiet --target-dir $(or $(CARGO_TARGET_DIR),target)/notls
+	@# firmware build (TLS, no import, no listen). In the same target directory as the tests and
+	@# `make lint`: cargo keeps each feature set's artifacts apart, and the dependencies whose
+	@# features do not change (and the proc macros) are already built there (~9 s instead of ~67 s
+	@# for both, measured under load).
+	$(CARGO) check --no-default-features --lib --bins --quiet
+	$(CARGO) check --no-default-features --features tls --lib --bins --quiet
 
 # Lints: clippy on every target with warnings as errors, and the formatting.
 lint:
