@@ -5,6 +5,10 @@
 
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+# Prefix of the commands that only compile, in the test goals. `make test` sets it to
+# `nice -n 10`: its two lanes run at once, and a lane's test runs (daemons, timeouts, QEMU) must
+# not wait for the other lane's compiler. Empty (no change) when a goal runs alone.
+BUILD_NICE ?=
 
 .PHONY: all build demo test test-host lint setup setup-host bench bench-smoke cross qemu-test clean fuzz
 
@@ -31,6 +35,7 @@ demo:
 
 # Host tests: unit, doc and integration tests (real daemon processes on loopback).
 test-host: setup-host
+	$(BUILD_NICE) $(CARGO) test --no-run
 	$(CARGO) test
 	@# The builds without default features must keep compiling (checked, not linked: the size
 	@# rows of `make bench` build them): none at all (the flash-size build), and a handset's
@@ -38,12 +43,12 @@ test-host: setup-host
 	@# `make lint`: cargo keeps each feature set's artifacts apart, and the dependencies whose
 	@# features do not change (and the proc macros) are already built there (~9 s instead of ~67 s
 	@# for both, measured under load).
-	$(CARGO) check --no-default-features --lib --bins --quiet
-	$(CARGO) check --no-default-features --features tls --lib --bins --quiet
+	$(BUILD_NICE) $(CARGO) check --no-default-features --lib --bins --quiet
+	$(BUILD_NICE) $(CARGO) check --no-default-features --features tls --lib --bins --quiet
 
 # Lints: clippy on every target with warnings as errors, and the formatting.
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(BUILD_NICE) $(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --check
 
 # Fuzzing (cargo-fuzz on nightly; see fuzz/): each target for FUZZ_SECONDS, growing its corpus
@@ -81,6 +86,7 @@ TEST_ARM_LOG = $(abspath $(or $(CARGO_TARGET_DIR),target))/make-test-arm.log
 # Not $(MAKE) in the recipe: that would mark it recursive and run it even under `make -n`.
 TEST_MAKE := $(MAKE)
 test: export CARGO_INCREMENTAL = 0
+test: export BUILD_NICE = nice -n 10
 test: setup
 	@MAKE="$(TEST_MAKE)" sh scripts/test-lanes.sh $(TEST_ARM_DIR) $(TEST_ARM_LOG) \
 		"$(strip $(EXTRA_TESTS_ARM))" "$(strip lint test-host $(EXTRA_TESTS))"

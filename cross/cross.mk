@@ -38,7 +38,7 @@ cross-ready:
 # Both targets in one cargo run: cargo interleaves their compilations, so one target's long
 # single-threaded LTO link overlaps the other's build (on 2 cores, ~a third off the wall time).
 cross: cross-ready
-	$(CARGO) build --release $(foreach t,$(CROSS_TRIPLES),--target $(t))
+	$(BUILD_NICE) $(CARGO) build --release $(foreach t,$(CROSS_TRIPLES),--target $(t))
 	@sh cross/sizes.sh --show $(foreach a,$(CROSS_ARCHES),$(a)=$(call cross_bin,$(a)))
 
 define cross_arch_rules
@@ -63,6 +63,7 @@ $(foreach a,$(CROSS_ARCHES),$(eval $(call cross_arch_rules,$(a))))
 # script's OUT_DIR (the admin page's compressed assets), so they would not compile here. (The
 # binary's own target has no tests: `test = false` in Cargo.toml.)
 test-arm: cross-ready
+	$(BUILD_NICE) $(CARGO) test --no-run --lib --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
 	$(CARGO) test --no-fail-fast --lib --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
 
 qemu-test: cross
