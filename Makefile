@@ -73,7 +73,8 @@ include tests/page/page.mk
 
 # `make test`: after setup, two lanes at once (scripts/test-lanes.sh), each running its goals in
 # order and stopping at its first failure; either failing fails `make test`:
-#   host lane: lint, test-host, then $(EXTRA_TESTS) (the included .mk files add to it)
+#   host lane: lint, test-host, then $(EXTRA_TESTS) (the included .mk files add to it), then
+#              the ARM lane's release builds (test-lane-cross, below)
 #   ARM lane:  $(EXTRA_TESTS_ARM), in its own target directory $(TEST_ARM_DIR)
 #              (cargo locks a target directory while it builds), its output in $(TEST_ARM_LOG),
 #              shown after the host lane's
@@ -89,8 +90,16 @@ test: export CARGO_INCREMENTAL = 0
 test: export BUILD_NICE = nice -n 10
 test: setup
 	@MAKE="$(TEST_MAKE)" sh scripts/test-lanes.sh $(TEST_ARM_DIR) $(TEST_ARM_LOG) \
-		"$(strip $(EXTRA_TESTS_ARM))" "$(strip lint test-host $(EXTRA_TESTS))"
+		"$(strip $(EXTRA_TESTS_ARM))" "$(strip lint test-host $(EXTRA_TESTS) test-lane-cross)"
 	@echo "make test: all passed"
+
+# The host lane's last goal, as it ends first: the ARM release builds that qemu-test boots
+# (`make cross`), in the ARM lane's target directory, while that lane runs its tests under
+# qemu-user. cargo's lock orders the two; qemu-test then finds them built (or builds them itself
+# if the host lane stopped before).
+.PHONY: test-lane-cross
+test-lane-cross:
+	@$(MAKE) --no-print-directory cross CARGO_TARGET_DIR=$(TEST_ARM_DIR)
 
 clean:
 	$(CARGO) clean
