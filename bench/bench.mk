@@ -20,7 +20,9 @@ BENCH_ARGS ?=
 bench:
 	CARGO="$(CARGO)" sh bench/run.sh $(BENCH_ARGS)
 
+# The build first, as a build (BUILD_NICE: see the top-level Makefile), then the smoke run.
 bench-smoke:
+	$(BUILD_NICE) $(CARGO) test --bench bench --no-run
 	CARGO="$(CARGO)" sh bench/run.sh --smoke
 
 EXTRA_TESTS += bench-smoke

@@ -20,8 +20,10 @@ CROSS_TRIPLES = $(foreach a,$(CROSS_ARCHES),$(CROSS_TRIPLE_$(a)))
 cross_bin = $(CROSS_TARGET_DIR)/$(CROSS_TRIPLE_$(1))/release/event-notify
 cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
 
-# `make test` (top-level Makefile) runs these after the host tests.
-EXTRA_TESTS += check-boards test-arm qemu-test
+# `make test` (top-level Makefile) runs check-boards in its host lane (it reads the host's debug
+# build), test-arm and qemu-test in its ARM lane.
+EXTRA_TESTS += check-boards
+EXTRA_TESTS_ARM += test-arm qemu-test
 
 .PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-arm qemu-test qemu-shell \
 	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
@@ -36,7 +38,7 @@ cross-ready:
 # Both targets in one cargo run: cargo interleaves their compilations, so one target's long
 # single-threaded LTO link overlaps the other's build (on 2 cores, ~a third off the wall time).
 cross: cross-ready
-	$(CARGO) build --release $(foreach t,$(CROSS_TRIPLES),--target $(t))
+	$(BUILD_NICE) $(CARGO) build --release $(foreach t,$(CROSS_TRIPLES),--target $(t))
 	@sh cross/sizes.sh --show $(foreach a,$(CROSS_ARCHES),$(a)=$(call cross_bin,$(a)))
 
 define cross_arch_rules
@@ -58,9 +60,11 @@ $(foreach a,$(CROSS_ARCHES),$(eval $(call cross_arch_rules,$(a))))
 # One cargo run for both targets (as `cross`): the builds overlap, then each target's tests run
 # under its own qemu-user runner. The unit and integration tests only: the doc examples run on
 # the host (`make test-host`), and rustdoc in a run with two targets is not given the build
-# script's OUT_DIR (the admin page's compressed assets), so they would not compile here.
+# script's OUT_DIR (the admin page's compressed assets), so they would not compile here. (The
+# binary's own target has no tests: `test = false` in Cargo.toml.)
 test-arm: cross-ready
-	$(CARGO) test --no-fail-fast --lib --bins --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
+	$(BUILD_NICE) $(CARGO) test --no-run --lib --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
+	$(CARGO) test --no-fail-fast --lib --tests $(foreach t,$(CROSS_TRIPLES),--target $(t))
 
 qemu-test: cross
 	@set -e; $(foreach a,$(CROSS_ARCHES),\

@@ -33,9 +33,9 @@ binfmt=/proc/sys/fs/binfmt_misc
 path=$(command -v "$qemu") || { echo "runner.sh: $qemu not found (cross/setup.sh installs qemu-user)" >&2; exit 127; }
 
 # A test binary (cargo test runs target/<triple>/<profile>/deps/NAME-HASH) gets
-# EN_QEMU_TEST_TIMEOUT seconds (default 300; the longest takes ~40 s) and one more try if it
-# hangs. qemu-user can deadlock a child forked from a multi-threaded guest before the child
-# reaches exec (an emulator bug); tests/common/process.rs restarts such a child when `spawn`
+# EN_QEMU_TEST_TIMEOUT seconds (default 300; the longest, tests/it, takes ~55-70 s) and one more
+# try if it hangs. qemu-user can deadlock a child forked from a multi-threaded guest before the child
+# reaches exec (an emulator bug); tests/it/common/process.rs restarts such a child when `spawn`
 # returns, but when `spawn` itself waits for the exec, the test would wait for ever. Only a hang
 # (timeout's 124, or 137 after its KILL) is tried again, never a failure. Anything else that runs
 # here (`cargo run --target ...`) runs without a limit.

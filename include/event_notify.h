@@ -18,7 +18,7 @@
  *    library with the `ffi` profile, which unwinds; see docs/FIRMWARE.md).
  *  - The library's threads block asynchronous signals: the program's signal handling is its own.
  *
- * This header is checked against the library by tests/ffi_header.rs: keep them in step.
+ * This header is checked against the library by tests/it/ffi_header.rs: keep them in step.
  */
 #ifndef EVENT_NOTIFY_H
 #define EVENT_NOTIFY_H

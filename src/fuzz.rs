@@ -1,5 +1,5 @@
 //! Entry points of the fuzz targets (`fuzz/`, cargo-fuzz on nightly), shared with the stable
-//! replay of the committed corpus (`tests/fuzz_corpus.rs`): each takes arbitrary bytes and must
+//! replay of the committed corpus (`tests/it/fuzz_corpus.rs`): each takes arbitrary bytes and must
 //! never panic, loop or grow without bound.
 
 use crate::baresip::Decoder;

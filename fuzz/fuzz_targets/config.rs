@@ -1,3 +1,3 @@
 #![no_main]
-// The same entry function tests/fuzz_corpus.rs replays on stable.
+// The same entry function tests/it/fuzz_corpus.rs replays on stable.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| event_notify::fuzz::config(data));

@@ -13,7 +13,7 @@
 //! run in threads of the calling program. Its inbox is a bounded channel that any thread may send
 //! to, so every call except [`en_destroy`] may come from any thread at any time.
 //!
-//! `tests/ffi_header.rs` checks the header against this file (functions, the counters struct, the
+//! `tests/it/ffi_header.rs` checks the header against this file (functions, the counters struct, the
 //! constants) and against the symbols the built library exports.
 
 // The C names are the API: `en_engine`, `en_counters`, `en_log_fn`.

@@ -110,7 +110,7 @@ pub const EN_LOG_DEBUG: c_int = 4;
 pub const EN_LOG_TRACE: c_int = 5;
 
 /// Every named constant of the header with its value: the result codes, the log levels and
-/// `EN_ABI_VERSION`. `tests/ffi_header.rs` compares the header with this list.
+/// `EN_ABI_VERSION`. `tests/it/ffi_header.rs` compares the header with this list.
 pub fn constants() -> Vec<(&'static str, i64)> {
     let mut v: Vec<(&'static str, i64)> = CODES
         .iter()

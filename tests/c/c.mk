@@ -7,8 +7,9 @@
 #   make test-c         the header check and the C program against a loopback receiver (host)
 #   make test-c-arm     the C program cross-compiled for armv7, run under qemu-arm
 #
-# `make test` needs neither of the test targets: they are tests of `cargo test` (tests/ffi_header.rs,
-# tests/ffi_c.rs), run by test-host; test-arm-armhf runs them once more built for armv7.
+# `make test` needs neither of the test targets: they are modules of the integration-test binary
+# (tests/it/ffi_header.rs, tests/it/ffi_c.rs), run by test-host; test-arm runs them once more built
+# for armv7.
 
 CARGO ?= cargo
 FFI_ARM_TARGET = armv7-unknown-linux-gnueabihf
@@ -28,7 +29,7 @@ lib-ffi-arm:
 	@ls -l $(FFI_TARGET_DIR)/$(FFI_ARM_TARGET)/ffi/libevent_notify.a
 
 test-c:
-	$(CARGO) test --test ffi_header --test ffi_c -- --skip armv7
+	$(CARGO) test --test it -- ffi_header:: ffi_c:: --skip armv7
 
 test-c-arm:
-	$(CARGO) test --test ffi_c armv7
+	$(CARGO) test --test it ffi_c::a_c_program_for_armv7

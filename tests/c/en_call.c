@@ -1,6 +1,6 @@
 /*
  * en_call: a firmware-like C program linked against the event-notify static library.
- * tests/ffi_c.rs builds it (cc, or arm-linux-gnueabihf-gcc for armv7 under qemu-arm) and checks
+ * tests/it/ffi_c.rs builds it (cc, or arm-linux-gnueabihf-gcc for armv7 under qemu-arm) and checks
  * what a loopback receiver got.
  *
  *   en_call call CONFIG BOARD   a short call from the "SIP thread" (incoming, confirmed, ended)

@@ -1,5 +1,5 @@
-//! Building C programs against the event-notify static library, for tests/ffi_c.rs and
-//! tests/ffi_header.rs (`#[path = "c/support.rs"] mod support;`).
+//! Building C programs against the event-notify static library, for tests/it/ffi_c.rs and
+//! tests/it/ffi_header.rs (`#[path = "../c/support.rs"] mod support;` in tests/it/main.rs).
 //!
 //! The library is built by cargo itself: `[lib] crate-type` includes `staticlib`, so the
 //! `libevent_notify.a` of the very build that made this test sits next to the test binary (in
@@ -148,21 +148,54 @@ pub fn command(tc: &Toolchain, program: &Path) -> Command {
     }
 }
 
-/// Builds the armv7 static library (dev profile) with a nested cargo and returns its path.
+/// Builds the armv7 static library with a nested cargo and returns its path.
+///
+/// Built as `cargo test --target armv7-...` builds the library for the ARM test suite (`make
+/// test-arm`): the `test` profile (dev's settings; a plain `cargo build` would record the `dev`
+/// profile and each build would redo the other's), and without the variables cargo sets for
+/// this test process (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...): ring's build script watches
+/// them, and a change would rebuild ring and all above it. So the two builds share one library.
+///
+/// In this test's own target directory, unless `EN_ARMV7_TARGET_DIR` names another: `make test`
+/// builds the ARM test suite beside the host tests in a target directory of its own and points
+/// this at it, so the armv7 library is compiled once (cargo waits for that build's lock, then
+/// finds the library up to date).
 pub fn armv7_staticlib() -> PathBuf {
-    let target = target_dir();
+    let target = std::env::var_os("EN_ARMV7_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(target_dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| n.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&n.as_ref())
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    let o = cmd
         .current_dir(repo())
-        .args(["build", "--lib", "--target", ARMV7, "--target-dir"])
+        .args(["build", "--lib", "--profile", "test", "--target", ARMV7])
+        .arg("--target-dir")
         .arg(&target)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
     assert!(
         o.status.success(),
-        "cargo build --lib --target {ARMV7} failed:\n{}",
+        "cargo build --lib --profile test --target {ARMV7} failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The test profile's directory is dev's, `debug`.
     let lib = target.join(ARMV7).join("debug").join("libevent_notify.a");
     assert!(lib.is_file(), "{} was not built", lib.display());
     lib

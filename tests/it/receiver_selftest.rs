@@ -1,7 +1,7 @@
 //! The test helpers of `tests/common` proven with plain std clients, before other tests rely on
 //! them.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{ErrorKind, Read, Write};

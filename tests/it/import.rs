@@ -3,7 +3,7 @@
 //! entities, CDATA and unknown keys) imported by the real binary, the result checked with
 //! `check`, and one event of each file driven through the real daemon to a receiver.
 
-mod common;
+use crate::common;
 
 use common::{run_cli, summary, Daemon, Receiver, TempDir, PATIENCE};
 use std::process::Command;

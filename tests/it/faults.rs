@@ -6,7 +6,7 @@
 //! The receivers are `common::Receiver` (scripted per request: status, delay, hang, close,
 //! raw bytes) and, for port 80, the small `PortReceiver` below.
 
-mod common;
+use crate::common;
 
 use common::{run_cli, stat, status_when, summary, Daemon, Receiver, Reply, TempDir, PATIENCE};
 use std::io::{BufRead, BufReader, Read, Write};

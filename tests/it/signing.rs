@@ -1,7 +1,7 @@
 //! Signed requests: `listen --secret` against requests signed by the phone's code, and the
 //! receivers' manual's verifiers (docs/RECEIVER.md, Python and JavaScript) run as written.
 
-mod common;
+use crate::common;
 
 use common::*;
 use event_notify::sign::{sign, ID_HEADER, SIGNATURE_HEADER};

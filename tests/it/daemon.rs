@@ -1,7 +1,7 @@
 //! The engine end to end: the real daemon process on loopback, driven by the real `emit`,
 //! talking to a real HTTP receiver started by the test.
 
-mod common;
+use crate::common;
 
 use common::{run_cli, stat, summary, Daemon, Receiver, Reply, PATIENCE};
 use std::io::{Read, Write};

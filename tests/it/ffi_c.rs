@@ -9,9 +9,8 @@
     allow(dead_code, unused_imports)
 )]
 
-mod common;
-#[path = "c/support.rs"]
-mod support;
+use crate::common;
+use crate::support;
 
 use common::{Receiver, Reply, TempDir};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! every notification arrives, in order per destination, and more than once only when a retry
 //! was really needed (the same id again).
 
-mod common;
+use crate::common;
 
 use common::{bin, stat, status_when, Daemon, PATIENCE};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,7 +2,7 @@
 //! spool writes while receivers are healthy, the delivery id on retries, signed requests checked
 //! by `listen --secret`, extra headers, and the signing secret kept out of every output.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -361,6 +361,32 @@ fn the_core_forbids_unsafe_code() {
     assert!(core.contains("#![forbid(unsafe_code)]"));
 }
 
+/// The binary's target is `test = false` (Cargo.toml: no test harness is built for it), so
+/// src/main.rs must hold no tests, and no modules that could.
+#[test]
+fn the_binary_holds_no_tests() {
+    let main = std::fs::read_to_string(repo().join("src/main.rs")).expect("src/main.rs");
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
+    let bin = manifest
+        .split("[[bin]]")
+        .nth(1)
+        .and_then(|b| b.split("\n[").next())
+        .expect("a [[bin]] section");
+    if bin.lines().any(|l| l.trim() == "test = false") {
+        for (n, line) in main.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("").trim();
+            assert!(
+                !(code.contains("#[test]")
+                    || code.contains("cfg(test)")
+                    || code.starts_with("mod ")),
+                "src/main.rs:{}: {line}\n  the binary's target is `test = false` in Cargo.toml: \
+                 tests here would never run (put them in the library or tests/it)",
+                n + 1
+            );
+        }
+    }
+}
+
 /// The checks themselves catch what they are for (so a check that silently passes everything
 /// cannot hide behind a clean tree).
 #[test]

@@ -5,7 +5,7 @@
 //! The curl tests run on x86_64 only: curl is a host tool, not in the ARM sysroots the suite
 //! runs under qemu-user. The socket tests run everywhere.
 
-mod common;
+use crate::common;
 
 use common::{http_exchange, run_cli, Daemon, Receiver, TempDir, PATIENCE};
 use std::io::{Read, Write};
@@ -434,7 +434,7 @@ fn slow_and_oversized_clients_are_cut_off_and_the_server_keeps_serving() {
 #[test]
 fn the_openapi_document_and_the_server_answer_the_same_routes() {
     let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+        serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for (m, _) in ops.as_object().expect("operations") {
@@ -529,7 +529,7 @@ fn the_page_goes_out_gzip_compressed_to_a_client_that_accepts_it_and_plain_to_ot
     let (_, _, html) = a.raw("GET", "/", &[], "");
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
     let (_, _, doc) = a.raw("GET", "/api/v1/openapi.json", &[], "");
-    assert_eq!(doc, include_str!("../docs/openapi.json"));
+    assert_eq!(doc, include_str!("../../docs/openapi.json"));
 }
 
 // ---------------------------------------------------------------------------------------------

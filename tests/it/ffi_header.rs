@@ -20,8 +20,7 @@
     allow(dead_code, unused_imports)
 )]
 
-#[path = "c/support.rs"]
-mod support;
+use crate::support;
 
 use event_notify::ffi;
 use std::collections::BTreeMap;

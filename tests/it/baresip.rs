@@ -12,7 +12,7 @@
 //! template); baresip is driven over its `httpd` module (dial, accept, hangup, hold, resume,
 //! transfer, uanew, uadel), as the daemon holds the one ctrl_tcp connection.
 
-mod common;
+use crate::common;
 
 use common::{Daemon, Receiver, Request, TempDir, PATIENCE};
 use std::io::{Read, Write};

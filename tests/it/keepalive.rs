@@ -3,7 +3,7 @@
 //! connection the server closed, or spoiled with bytes after its response, must still never be
 //! used again, and a healthy one must be used again.
 
-mod common;
+use crate::common;
 
 use common::{stat, status_when, Daemon, Receiver, PATIENCE};
 use std::time::Duration;
