@@ -17,7 +17,7 @@ pub type CmdOutput = (i32, String, String);
 ///
 /// One exception, for the test runs under qemu-user. There a child forked from this emulated,
 /// multi-threaded test process may deadlock inside QEMU before it reaches `exec` (QEMU emulates
-/// the vfork of `posix_spawn` as a plain fork). Twice in about 45 armv7 runs of tests/daemon.rs a
+/// the vfork of `posix_spawn` as a plain fork). Twice in about 45 armv7 runs of tests/daemon.rs (now tests/it/daemon.rs) a
 /// `status` child did not finish in time, then not again in 100 runs; that it was stuck before
 /// exec is the likely cause, not a confirmed one. Such a child is still a copy of this process
 /// (its command line still names this test binary): it never ran the command, so it is killed

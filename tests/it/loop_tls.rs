@@ -14,7 +14,7 @@
 //! Each test also shows the loop sent (no worker thread, or the name's lookup worker never
 //! woken again): every one fails when `loop_url` refuses `https://`.
 
-mod common;
+use crate::common;
 
 use common::{stat, status_when, Daemon, Receiver, TempDir, PATIENCE};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,7 +2,7 @@
 //! in one read, lines at and just over the length limit (`MSG_CAP`, 4,096 bytes before the LF),
 //! and the exact `OK` replies.
 
-mod common;
+use crate::common;
 
 use common::{stat, Daemon, Receiver, PATIENCE};
 use std::io::{BufRead, BufReader, Write};

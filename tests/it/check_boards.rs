@@ -2,7 +2,7 @@
 //! copies of one board spoiled one way at a time: each spoiled copy must be reported, with the
 //! line `event-notify check --board` gives for it.
 
-mod common;
+use crate::common;
 
 use common::TempDir;
 use std::path::Path;
