@@ -10,7 +10,9 @@
 
 use crate::common;
 
-use common::{bin, stat, status_when, Daemon, PATIENCE};
+use common::{
+    assert_once_each, bin, folded, order, seq, stat, status_when, Arrival, Daemon, Wire, PATIENCE,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -35,6 +37,15 @@ struct Got {
     /// The head as it arrived (request line and header lines), and the body.
     head: String,
     body: Vec<u8>,
+}
+
+impl Arrival for Got {
+    fn n(&self) -> &str {
+        &self.n
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 #[derive(Default)]
@@ -316,70 +327,6 @@ fn config(on: &str, off: Option<&str>, delivery: &str) -> String {
 
 /// Quick retries, so a test that needs one does not wait the default half second.
 const QUICK: &str = r#""backoff_initial_ms": 20, "backoff_max_ms": 60"#;
-
-/// One socket connection to the daemon, for many events without a process each.
-struct Wire(BufReader<UnixStream>);
-
-impl Wire {
-    fn to(d: &Daemon) -> Wire {
-        let s = UnixStream::connect(d.socket_path()).expect("connect to the daemon");
-        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        Wire(BufReader::new(s))
-    }
-
-    /// Sends `EN1 <event> remote=<n>`; panics unless the daemon answers OK.
-    fn emit(&mut self, event: &str, n: impl std::fmt::Display) {
-        let line = format!("EN1 {event} remote={n}\n");
-        self.0.get_mut().write_all(line.as_bytes()).expect("write");
-        let mut answer = String::new();
-        self.0.read_line(&mut answer).expect("answer");
-        assert!(answer.starts_with("OK"), "{line:?} answered {answer:?}");
-    }
-}
-
-/// The sequence numbers in arrival order.
-fn order(got: &[Got]) -> Vec<String> {
-    got.iter().map(|g| g.n.clone()).collect()
-}
-
-fn seq(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| i.to_string()).collect()
-}
-
-/// Every id once, and one id per sequence number: no duplicate delivery.
-fn assert_once_each(got: &[Got]) {
-    let mut ids: Vec<&str> = got.iter().map(|g| g.id.as_str()).collect();
-    assert!(
-        ids.iter().all(|i| !i.is_empty()),
-        "a request without id: {got:#?}"
-    );
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), got.len(), "an id arrived twice: {got:#?}");
-}
-
-/// Arrivals with repeats (retries) folded: each sequence number's first arrival, in order;
-/// every repeat must carry the id of its first arrival and come right after it (a retry of the
-/// notification in flight, before the next one is sent).
-fn folded(got: &[Got]) -> Vec<String> {
-    let mut out: Vec<&Got> = Vec::new();
-    for g in got {
-        match out.last() {
-            Some(last) if last.n == g.n => {
-                assert_eq!(last.id, g.id, "a repeat with another id: {got:#?}")
-            }
-            _ => {
-                assert!(
-                    !out.iter().any(|o| o.n == g.n),
-                    "{} again after a later one: {got:#?}",
-                    g.n
-                );
-                out.push(g);
-            }
-        }
-    }
-    out.iter().map(|g| g.n.clone()).collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Answers in odd shapes, on one kept connection

@@ -16,8 +16,11 @@
 
 use crate::common;
 
-use common::{stat, status_when, Daemon, Receiver, TempDir, PATIENCE};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{
+    assert_once_each, folded, order, seq, stat, status_when, Arrival, Daemon, Receiver, TempDir,
+    Wire, PATIENCE,
+};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
@@ -266,6 +269,15 @@ struct Got {
     version: Option<rustls::ProtocolVersion>,
     /// The `host` header.
     host: String,
+}
+
+impl Arrival for Got {
+    fn n(&self) -> &str {
+        &self.n
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 #[derive(Default)]
@@ -706,73 +718,6 @@ fn each<C: Sync, R: Send>(cases: &[C], f: impl Fn(&C) -> R + Sync) -> Vec<R> {
             .map(|h| h.join().expect("a case panicked"))
             .collect()
     })
-}
-
-/// One socket connection to the daemon, for many events without a process each.
-struct Wire(BufReader<UnixStream>);
-
-impl Wire {
-    fn to(d: &Daemon) -> Wire {
-        let s = UnixStream::connect(d.socket_path()).expect("connect to the daemon");
-        s.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        Wire(BufReader::new(s))
-    }
-
-    /// Sends `EN1 <event> <args>`; panics unless the daemon answers OK.
-    fn send(&mut self, event: &str, args: &str) {
-        let line = format!("EN1 {event} {args}\n");
-        self.0.get_mut().write_all(line.as_bytes()).expect("write");
-        let mut answer = String::new();
-        self.0.read_line(&mut answer).expect("answer");
-        assert!(answer.starts_with("OK"), "{line:?} answered {answer:?}");
-    }
-
-    fn emit(&mut self, event: &str, n: impl std::fmt::Display) {
-        self.send(event, &format!("remote={n}"));
-    }
-}
-
-/// The sequence numbers in arrival order.
-fn order(got: &[Got]) -> Vec<String> {
-    got.iter().map(|g| g.n.clone()).collect()
-}
-
-fn seq(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| i.to_string()).collect()
-}
-
-/// Every id once: no duplicate delivery.
-fn assert_once_each(got: &[Got]) {
-    let mut ids: Vec<&str> = got.iter().map(|g| g.id.as_str()).collect();
-    assert!(
-        ids.iter().all(|i| !i.is_empty()),
-        "a request without id: {got:#?}"
-    );
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), got.len(), "an id arrived twice: {got:#?}");
-}
-
-/// Arrivals with repeats (retries) folded: each sequence number's first arrival, in order;
-/// a repeat must carry the id of its first arrival and come right after it.
-fn folded(got: &[Got]) -> Vec<String> {
-    let mut out: Vec<&Got> = Vec::new();
-    for g in got {
-        match out.last() {
-            Some(last) if last.n == g.n => {
-                assert_eq!(last.id, g.id, "a repeat with another id: {got:#?}")
-            }
-            _ => {
-                assert!(
-                    !out.iter().any(|o| o.n == g.n),
-                    "{} again after a later one: {got:#?}",
-                    g.n
-                );
-                out.push(g);
-            }
-        }
-    }
-    out.iter().map(|g| g.n.clone()).collect()
 }
 
 /// The `key=` value of `event`'s line in a status output.

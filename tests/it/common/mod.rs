@@ -15,11 +15,13 @@
 // Each test binary uses its own subset of these helpers (and of the re-exports below).
 #![allow(dead_code, unused_imports)]
 
+mod arrivals;
 mod daemon;
 mod process;
 mod receiver;
 mod tls;
 
+pub use arrivals::*;
 pub use daemon::*;
 pub use process::*;
 pub use receiver::*;
