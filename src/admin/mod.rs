@@ -14,7 +14,7 @@ pub mod auth;
 pub mod http;
 
 use crate::core::config::Board;
-use crate::daemon::{Inbox, WARN_BURST, WARN_WINDOW_MS};
+use crate::daemon::{Inbox, WarnLimit};
 use auth::{AllowList, Credentials, Lockout, NonceKey, Sessions, Verdict};
 use http::{Request, Response};
 use serde_json::json;
@@ -293,40 +293,12 @@ struct Tables {
     sessions: Sessions,
     basic: auth::BasicCache,
     nonces: auth::NonceCounts,
-    /// The warnings a client can cause before it has authenticated.
-    quiet_allow: Quiet,
-    quiet_login: Quiet,
-    quiet_accept: Quiet,
-}
-
-/// The rate limit of one kind of warning a client can cause without credentials (an address
-/// outside the allow-list, a failed login): [`WARN_BURST`] lines per [`WARN_WINDOW_MS`], then
-/// one line with how many were left out, so that a flood of connections does not flood the log.
-#[derive(Default)]
-struct Quiet {
-    window_start: u64,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl Quiet {
-    fn allow(&mut self, now_ms: u64, what: &str) -> bool {
-        if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
-            if self.suppressed > 0 {
-                log::warn!("admin: {} similar suppressed: {what}", self.suppressed);
-            }
-            self.window_start = now_ms;
-            self.logged = 0;
-            self.suppressed = 0;
-        }
-        if self.logged < WARN_BURST {
-            self.logged += 1;
-            true
-        } else {
-            self.suppressed += 1;
-            false
-        }
-    }
+    /// The warnings a client can cause before it has authenticated (an address outside the
+    /// allow-list, a failed login, a failed accept), rate-limited as the daemon's are, so that
+    /// a flood of connections does not flood the log.
+    quiet_allow: WarnLimit,
+    quiet_login: WarnLimit,
+    quiet_accept: WarnLimit,
 }
 
 /// What the handlers share.
@@ -369,8 +341,8 @@ impl Ctx {
         self.refused_writes.load(Ordering::Relaxed)
     }
 
-    /// Whether to log one more warning of the kind `which` picks (see [`Quiet`]).
-    fn quiet(&self, which: fn(&mut Tables) -> &mut Quiet, what: &str) -> bool {
+    /// Whether to log one more warning of the kind `which` picks ([`WarnLimit`]).
+    fn quiet(&self, which: fn(&mut Tables) -> &mut WarnLimit, what: &str) -> bool {
         which(&mut self.tables()).allow(crate::daemon::now().ms, what)
     }
 

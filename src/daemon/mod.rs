@@ -22,6 +22,7 @@ pub use inbox::{Handle, Inbox};
 use reload::*;
 pub use reload::{load_config, validate_config};
 use socket::*;
+pub(crate) use status::WarnLimit;
 use status::*;
 use workers::*;
 

@@ -5,7 +5,7 @@ use super::*;
 /// Rate limit of one kind of repeated warning: [`WARN_BURST`] lines per [`WARN_WINDOW_MS`],
 /// then a count of what was suppressed.
 #[derive(Default)]
-pub(super) struct WarnLimit {
+pub struct WarnLimit {
     pub(super) window_start: u64,
     pub(super) logged: u32,
     pub(super) suppressed: u64,
@@ -13,7 +13,7 @@ pub(super) struct WarnLimit {
 
 impl WarnLimit {
     /// Whether to log one more warning now; reports what the last window suppressed.
-    pub(super) fn allow(&mut self, now_ms: u64, what: &str) -> bool {
+    pub fn allow(&mut self, now_ms: u64, what: &str) -> bool {
         if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
             if self.suppressed > 0 {
                 log::warn!("{} similar suppressed: {what}", self.suppressed);
