@@ -11,7 +11,8 @@
 use crate::common;
 
 use common::{
-    assert_once_each, bin, folded, order, seq, stat, status_when, Arrival, Daemon, Wire, PATIENCE,
+    assert_once_each, bin, folded, order, seq, stat, status_when, Arrival, Daemon, RawHead, Wire,
+    PATIENCE,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -78,45 +79,22 @@ impl Peer {
     fn request(&mut self) -> Option<Got> {
         let _ = self.s.set_read_timeout(Some(PATIENCE));
         loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                let header = |name: &str| {
-                    head.lines().skip(1).find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.trim()
-                            .eq_ignore_ascii_case(name)
-                            .then(|| v.trim().to_string())
-                    })
-                };
-                let len: usize = header("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                while self.buf.len() < end + 4 + len {
+            if let Some(h) = RawHead::parse(&self.buf) {
+                while self.buf.len() < h.end() {
                     if !self.fill() {
                         return None;
                     }
                 }
-                let target = head
-                    .lines()
-                    .next()
-                    .and_then(|l| l.split(' ').nth(1))
-                    .unwrap_or("")
-                    .to_string();
-                let n = target
-                    .split(['?', '&'])
-                    .find_map(|p| p.strip_prefix("n="))
-                    .unwrap_or("?")
-                    .to_string();
                 let got = Got {
-                    id: header("x-event-notify-id").unwrap_or_default(),
-                    target,
-                    n,
+                    id: h.header("x-event-notify-id").unwrap_or_default(),
+                    target: h.target(),
+                    n: h.n(),
                     conn: self.conn,
                     at: Instant::now(),
-                    head: head.clone(),
-                    body: self.buf[end + 4..end + 4 + len].to_vec(),
+                    head: h.head.clone(),
+                    body: self.buf[h.body_at..h.end()].to_vec(),
                 };
-                self.buf.drain(..end + 4 + len);
+                self.buf.drain(..h.end());
                 self.book.lock().got.push(got.clone());
                 self.book.0 .1.notify_all();
                 return Some(got);
@@ -198,10 +176,6 @@ impl Peer {
                 .0;
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 type Handler = Arc<dyn Fn(&mut Peer) + Send + Sync>;

@@ -17,8 +17,8 @@
 use crate::common;
 
 use common::{
-    assert_once_each, folded, order, seq, stat, status_when, Arrival, Daemon, Receiver, TempDir,
-    Wire, PATIENCE,
+    assert_once_each, find, folded, order, seq, stat, status_when, Arrival, Daemon, RawHead,
+    Receiver, TempDir, Wire, PATIENCE,
 };
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -382,44 +382,21 @@ impl Peer {
     fn request(&mut self) -> Option<Got> {
         let _ = self.s.set_read_timeout(Some(PATIENCE));
         loop {
-            if let Some(end) = find(&self.plain, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.plain[..end]).into_owned();
-                let header = |name: &str| {
-                    head.lines().skip(1).find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.trim()
-                            .eq_ignore_ascii_case(name)
-                            .then(|| v.trim().to_string())
-                    })
-                };
-                let len: usize = header("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                while self.plain.len() < end + 4 + len {
+            if let Some(h) = RawHead::parse(&self.plain) {
+                while self.plain.len() < h.end() {
                     if !self.fill() {
                         return None;
                     }
                 }
-                let target = head
-                    .lines()
-                    .next()
-                    .and_then(|l| l.split(' ').nth(1))
-                    .unwrap_or("")
-                    .to_string();
-                let n = target
-                    .split(['?', '&'])
-                    .find_map(|p| p.strip_prefix("n="))
-                    .unwrap_or("?")
-                    .to_string();
                 let got = Got {
-                    n,
-                    id: header("x-event-notify-id").unwrap_or_default(),
+                    n: h.n(),
+                    id: h.header("x-event-notify-id").unwrap_or_default(),
                     conn: self.conn,
                     at: Instant::now(),
                     version: self.tls.protocol_version(),
-                    host: header("host").unwrap_or_default(),
+                    host: h.header("host").unwrap_or_default(),
                 };
-                self.plain.drain(..end + 4 + len);
+                self.plain.drain(..h.end());
                 self.book.lock().got.push(got.clone());
                 self.book.0 .1.notify_all();
                 return Some(got);
@@ -523,10 +500,6 @@ impl Peer {
                 .0;
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 type Handler = Arc<dyn Fn(&mut Peer) + Send + Sync>;

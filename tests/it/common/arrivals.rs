@@ -81,3 +81,68 @@ pub fn folded<A: Arrival>(got: &[A]) -> Vec<String> {
     }
     out.iter().map(|g| g.n().to_string()).collect()
 }
+
+/// Where `needle` first stands in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A request's head at the start of a raw receiver's buffer (its body may not all be there yet).
+pub struct RawHead {
+    /// Request line and header lines, as text.
+    pub head: String,
+    /// Where the body starts in the buffer, and its `Content-Length`.
+    pub body_at: usize,
+    pub body_len: usize,
+}
+
+impl RawHead {
+    /// The head at the start of `buf`, once it is complete.
+    pub fn parse(buf: &[u8]) -> Option<RawHead> {
+        let end = find(buf, b"\r\n\r\n")?;
+        let mut h = RawHead {
+            head: String::from_utf8_lossy(&buf[..end]).into_owned(),
+            body_at: end + 4,
+            body_len: 0,
+        };
+        h.body_len = h
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Some(h)
+    }
+
+    /// Where the request ends in the buffer.
+    pub fn end(&self) -> usize {
+        self.body_at + self.body_len
+    }
+
+    /// The first value of a header (name case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    /// The request target as it arrived.
+    pub fn target(&self) -> String {
+        self.head
+            .lines()
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The `n` query value (the test's sequence number), `?` without one.
+    pub fn n(&self) -> String {
+        self.target()
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("n="))
+            .unwrap_or("?")
+            .to_string()
+    }
+}
