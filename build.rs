@@ -1,7 +1,8 @@
 //! Build script: the admin page's files (src/admin/page/) and the OpenAPI document
 //! (docs/openapi.json) are stored in the binary gzip-compressed (72 KB of text become 18 KB of
 //! flash). The admin server sends them as they are to a browser (every browser accepts gzip)
-//! and inflates them for a client that does not (src/admin/mod.rs, `Asset`).
+//! and inflates them for a client that does not (src/admin/mod.rs, `Asset`). It also makes a new
+//! code-layout list (cross/hot/functions.txt) relink the binaries.
 
 #[path = "src/admin/compact.rs"]
 mod compact;
@@ -30,4 +31,9 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=src/admin/compact.rs");
     println!("cargo:rerun-if-changed=build.rs");
+    // The handset builds' code layout: cross/hot/link-gcc reads the list at the link, and cargo
+    // links again only what it builds again; it builds a package again when its build script
+    // ran again.
+    println!("cargo:rerun-if-changed=cross/hot/functions.txt");
+    println!("cargo:rerun-if-changed=cross/hot/link-gcc");
 }

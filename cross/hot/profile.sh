@@ -1,0 +1,68 @@
+#!/bin/sh
+# cross/hot/profile.sh: makes cross/hot/functions.txt, the functions the handset builds place
+# first (cross/hot/link-gcc). Run it when the code has changed a lot (`make hot-profile`); the
+# builds stay correct with any list, an old list only leaves more code resident.
+#
+# Builds the daemon for x86_64 (musl, the handset's features, symbols kept) twice: as the
+# flash-size build (nightly, std rebuilt) and as the release build (stable), because the two
+# spell generic functions' names differently (v0 and legacy symbol mangling). Runs each under
+# valgrind's callgrind through cross/hot/scenario.py (start-up and idle; plain HTTP events,
+# retries, the spool, status, a reload; HTTPS; the admin server; the shutdown) and lists every
+# function that ran, phase by phase: a function goes in the first phase that ran it; in a phase,
+# in the order of the ordinary build's layout. Names are demangled without crate hashes, as
+# link-gcc matches them. The C library's functions are listed too (`main` and the allocator's
+# shims are C names in the Rust object); they match nothing in libc's own archive.
+# Needs: valgrind, openssl, python3, c++filt and nm (installed here if missing, as root), the
+# nightly toolchain with rust-src, the x86_64-unknown-linux-musl target.
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+sh scripts/ensure-apt.sh valgrind openssl python3 binutils
+triple=x86_64-unknown-linux-musl
+for tc in stable nightly; do
+    rustup target list --toolchain $tc --installed | grep -qx $triple ||
+        rustup target add --toolchain $tc $triple
+done
+rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+    rustup component add rust-src --toolchain nightly
+dir=${CARGO_TARGET_DIR:-$here/target}/hot-profile
+mkdir -p "$dir"
+
+# profile NAME TOOLCHAIN RUSTFLAGS [cargo args]: builds into $dir/NAME, runs the scenario, writes
+# $dir/NAME.order: "phase<SPACE>name" for each function that ran, in placement order.
+profile() {
+    name=$1 toolchain=$2 flags=$3
+    shift 3
+    echo "profile: $name: building for $triple, symbols kept ($dir/$name)" >&2
+    RUSTFLAGS="$flags -Crelocation-model=static" CARGO_PROFILE_RELEASE_STRIP=none \
+        CARGO_TARGET_DIR=$dir/$name CC_x86_64_unknown_linux_musl=gcc \
+        cargo "$toolchain" build --quiet --release --bin event-notify --no-default-features \
+        --features tls --target $triple "$@"
+    bin=$dir/$name/$triple/release/event-notify
+    out=$dir/$name.callgrind
+    rm -f "$out" "$out".*
+    echo "profile: $name: the scenario under callgrind (about a minute)" >&2
+    python3 cross/hot/scenario.py "$bin" "$out"
+    nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwW]$/ { print $1, $2, $4 }' > "$dir/$name.syms"
+    python3 cross/hot/ranked.py "$dir/$name.syms" "$out" > "$dir/$name.ranked"
+    cut -d' ' -f1 "$dir/$name.ranked" > "$dir/$name.phases"
+    cut -d' ' -f2 "$dir/$name.ranked" | c++filt | sed -E 's/\[[0-9a-f]+\]//g; s/::h[0-9a-f]{16}$//' |
+        paste -d' ' "$dir/$name.phases" - > "$dir/$name.order"
+}
+
+profile small +nightly "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
+    -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+profile release +stable ""
+
+list=cross/hot/functions.txt
+{
+    echo "# cross/hot/functions.txt: made by cross/hot/profile.sh ($(git rev-parse --short HEAD), $(date -u +%Y-%m-%d));"
+    echo "# read by cross/hot/link-gcc. One function per line, demangled without crate hashes, in"
+    echo "# placement order: phase 1 start-up and idle, 2 plain HTTP events, retries, status and a"
+    echo "# reload, 3 HTTPS, 4 the admin server, 5 the shutdown. In each phase: the names of the"
+    echo "# nightly build (v0 mangling), then those of the stable build (legacy mangling)."
+    # A stable sort by phase keeps each build's layout order within a phase.
+    cat "$dir/small.order" "$dir/release.order" | sort -s -n -k1,1 |
+        awk '{ p = $1; sub(/^[0-9]+ /, ""); if (seen[$0]++) next; if (p != last) { print "# phase " p; last = p }; print }'
+} > "$list"
+echo "profile: $(grep -vc '^#' "$list") functions in $list" >&2

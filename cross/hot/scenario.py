@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""cross/hot/scenario.py BIN OUT: a handset's day, for cross/hot/profile.sh.
+
+Runs the daemon BIN under valgrind's callgrind (instruction addresses recorded) on loopback,
+with a plain HTTP and an HTTPS receiver of its own and the admin server on, and dumps the
+executed addresses after each phase (OUT.1, OUT.2, ...):
+
+  1. start-up and idle (3 s: the loop's ticks)
+  2. events to a plain HTTP receiver: direct events and call transitions (GET, a POST with a JSON
+     body, signed, an extra header), one destination that refuses connections (retries, the
+     spool), `status`, a reload (SIGHUP)
+  3. events to an HTTPS receiver (the scenario's own CA in delivery.ca_file)
+  4. the admin server: the page, the API's status and one event, by Basic
+  5. the shutdown (SIGTERM), in OUT itself
+Loopback only; everything lives in a temporary directory.
+"""
+import base64
+import http.server
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+BIN, OUT = sys.argv[1], sys.argv[2]
+PASSWORD = "profile-pass-1"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self):
+        n = int(self.headers.get("content-length") or 0)
+        if n:
+            self.rfile.read(n)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = answer
+
+    def log_message(self, *a):
+        pass
+
+
+def receiver(ctx=None):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if ctx:
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def run(*args, stdin=None):
+    subprocess.run([BIN, *args], input=stdin, check=True, capture_output=True, timeout=120)
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="en-hot-")
+    cert, key = f"{d}/cert.pem", f"{d}/key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    plain, tls = receiver(), receiver(ctx)
+    admin, dead = free_port(), free_port()
+    cfg = f"{d}/event-notify.json"
+    with open(cfg, "w") as f:
+        f.write(f"""{{"events": {{
+  "incoming_call": "127.0.0.1:{plain}/in?id=$call_id&from=$remote&name=$display_remote&ip=$phone_ip&mac=$mac",
+  "establish_call": "http://127.0.0.1:{plain}/up?id=$call_id&t=$timestamp",
+  "terminate_call": {{"url": "http://127.0.0.1:{plain}/end", "method": "POST",
+      "body": "{{\\"id\\": \\"$call_id\\", \\"d\\": $duration}}", "content_type": "application/json",
+      "signing_secret": "whsec-profile", "headers": {{"X-Site": "lab-$mac"}}}},
+  "missed_call": "127.0.0.1:{plain}/missed?id=$call_id",
+  "dnd_on": "https://127.0.0.1:{tls}/dnd?on=1&u=$active_user",
+  "dnd_off": "https://127.0.0.1:{tls}/dnd?on=0&u=$active_user",
+  "registration": "127.0.0.1:{plain}/reg?u=$active_user&h=$active_host",
+  "hold_call": "127.0.0.1:{dead}/hold?id=$call_id"}},
+ "delivery": {{"ca_file": "{cert}", "spool": "{d}/spool"}},
+ "device": {{"interface": "lo"}}}}""")
+    cred = f"{d}/admin.cred"
+    run("passwd", "--file", cred, stdin=f"{PASSWORD}\n".encode())
+    sock = f"{d}/sock"
+    vg = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-strings=no",
+         "--compress-pos=no", f"--callgrind-out-file={OUT}",
+         BIN, "run", "--config", cfg, "--socket", sock,
+         "--admin", f"127.0.0.1:{admin}", "--admin-credentials", cred],
+        stdout=subprocess.DEVNULL, stderr=open(f"{d}/daemon.log", "w"))
+
+    def dump():
+        subprocess.run(["callgrind_control", "-d", str(vg.pid)], check=True,
+                       capture_output=True, timeout=120)
+
+    def emit(*args):
+        run("emit", *args, "--socket", sock)
+
+    for _ in range(600):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.1)
+    time.sleep(3)
+    dump()  # 1: start-up and idle
+
+    emit("register", "state=ok", "active_user=1001", "active_host=pbx.example")
+    for i in range(10):
+        cid = f"call-{i}"
+        emit("call", "state=incoming", f"call_id={cid}", "remote=1002",
+             "display_remote=Bob & Alice #2")
+        emit("call", "state=confirmed", f"call_id={cid}")
+        emit("media", "state=held", f"call_id={cid}")
+        emit("media", "state=active", f"call_id={cid}")
+        emit("call", "state=ended", f"call_id={cid}")
+        emit("incoming_call", f"call_id=direct-{i}", "remote=1003")
+    emit("call", "state=incoming", "call_id=missed-1", "remote=1004")
+    emit("call", "state=ended", "call_id=missed-1")
+    time.sleep(2)
+    run("status", "--socket", sock)
+    vg.send_signal(signal.SIGHUP)
+    time.sleep(2)
+    emit("incoming_call", "call_id=after-reload", "remote=1005")
+    time.sleep(2)
+    dump()  # 2: plain HTTP, status, reload
+
+    for i in range(5):
+        emit("dnd", "state=on")
+        emit("dnd", "state=off")
+    time.sleep(4)
+    dump()  # 3: HTTPS
+
+    base = f"http://127.0.0.1:{admin}"
+    auth = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    for path in ["/api/v1/status", "/api/v1/events/incoming_call", "/api/v1/events"]:
+        req = urllib.request.Request(base + path, headers={"Authorization": auth})
+        urllib.request.urlopen(req, timeout=60).read()
+    urllib.request.urlopen(base + "/", timeout=60).read()
+    time.sleep(1)
+    dump()  # 4: admin server
+
+    vg.send_signal(signal.SIGTERM)
+    vg.wait(timeout=120)
+
+
+main()
