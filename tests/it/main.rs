@@ -25,6 +25,7 @@ mod fuzz_corpus;
 mod import;
 mod interface;
 mod keepalive;
+mod loop_bounds;
 mod loop_sender;
 mod loop_tls;
 mod names;
