@@ -2251,3 +2251,71 @@ fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path(
     // As ureq's path has it: tls-error, failed, not retried (a plain close would be retried).
     assert_eq!(a, ["tls-error", "1", "2"].map(String::from));
 }
+
+/// TLS_TICKETS_CAP (direct.rs, module `tls`): a receiver that sends more than 8 TLS 1.3
+/// session tickets on one connection (9, right after the handshake: rustls's server sends
+/// `send_tls13_tickets` of them) has that connection closed — each ticket is a copy of the
+/// certificate chain to keep. The notification in flight is retried on a new connection (the
+/// same id) and delivered once; the next one goes on that new connection. With 8 tickets the
+/// connection is kept: both on it, no retry.
+#[test]
+fn more_than_eight_session_tickets_close_the_connection_eight_are_fine() {
+    let rows = each(&[8usize, 9], |&tickets| session_tickets(tickets));
+    let (got, conns, s) = &rows[0];
+    assert_eq!(order(got), seq(0..2), "8 tickets: {got:#?}");
+    assert!(got.iter().all(|g| g.conn == 1), "8 tickets: {got:#?}");
+    assert_eq!(*conns, 1, "8 tickets closed the connection: {got:#?}");
+    assert_eq!(stat(s, "retried"), 0, "8 tickets: {s}");
+    let (got, conns, s) = &rows[1];
+    assert_eq!(
+        *conns, 2,
+        "9 tickets did not close the connection: {got:#?}"
+    );
+    assert_eq!(folded(got), seq(0..2), "9 tickets: {got:#?}");
+    assert_eq!(
+        got.last().map(|g| g.conn),
+        Some(2),
+        "9 tickets: the next notification not on the new connection: {got:#?}"
+    );
+    assert_eq!(stat(s, "retried"), 1, "9 tickets: {s}");
+    for (_, _, s) in &rows {
+        assert_eq!(stat(s, "delivered"), 2, "{s}");
+        assert_eq!(stat(s, "failed"), 0, "{s}");
+    }
+}
+
+/// Two notifications, one after the other, to a TLS 1.3 receiver whose first connection sends
+/// `tickets` session tickets with its handshake (later ones none): what arrived, the
+/// connections accepted, the final status. The daemon's loop sent them all.
+fn session_tickets(tickets: usize) -> (Vec<Got>, usize, String) {
+    let pki = Pki::new();
+    let mut first = pki.server_with(&["127.0.0.1"], TLS13_ONLY, false);
+    first.send_tls13_tickets = tickets;
+    let mut later = first.clone();
+    later.send_tls13_tickets = 0;
+    let later = Arc::new(later);
+    let r = Raw::start(Arc::new(first), move |p| {
+        if p.conn > 1 {
+            p.tls = rustls::ServerConnection::new(Arc::clone(&later)).expect("server conn");
+        }
+        while p.request().is_some() {
+            p.send(&ok(200));
+        }
+    });
+    let d = Daemon::start(&cfg(
+        &format!(r#""dnd_on": "{}""#, r.url("/t?n=$remote")),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    status_when(&d, "delivered", 1);
+    w.emit("dnd_on", 1);
+    let s = status_when(&d, "delivered", 2);
+    assert_eq!(
+        workers(&d),
+        0,
+        "{tickets} tickets: the loop did not send them"
+    );
+    (r.got(), r.conns(), s)
+}
