@@ -172,9 +172,23 @@ impl Prepared {
         std::thread::Builder::new()
             .name("admin".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    let stream = match conn {
-                        Ok(s) => s,
+                // Polled before each accept: the wait ends in time to report the suppressed
+                // counts of the warnings below (Ctx::wait_for_client).
+                if let Err(e) = listener.set_nonblocking(true) {
+                    log::warn!("admin: listener: {e}");
+                }
+                loop {
+                    ctx.wait_for_client(&listener);
+                    let stream = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
                         Err(e) => {
                             // Out of descriptors (EMFILE, ENFILE) or memory, the next accept
                             // fails the same at once: wait instead of spinning on a core.
@@ -341,8 +355,37 @@ impl Ctx {
         self.refused_writes.load(Ordering::Relaxed)
     }
 
+    /// Waits until `listener` has a connection to accept (or a signal comes), first reporting
+    /// the suppressed counts of the warning windows that have ended, and waking when the next
+    /// one ends: the accept loop is the admin's tick ([`WarnLimit::flush`]), so a flood that
+    /// stops is still counted in the log.
+    fn wait_for_client(&self, listener: &TcpListener) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let now = crate::daemon::now().ms;
+        let due = {
+            let mut guard = self.tables();
+            let t = &mut *guard;
+            let limits = [&mut t.quiet_allow, &mut t.quiet_login, &mut t.quiet_accept];
+            limits
+                .into_iter()
+                .filter_map(|w| {
+                    w.flush(now);
+                    w.due()
+                })
+                .min()
+        };
+        let timeout = match due {
+            None => PollTimeout::NONE,
+            Some(due) => PollTimeout::try_from(due.saturating_sub(now).min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, timeout);
+    }
+
     /// Whether to log one more warning of the kind `which` picks ([`WarnLimit`]).
-    fn quiet(&self, which: fn(&mut Tables) -> &mut WarnLimit, what: &str) -> bool {
+    fn quiet(&self, which: fn(&mut Tables) -> &mut WarnLimit, what: &'static str) -> bool {
         which(&mut self.tables()).allow(crate::daemon::now().ms, what)
     }
 

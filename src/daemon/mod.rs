@@ -513,6 +513,9 @@ impl Daemon {
         if let Some(due) = self.direct.next_deadline() {
             timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
         }
+        if let Some(due) = self.warnings_due() {
+            timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
+        }
         if let Some(deadline) = self.stopping {
             timeout = Some(
                 timeout
@@ -632,6 +635,7 @@ impl Daemon {
             } else if listen_ready {
                 self.accept();
             }
+            self.flush_warnings(now().ms);
         }
     }
 
