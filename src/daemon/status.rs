@@ -109,16 +109,21 @@ const _: () = {
 impl Daemon {
     /// When a rate-limited warning's suppressed count is to be reported (for poll's timeout).
     pub(super) fn warnings_due(&self) -> Option<u64> {
-        [self.warn_refused.due(), self.warn_notes.due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.warn_refused.due(),
+            self.warn_evicted.due(),
+            self.warn_notes.due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Reports the suppressed counts of the windows that have ended (once each turn of the
     /// loop: a flood that stopped is still counted in the log).
     pub(super) fn flush_warnings(&mut self, now_ms: u64) {
         self.warn_refused.flush(now_ms);
+        self.warn_evicted.flush(now_ms);
         self.warn_notes.flush(now_ms);
     }
 
