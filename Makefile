@@ -45,6 +45,9 @@ test-host: setup-host
 	@# for both, measured under load).
 	$(BUILD_NICE) $(CARGO) check --no-default-features --lib --bins --quiet
 	$(BUILD_NICE) $(CARGO) check --no-default-features --features tls --lib --bins --quiet
+	@# The integration and unit tests too, without default features (checked, not run: the
+	@# suite's HTTPS, import and listen tests need their features to pass).
+	$(BUILD_NICE) $(CARGO) check --tests --no-default-features --quiet
 
 # Lints: clippy on every target with warnings as errors, and the formatting.
 lint:

@@ -21,12 +21,18 @@ use serde_json::json;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Client connections served at once; one more is answered 503 and closed.
 pub const MAX_CONNS: usize = 8;
+/// Of the [`MAX_CONNS`], those one client address may hold at once (an IPv4-mapped IPv6
+/// address counts as its IPv4 address); one more from it is answered 503 and closed. A client
+/// that reconnects as fast as its connections time out (idle 5 s, or 13 s over HTTPS) cannot
+/// keep every place busy: half stay for the other addresses. The page needs three at most
+/// (page, script, style; its API calls one at a time).
+pub const MAX_CONNS_PER_ADDR: usize = 4;
 /// Stack of each connection's thread (a validated config is large, and a test send runs ureq
 /// and rustls on it).
 pub const CONN_STACK: usize = 1024 * 1024;
@@ -163,7 +169,7 @@ impl Prepared {
             allow: self.opts.allow.clone(),
             basic_anywhere: self.opts.basic_anywhere,
             tables: Mutex::new(Tables::default()),
-            active: AtomicUsize::new(0),
+            active: Places::default(),
             refused_writes: self.refused_writes,
         });
         let listener = self.listener;
@@ -172,9 +178,23 @@ impl Prepared {
         std::thread::Builder::new()
             .name("admin".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    let stream = match conn {
-                        Ok(s) => s,
+                // Polled before each accept: the wait ends in time to report the suppressed
+                // counts of the warnings below (Ctx::wait_for_client).
+                if let Err(e) = listener.set_nonblocking(true) {
+                    log::warn!("admin: listener: {e}");
+                }
+                loop {
+                    ctx.wait_for_client(&listener);
+                    let stream = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
                         Err(e) => {
                             // Out of descriptors (EMFILE, ENFILE) or memory, the next accept
                             // fails the same at once: wait instead of spinning on a core.
@@ -213,14 +233,13 @@ impl Prepared {
                             continue;
                         }
                     }
-                    if ctx.active.load(Ordering::Acquire) >= MAX_CONNS {
+                    let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
+                    if let Err(busy) = ctx.active.take(ip) {
                         let mut s = stream;
                         let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
-                        let _ = Response::text(503, "busy: too many admin connections")
-                            .write_to(&mut s, false);
+                        let _ = Response::text(503, busy).write_to(&mut s, false);
                         continue;
                     }
-                    ctx.active.fetch_add(1, Ordering::AcqRel);
                     let c = Arc::clone(&ctx);
                     #[cfg(feature = "tls")]
                     let tls = tls.clone();
@@ -230,7 +249,7 @@ impl Prepared {
                         .spawn(move || {
                             // The place is given back however the thread ends (a panic too,
                             // where panics unwind).
-                            let _place = Place(&c.active);
+                            let _place = Place(&c.active, ip);
                             #[cfg(feature = "tls")]
                             match tls {
                                 Some(cfg) => serve_tls(&c, stream, cfg),
@@ -240,7 +259,7 @@ impl Prepared {
                             serve_conn(&c, stream);
                         });
                     if spawned.is_err() {
-                        ctx.active.fetch_sub(1, Ordering::AcqRel);
+                        ctx.active.give_back(ip);
                     }
                 }
             })?;
@@ -248,12 +267,42 @@ impl Prepared {
     }
 }
 
+/// The connections being served: each one's client address (`None` when the socket could not
+/// say), at most [`MAX_CONNS`], at most [`MAX_CONNS_PER_ADDR`] of one address.
+#[derive(Default)]
+struct Places(Mutex<heapless::Vec<Option<IpAddr>, MAX_CONNS>>);
+
+impl Places {
+    fn list(&self) -> std::sync::MutexGuard<'_, heapless::Vec<Option<IpAddr>, MAX_CONNS>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// A place for a connection from `ip`, or the 503 answer's text.
+    fn take(&self, ip: Option<IpAddr>) -> Result<(), &'static str> {
+        let mut l = self.list();
+        if ip.is_some() && l.iter().filter(|&&p| p == ip).count() >= MAX_CONNS_PER_ADDR {
+            return Err("busy: too many admin connections from this address");
+        }
+        l.push(ip).map_err(|_| "busy: too many admin connections")
+    }
+
+    fn give_back(&self, ip: Option<IpAddr>) {
+        let mut l = self.list();
+        if let Some(i) = l.iter().position(|&p| p == ip) {
+            l.swap_remove(i);
+        }
+    }
+}
+
 /// One connection's place among the [`MAX_CONNS`], given back on drop.
-struct Place<'a>(&'a AtomicUsize);
+struct Place<'a>(&'a Places, Option<IpAddr>);
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.give_back(self.1);
     }
 }
 
@@ -313,7 +362,8 @@ pub struct Ctx {
     allow: AllowList,
     basic_anywhere: bool,
     tables: Mutex<Tables>,
-    active: AtomicUsize,
+    /// The connections being served, by client address.
+    active: Places,
     refused_writes: Arc<AtomicU64>,
 }
 
@@ -341,8 +391,37 @@ impl Ctx {
         self.refused_writes.load(Ordering::Relaxed)
     }
 
+    /// Waits until `listener` has a connection to accept (or a signal comes), first reporting
+    /// the suppressed counts of the warning windows that have ended, and waking when the next
+    /// one ends: the accept loop is the admin's tick ([`WarnLimit::flush`]), so a flood that
+    /// stops is still counted in the log.
+    fn wait_for_client(&self, listener: &TcpListener) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let now = crate::daemon::now().ms;
+        let due = {
+            let mut guard = self.tables();
+            let t = &mut *guard;
+            let limits = [&mut t.quiet_allow, &mut t.quiet_login, &mut t.quiet_accept];
+            limits
+                .into_iter()
+                .filter_map(|w| {
+                    w.flush(now);
+                    w.due()
+                })
+                .min()
+        };
+        let timeout = match due {
+            None => PollTimeout::NONE,
+            Some(due) => PollTimeout::try_from(due.saturating_sub(now).min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, timeout);
+    }
+
     /// Whether to log one more warning of the kind `which` picks ([`WarnLimit`]).
-    fn quiet(&self, which: fn(&mut Tables) -> &mut WarnLimit, what: &str) -> bool {
+    fn quiet(&self, which: fn(&mut Tables) -> &mut WarnLimit, what: &'static str) -> bool {
         which(&mut self.tables()).allow(crate::daemon::now().ms, what)
     }
 

@@ -213,8 +213,10 @@ struct Daemon {
     netwatch: Option<net::Watch>,
     /// Per event, the last redirect answered (status, Location), until a delivery succeeds.
     redirects: [Option<(u16, String)>; crate::core::event::Event::COUNT],
-    /// Rate limits of repeated warnings: socket refusals, outbox notes.
+    /// Rate limits of repeated warnings, one per kind: socket refusals, socket clients closed
+    /// to make room, outbox notes.
     warn_refused: WarnLimit,
+    warn_evicted: WarnLimit,
     warn_notes: WarnLimit,
     inbox_rx: mpsc::Receiver<Input>,
     sigfd: Option<SignalFd>,
@@ -380,6 +382,7 @@ impl Daemon {
             netwatch,
             redirects: [const { None }; crate::core::event::Event::COUNT],
             warn_refused: WarnLimit::default(),
+            warn_evicted: WarnLimit::default(),
             warn_notes,
             inbox_rx,
             sigfd,
@@ -513,6 +516,9 @@ impl Daemon {
         if let Some(due) = self.direct.next_deadline() {
             timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
         }
+        if let Some(due) = self.warnings_due() {
+            timeout = Some(timeout.unwrap_or(u64::MAX).min(due.saturating_sub(t.ms)));
+        }
         if let Some(deadline) = self.stopping {
             timeout = Some(
                 timeout
@@ -632,6 +638,7 @@ impl Daemon {
             } else if listen_ready {
                 self.accept();
             }
+            self.flush_warnings(now().ms);
         }
     }
 

@@ -127,7 +127,7 @@ impl Daemon {
                             (0..self.clients.len()).min_by_key(|&i| self.clients[i].active_ms);
                         if let Some(i) = oldest {
                             self.counters.busy += 1;
-                            if self.warn_refused.allow(now().ms, "socket clients closed") {
+                            if self.warn_evicted.allow(now().ms, "socket clients closed") {
                                 log::warn!("{MAX_CLIENTS} socket clients: closed the one idle the longest to make room");
                             }
                             self.clients.swap_remove(i);

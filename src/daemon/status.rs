@@ -3,32 +3,51 @@
 use super::*;
 
 /// Rate limit of one kind of repeated warning: [`WARN_BURST`] lines per [`WARN_WINDOW_MS`],
-/// then a count of what was suppressed.
+/// then a count of what was suppressed, reported once the window has ended: by the next
+/// warning of the kind, or else by [`WarnLimit::flush`], which the thread that owns the limit
+/// calls when [`WarnLimit::due`] has passed (a flood that stops is still counted in the log).
 #[derive(Default)]
 pub struct WarnLimit {
     pub(super) window_start: u64,
     pub(super) logged: u32,
     pub(super) suppressed: u64,
+    /// The kind of the last warning suppressed, named in the report.
+    what: &'static str,
 }
 
 impl WarnLimit {
     /// Whether to log one more warning now; reports what the last window suppressed.
-    pub fn allow(&mut self, now_ms: u64, what: &str) -> bool {
+    pub fn allow(&mut self, now_ms: u64, what: &'static str) -> bool {
+        self.flush(now_ms);
         if now_ms.saturating_sub(self.window_start) >= WARN_WINDOW_MS {
-            if self.suppressed > 0 {
-                log::warn!("{} similar suppressed: {what}", self.suppressed);
-            }
             self.window_start = now_ms;
             self.logged = 0;
-            self.suppressed = 0;
         }
         if self.logged < WARN_BURST {
             self.logged += 1;
             true
         } else {
-            self.suppressed += 1;
+            self.suppressed = self.suppressed.saturating_add(1);
+            self.what = what;
             false
         }
+    }
+
+    /// When the window that suppressed warnings ends (its count is to be reported then), if
+    /// one did.
+    pub fn due(&self) -> Option<u64> {
+        (self.suppressed > 0).then(|| self.window_start.saturating_add(WARN_WINDOW_MS))
+    }
+
+    /// Logs "N similar suppressed" once the window that suppressed them has ended; what it
+    /// reported (count and kind), if anything.
+    pub fn flush(&mut self, now_ms: u64) -> Option<(u64, &'static str)> {
+        if now_ms < self.due()? {
+            return None;
+        }
+        let n = std::mem::take(&mut self.suppressed);
+        log::warn!("{n} similar suppressed: {}", self.what);
+        Some((n, self.what))
     }
 }
 
@@ -88,6 +107,26 @@ const _: () = {
 };
 
 impl Daemon {
+    /// When a rate-limited warning's suppressed count is to be reported (for poll's timeout).
+    pub(super) fn warnings_due(&self) -> Option<u64> {
+        [
+            self.warn_refused.due(),
+            self.warn_evicted.due(),
+            self.warn_notes.due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Reports the suppressed counts of the windows that have ended (once each turn of the
+    /// loop: a flood that stopped is still counted in the log).
+    pub(super) fn flush_warnings(&mut self, now_ms: u64) {
+        self.warn_refused.flush(now_ms);
+        self.warn_evicted.flush(now_ms);
+        self.warn_notes.flush(now_ms);
+    }
+
     pub(super) fn counters(&self) -> Counters {
         let sum = |f: fn(&crate::core::engine::EventStats) -> u64| {
             self.engine.events.iter().map(f).sum::<u64>()
@@ -210,5 +249,45 @@ mod tests {
         // The next window logs again (and reports what the last one suppressed).
         assert!(w.allow(t0 + WARN_WINDOW_MS, "x"));
         assert_eq!(w.suppressed, 0);
+    }
+
+    /// A flood that stops: what its window suppressed is reported when the window ends, once,
+    /// with no further warning of the kind; nothing is due before, or when nothing was
+    /// suppressed.
+    #[test]
+    fn a_suppressed_count_is_reported_when_the_window_ends_without_a_new_warning() {
+        let mut w = WarnLimit::default();
+        let t0 = 1_000_000;
+        for _ in 0..WARN_BURST {
+            assert!(w.allow(t0, "refused socket messages"));
+        }
+        assert_eq!(w.due(), None, "nothing suppressed yet");
+        assert_eq!(w.flush(t0 + WARN_WINDOW_MS), None);
+        for i in 0..25 {
+            assert!(!w.allow(t0 + i, "refused socket messages"));
+        }
+        assert_eq!(w.due(), Some(t0 + WARN_WINDOW_MS));
+        assert_eq!(
+            w.flush(t0 + WARN_WINDOW_MS - 1),
+            None,
+            "the window has not ended"
+        );
+        assert_eq!(
+            w.flush(t0 + WARN_WINDOW_MS),
+            Some((25, "refused socket messages"))
+        );
+        // Once: nothing more is due, nothing is reported again, and the next warning opens a
+        // new window without a second report of the same count.
+        assert_eq!(w.due(), None);
+        assert_eq!(w.flush(t0 + 10 * WARN_WINDOW_MS), None);
+        assert!(w.allow(t0 + WARN_WINDOW_MS + 1, "refused socket messages"));
+        assert_eq!(w.suppressed, 0);
+        // A flush that comes late (the loop was busy) still reports it, once.
+        let mut later = WarnLimit::default();
+        for _ in 0..=WARN_BURST {
+            later.allow(0, "failed logins");
+        }
+        assert_eq!(later.flush(3 * WARN_WINDOW_MS), Some((1, "failed logins")));
+        assert_eq!(later.flush(3 * WARN_WINDOW_MS), None);
     }
 }

@@ -1782,3 +1782,114 @@ fn out_of_descriptors_the_admin_server_waits_instead_of_spinning() {
     let _ = s.read_to_string(&mut got);
     assert!(got.starts_with("HTTP/1.1 401"), "{got}");
 }
+
+/// A TCP connection to `to` from the loopback address `from` (any of 127.0.0.0/8): another
+/// client address on the same machine.
+fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(to) = to else {
+        panic!("an IPv4 admin address: {to}")
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+    )
+    .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    connect(fd.as_raw_fd(), &SockaddrIn::from(to)).expect("connect");
+    TcpStream::from(fd)
+}
+
+/// What the server sent on `s` until it closed, or until `wait` passed without a byte (empty:
+/// nothing, the connection is held).
+fn answered_within(s: &mut TcpStream, wait: Duration) -> String {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut got = Vec::new();
+    let mut b = [0u8; 1024];
+    while let Ok(n @ 1..) = s.read(&mut b) {
+        got.extend_from_slice(&b[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// `GET /api/v1/status` from `from` on a fresh connection: the answer's status line.
+fn status_line_from(a: &Admin, from: std::net::Ipv4Addr) -> String {
+    let mut s = connect_from(from, a.addr);
+    s.write_all(format!("GET /api/v1/status HTTP/1.1\r\nHost: {}\r\n\r\n", a.addr).as_bytes())
+        .expect("send");
+    let head = answered_within(&mut s, PATIENCE);
+    head.lines().next().unwrap_or_default().to_string()
+}
+
+/// MAX_CONNS_PER_ADDR: a client that opens connections and sends nothing — as one that
+/// reconnects whenever they time out would, to keep the admin server busy — holds 4 of the 8
+/// places at most: its next ones are answered 503 at once, and a client at another address
+/// is still served. The 8 places are still the bound over all addresses; a place given back
+/// is taken again.
+#[test]
+fn one_address_cannot_hold_every_admin_connection() {
+    use std::net::Ipv4Addr;
+    let a = Admin::start(r#"{"events":{}}"#, &[]);
+    let one = Ipv4Addr::new(127, 0, 0, 1);
+    let mut held: Vec<TcpStream> = (0..6).map(|_| connect_from(one, a.addr)).collect();
+    // A held connection gets nothing (until its 5 s of silence end); a refused one its 503 at
+    // once, then the close.
+    let answers: Vec<String> = held
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| match i {
+            0..4 => answered_within(s, Duration::from_millis(300)),
+            _ => answered_within(s, PATIENCE),
+        })
+        .collect();
+    assert!(
+        answers[..4].iter().all(String::is_empty),
+        "one of the first 4 was answered: {answers:?}"
+    );
+    assert!(
+        answers[4..]
+            .iter()
+            .all(|a| a.starts_with("HTTP/1.1 503") && a.ends_with("from this address\n")),
+        "one address held more than 4 places: {answers:?}"
+    );
+    held.truncate(4);
+    // Another address is served meanwhile (401: no credentials; not 503).
+    let two = Ipv4Addr::new(127, 0, 0, 2);
+    let line = status_line_from(&a, two);
+    assert!(line.starts_with("HTTP/1.1 401"), "{line:?}");
+    // The 8 in all: 4 more held from a third address, then a fourth address is refused.
+    // (The place of the request just served may still be taken for a moment after its close.)
+    let three = Ipv4Addr::new(127, 0, 0, 3);
+    let deadline = Instant::now() + PATIENCE;
+    let mut more = Vec::new();
+    while more.len() < 4 {
+        let mut s = connect_from(three, a.addr);
+        match answered_within(&mut s, Duration::from_millis(500)) {
+            got if got.is_empty() => more.push(s),
+            got => assert!(
+                got.ends_with("busy: too many admin connections\n") && Instant::now() < deadline,
+                "{got:?}"
+            ),
+        }
+    }
+    let line = status_line_from(&a, Ipv4Addr::new(127, 0, 0, 4));
+    assert!(line.starts_with("HTTP/1.1 503"), "{line:?}");
+    // The first address's places come back when its connections close.
+    drop(held);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let line = status_line_from(&a, one);
+        if line.starts_with("HTTP/1.1 401") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "places not given back: {line:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -49,6 +49,7 @@ fn http_response_corpus() {
     replay("http_response", event_notify::fuzz::http_response);
 }
 
+#[cfg(feature = "import")]
 #[test]
 fn import_corpus() {
     replay("import", event_notify::fuzz::import);

@@ -1798,6 +1798,32 @@ struct Records {
 }
 
 impl Records {
+    /// The same for a TLS 1.3 ChaCha20-Poly1305 connection (session tickets after the
+    /// handshake, which rustls's server API sends only with it).
+    fn take_over13(tls: rustls::ServerConnection) -> Records {
+        use rustls::ConnectionTrafficSecrets::Chacha20Poly1305;
+        let rustls::SupportedCipherSuite::Tls13(suite) =
+            rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256
+        else {
+            panic!("a TLS 1.3 suite")
+        };
+        let s = tls.dangerous_extract_secrets().expect("secrets");
+        let (
+            (tx, Chacha20Poly1305 { key: tk, iv: ti }),
+            (rx, Chacha20Poly1305 { key: rk, iv: ri }),
+        ) = (s.tx, s.rx)
+        else {
+            panic!("ChaCha20-Poly1305 expected")
+        };
+        Records {
+            enc: suite.aead_alg.encrypter(tk, ti),
+            dec: suite.aead_alg.decrypter(rk, ri),
+            tx,
+            rx,
+            raw: Vec::new(),
+        }
+    }
+
     fn take_over(tls: rustls::ServerConnection) -> Records {
         use rustls::ConnectionTrafficSecrets::Chacha20Poly1305;
         let rustls::SupportedCipherSuite::Tls12(suite) =
@@ -1957,18 +1983,8 @@ fn flood_tickets(
     let t0 = Instant::now();
     let mut n: u32 = 0;
     while t0.elapsed() < for_ {
-        let mut msgs = Vec::with_capacity(16384);
-        while msgs.len() + 26 <= 15_600 {
-            n = n.wrapping_add(1);
-            // new_session_ticket (4), 22 bytes: lifetime, age_add, nonce<1>, ticket<8>, no
-            // extensions.
-            msgs.extend_from_slice(&[4, 0, 0, 22]);
-            msgs.extend_from_slice(&3600u32.to_be_bytes());
-            msgs.extend_from_slice(&n.to_be_bytes());
-            msgs.extend_from_slice(&[1, n as u8, 0, 8]);
-            msgs.extend_from_slice(&u64::from(n).to_be_bytes());
-            msgs.extend_from_slice(&[0, 0]);
-        }
+        let msgs = session_tickets_from(n, 600);
+        n = n.wrapping_add(600);
         let m = OutboundPlainMessage {
             typ: rustls::ContentType::Handshake,
             version: rustls::ProtocolVersion::TLSv1_2,
@@ -1981,6 +1997,24 @@ fn flood_tickets(
             return;
         }
     }
+}
+
+/// `count` TLS 1.3 NewSessionTicket messages (26 bytes each), numbered from `after + 1`.
+fn session_tickets_from(after: u32, count: usize) -> Vec<u8> {
+    let mut msgs = Vec::with_capacity(26 * count);
+    let mut n = after;
+    for _ in 0..count {
+        n = n.wrapping_add(1);
+        // new_session_ticket (4), 22 bytes: lifetime, age_add, nonce<1>, ticket<8>, no
+        // extensions.
+        msgs.extend_from_slice(&[4, 0, 0, 22]);
+        msgs.extend_from_slice(&3600u32.to_be_bytes());
+        msgs.extend_from_slice(&n.to_be_bytes());
+        msgs.extend_from_slice(&[1, n as u8, 0, 8]);
+        msgs.extend_from_slice(&u64::from(n).to_be_bytes());
+        msgs.extend_from_slice(&[0, 0]);
+    }
+    msgs
 }
 
 /// A receiver that, once its kept connection is idle, floods it with TLS 1.3 session tickets
@@ -2250,4 +2284,171 @@ fn a_fatal_alert_for_a_request_on_a_kept_connection_ends_as_on_the_workers_path(
     );
     // As ureq's path has it: tls-error, failed, not retried (a plain close would be retried).
     assert_eq!(a, ["tls-error", "1", "2"].map(String::from));
+}
+
+/// TLS_TICKETS_CAP (direct.rs, module `tls`): a receiver that sends more than 8 TLS 1.3
+/// session tickets on one connection (9, right after the handshake: rustls's server sends
+/// `send_tls13_tickets` of them) has that connection closed — each ticket is a copy of the
+/// certificate chain to keep. The notification in flight is retried on a new connection (the
+/// same id) and delivered once; the next one goes on that new connection. With 8 tickets the
+/// connection is kept: both on it, no retry.
+#[test]
+fn more_than_eight_session_tickets_close_the_connection_eight_are_fine() {
+    let rows = each(&[8usize, 9], |&tickets| session_tickets(tickets));
+    let (got, conns, s) = &rows[0];
+    assert_eq!(order(got), seq(0..2), "8 tickets: {got:#?}");
+    assert!(got.iter().all(|g| g.conn == 1), "8 tickets: {got:#?}");
+    assert_eq!(*conns, 1, "8 tickets closed the connection: {got:#?}");
+    assert_eq!(stat(s, "retried"), 0, "8 tickets: {s}");
+    let (got, conns, s) = &rows[1];
+    assert_eq!(
+        *conns, 2,
+        "9 tickets did not close the connection: {got:#?}"
+    );
+    assert_eq!(folded(got), seq(0..2), "9 tickets: {got:#?}");
+    assert_eq!(
+        got.last().map(|g| g.conn),
+        Some(2),
+        "9 tickets: the next notification not on the new connection: {got:#?}"
+    );
+    assert_eq!(stat(s, "retried"), 1, "9 tickets: {s}");
+    for (_, _, s) in &rows {
+        assert_eq!(stat(s, "delivered"), 2, "{s}");
+        assert_eq!(stat(s, "failed"), 0, "{s}");
+    }
+}
+
+/// Two notifications, one after the other, to a TLS 1.3 receiver whose first connection sends
+/// `tickets` session tickets with its handshake (later ones none): what arrived, the
+/// connections accepted, the final status. The daemon's loop sent them all.
+fn session_tickets(tickets: usize) -> (Vec<Got>, usize, String) {
+    let pki = Pki::new();
+    let mut first = pki.server_with(&["127.0.0.1"], TLS13_ONLY, false);
+    first.send_tls13_tickets = tickets;
+    let mut later = first.clone();
+    later.send_tls13_tickets = 0;
+    let later = Arc::new(later);
+    let r = Raw::start(Arc::new(first), move |p| {
+        if p.conn > 1 {
+            p.tls = rustls::ServerConnection::new(Arc::clone(&later)).expect("server conn");
+        }
+        while p.request().is_some() {
+            p.send(&ok(200));
+        }
+    });
+    let d = Daemon::start(&cfg(
+        &format!(r#""dnd_on": "{}""#, r.url("/t?n=$remote")),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    status_when(&d, "delivered", 1);
+    w.emit("dnd_on", 1);
+    let s = status_when(&d, "delivered", 2);
+    assert_eq!(
+        workers(&d),
+        0,
+        "{tickets} tickets: the loop did not send them"
+    );
+    (r.got(), r.conns(), s)
+}
+
+/// The same cap while the connection is idle: after the first answer, the receiver sends
+/// `tickets` session tickets in one record and nothing else. With 9 the daemon closes the
+/// connection (when it looks at it, idle: `idle_ok`), and the next notification goes on a new
+/// connection at its first attempt; with 8 it goes on the same one.
+#[test]
+fn more_than_eight_session_tickets_on_an_idle_connection_close_it_eight_are_fine() {
+    let rows = each(&[8usize, 9], |&tickets| idle_session_tickets(tickets));
+    for (tickets, (got, conns, s)) in [8, 9].into_iter().zip(&rows) {
+        assert_eq!(order(got), seq(0..2), "{tickets} tickets: {got:#?}");
+        assert_once_each(got);
+        assert_eq!(stat(s, "retried"), 0, "{tickets} tickets: {s}");
+        assert_eq!(stat(s, "delivered"), 2, "{s}");
+        let want = if tickets > 8 { 2 } else { 1 };
+        assert_eq!(
+            (*conns, got[1].conn),
+            (want, want),
+            "{tickets} tickets: (connections, connection of the second): {got:#?}"
+        );
+    }
+}
+
+/// Two notifications to a TLS 1.3 receiver whose first connection, once idle after its first
+/// answer, gets `tickets` session tickets (and still answers on it); later connections get
+/// none. What arrived, the connections accepted, the final status.
+fn idle_session_tickets(tickets: usize) -> (Vec<Got>, usize, String) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pki = Pki::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256];
+    let mut c = pki.server_from(provider, &["127.0.0.1"], TLS13_ONLY, false);
+    c.enable_secret_extraction = true;
+    c.send_tls13_tickets = 0;
+    let c = Arc::new(c);
+    let spare = Arc::clone(&c);
+    let sent = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&sent);
+    let r = Raw::start(c, move |p| {
+        if p.conn > 1 {
+            while p.request().is_some() {
+                p.send(&ok(200));
+            }
+            return;
+        }
+        if p.request().is_none() {
+            return;
+        }
+        p.send(&ok(200));
+        if p.speaks_within(Duration::from_millis(150)) {
+            return;
+        }
+        let _ = p.s.set_read_timeout(Some(PATIENCE));
+        let tls = std::mem::replace(
+            &mut p.tls,
+            rustls::ServerConnection::new(Arc::clone(&spare)).expect("spare"),
+        );
+        let mut rec = Records::take_over13(tls);
+        rec.write(
+            &mut p.s,
+            rustls::ContentType::Handshake,
+            &session_tickets_from(0, tickets),
+        );
+        flag.store(true, Ordering::SeqCst);
+        while let Some((typ, plain)) = rec.read(&mut p.s) {
+            if typ != rustls::ContentType::ApplicationData {
+                return;
+            }
+            p.plain.extend_from_slice(&plain);
+            if find(&p.plain, b"\r\n\r\n").is_some() {
+                // `request` finds the whole request in `plain` (a GET).
+                let _ = p.request();
+                rec.write(&mut p.s, rustls::ContentType::ApplicationData, &ok(200));
+            }
+        }
+    });
+    let d = Daemon::start(&cfg(
+        &format!(r#""dnd_on": "{}""#, r.url("/i?n=$remote")),
+        &pki.ca_file,
+        QUICK,
+    ));
+    let mut w = Wire::to(&d);
+    w.emit("dnd_on", 0);
+    status_when(&d, "delivered", 1);
+    let deadline = Instant::now() + PATIENCE;
+    while !sent.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The tickets reach the daemon's side before the next notification.
+    std::thread::sleep(Duration::from_millis(100));
+    w.emit("dnd_on", 1);
+    let s = status_when(&d, "delivered", 2);
+    assert_eq!(
+        workers(&d),
+        0,
+        "{tickets} tickets: the loop did not send them"
+    );
+    (r.got(), r.conns(), s)
 }

@@ -22,10 +22,13 @@ mod faults;
 mod ffi_c;
 mod ffi_header;
 mod fuzz_corpus;
+#[cfg(feature = "import")]
 mod import;
 mod interface;
 mod keepalive;
+mod loop_bounds;
 mod loop_sender;
+#[cfg(feature = "tls")]
 mod loop_tls;
 mod names;
 mod receiver_selftest;

@@ -119,3 +119,38 @@ fn the_device_variables_follow_a_reload() {
     assert_eq!(langs, ["de", "fr"]);
     assert_eq!(got[1].query("ip"), Some("127.0.0.1"));
 }
+
+/// Each kind of warning has its own rate limit: a flood of refused lines (more than the 10
+/// logged a minute) does not silence the warning that a socket client was closed to make room
+/// for a new one (`MAX_CLIENTS` = 16).
+#[test]
+fn a_flood_of_refused_lines_does_not_silence_the_closed_client_warning() {
+    let d = Daemon::start(r#"{"events": {}}"#);
+    let mut flood = BufReader::new(UnixStream::connect(d.socket_path()).expect("connect"));
+    for _ in 0..15 {
+        flood
+            .get_mut()
+            .write_all(b"EN1 no_such_verb\n")
+            .expect("write");
+        assert!(line(&mut flood).starts_with("ERR"));
+    }
+    let suppressed = d
+        .log()
+        .lines()
+        .filter(|l| l.contains("refused a socket message"))
+        .count();
+    assert_eq!(suppressed, 10, "{}", d.log());
+    // 16 clients held (the flooding one among them), then one more: one is closed.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let mut c = BufReader::new(UnixStream::connect(d.socket_path()).expect("connect"));
+        c.get_mut().write_all(b"EN1 no_such_verb\n").expect("write");
+        assert!(line(&mut c).starts_with("ERR"));
+        held.push(c);
+    }
+    assert!(
+        d.wait_log("closed the one idle the longest", PATIENCE),
+        "{}",
+        d.log()
+    );
+}

@@ -28,7 +28,6 @@ pub use receiver::*;
 pub use tls::*;
 
 use event_notify::http::{self, Connection, HttpError, ReadError, Version};
-use event_notify::listen;
 use nix::sys::socket::SockaddrIn;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

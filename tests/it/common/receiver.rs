@@ -60,18 +60,57 @@ impl Request {
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let decoded = listen::base64_decode(token.trim().as_bytes())?;
+        let decoded = base64_decode(token.trim())?;
         let decoded = String::from_utf8_lossy(&decoded).into_owned();
         let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
         Some((user.to_string(), password.to_string()))
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs (a piece without `=` has an empty value). The
+/// receiver's own decoding, not the `listen` module's: it builds without that feature.
 pub(super) fn pairs(form: &[u8]) -> Vec<(String, String)> {
-    listen::form_pairs(form)
-        .into_iter()
-        .map(|(k, v)| (k, v.unwrap_or_default()))
+    form.split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| match piece.iter().position(|&b| b == b'=') {
+            Some(i) => (form_decode(&piece[..i]), form_decode(&piece[i + 1..])),
+            None => (form_decode(piece), String::new()),
+        })
         .collect()
+}
+
+/// Percent-decoding with `+` as a space; a `%` without two hex digits after it stays as it is;
+/// bytes that are not UTF-8 become U+FFFD.
+fn form_decode(s: &[u8]) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match (
+            s[i],
+            s.get(i + 1).and_then(|&b| hex(b)),
+            s.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'+', ..) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 2;
+            }
+            (b, ..) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Standard base64, padded or not.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::{general_purpose, DecodePaddingMode, Engine};
+    let cfg = general_purpose::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    general_purpose::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg)
+        .decode(s)
+        .ok()
 }
 
 /// What the receiver does with one request (after recording it).
