@@ -40,11 +40,10 @@ profile() {
         --features tls --target $triple "$@"
     bin=$dir/$name/$triple/release/event-notify
     out=$dir/$name.callgrind
-    rm -f "$out" "$out".*
     echo "profile: $name: the scenario under callgrind (about a minute)" >&2
     python3 cross/hot/scenario.py "$bin" "$out"
     nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwW]$/ { print $1, $2, $4 }' > "$dir/$name.syms"
-    python3 cross/hot/ranked.py "$dir/$name.syms" "$out" > "$dir/$name.ranked"
+    python3 cross/hot/ranked.py "$dir/$name.syms" "$out.phases" > "$dir/$name.ranked"
     cut -d' ' -f1 "$dir/$name.ranked" > "$dir/$name.phases"
     cut -d' ' -f2 "$dir/$name.ranked" | c++filt | sed -E 's/\[[0-9a-f]+\]//g; s/::h[0-9a-f]{16}$//' |
         paste -d' ' "$dir/$name.phases" - > "$dir/$name.order"

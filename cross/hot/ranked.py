@@ -1,23 +1,21 @@
 #!/usr/bin/env python3
-"""cross/hot/ranked.py SYMS OUT: for cross/hot/profile.sh.
+"""cross/hot/ranked.py SYMS PHASES: for cross/hot/profile.sh.
 
-SYMS: `address size name` per function of the profiled binary (from nm). OUT: callgrind's
-output with instruction addresses (--dump-instr=yes), one file per phase: OUT.1, OUT.2, ...
-and OUT itself (written at exit: the last phase). Prints `phase name` for every function that
-ran, each once, in the first phase that ran it; within a phase by address (the ordinary
-layout's order).
+SYMS: `address size name` per function of the profiled binary (from nm). PHASES: lines
+`phase file`, each file callgrind's output with instruction addresses (--dump-instr=yes), as
+cross/hot/scenario.py writes them. Prints `phase name` for every function that ran, each once,
+in the first phase that ran it; within a phase by address (the ordinary layout's order).
 """
 import bisect
-import glob
 import re
 import sys
 
 syms = sorted((int(a, 16), int(s, 16), n) for a, s, n in (l.split() for l in open(sys.argv[1])))
 starts = [s[0] for s in syms]
 phase_of = {}
-dumps = sorted(glob.glob(sys.argv[2] + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
-dumps.append(sys.argv[2])
-for phase, path in enumerate(dumps, 1):
+dumps = sorted((int(p), f) for p, f in (l.split(None, 1) for l in open(sys.argv[2])))
+for phase, path in dumps:
+    path = path.strip()
     for line in open(path):
         m = re.match(r"^(0x[0-9a-f]+) ", line)
         if not m:

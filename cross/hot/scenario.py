@@ -2,16 +2,18 @@
 """cross/hot/scenario.py BIN OUT: a handset's day, for cross/hot/profile.sh.
 
 Runs the daemon BIN under valgrind's callgrind (instruction addresses recorded) on loopback,
-with a plain HTTP and an HTTPS receiver of its own and the admin server on, and dumps the
-executed addresses after each phase (OUT.1, OUT.2, ...):
+twice, and writes OUT.phases: one line `phase file` per callgrind output file.
 
+First run, a plain phone (one event, no spool, no admin server): start-up and 3 s idle
+(phase 1), the shutdown (phase 5). Second run, with a plain HTTP and an HTTPS receiver of its own
+and the admin server on; callgrind's output is dumped after each phase:
   1. start-up and idle (3 s: the loop's ticks)
   2. events to a plain HTTP receiver: direct events and call transitions (GET, a POST with a JSON
      body, signed, an extra header), one destination that refuses connections (retries, the
      spool), `status`, a reload (SIGHUP)
   3. events to an HTTPS receiver (the scenario's own CA in delivery.ca_file)
-  4. the admin server: the page, the API's status and one event, by Basic
-  5. the shutdown (SIGTERM), in OUT itself
+  4. the admin server: the page, the API's status and events, by Basic
+  5. the shutdown (SIGTERM)
 Loopback only; everything lives in a temporary directory.
 """
 import base64
@@ -97,27 +99,54 @@ def main():
  "device": {{"interface": "lo"}}}}""")
     cred = f"{d}/admin.cred"
     run("passwd", "--file", cred, stdin=f"{PASSWORD}\n".encode())
-    sock = f"{d}/sock"
-    vg = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-strings=no",
-         "--compress-pos=no", f"--callgrind-out-file={OUT}",
-         BIN, "run", "--config", cfg, "--socket", sock,
-         "--admin", f"127.0.0.1:{admin}", "--admin-credentials", cred],
-        stdout=subprocess.DEVNULL, stderr=open(f"{d}/daemon.log", "w"))
+    phases, dumps = [], {}
 
-    def dump():
-        subprocess.run(["callgrind_control", "-d", str(vg.pid)], check=True,
+    def callgrind(name, cfg, sock, *extra):
+        out = f"{OUT}.{name}"
+        for old in [out] + [f"{out}.{i}" for i in range(1, 10)]:
+            if os.path.exists(old):
+                os.remove(old)
+        p = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-strings=no",
+             "--compress-pos=no", f"--callgrind-out-file={out}",
+             BIN, "run", "--config", cfg, "--socket", sock, *extra],
+            stdout=subprocess.DEVNULL, stderr=open(f"{d}/daemon-{name}.log", "w"))
+        for _ in range(1200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        return p, out
+
+    def dump(p, out, phase):
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True,
                        capture_output=True, timeout=120)
+        dumps[out] = dumps.get(out, 0) + 1
+        phases.append((phase, f"{out}.{dumps[out]}"))
+
+    def stop(p, out):
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+        phases.append((5, out))
+
+    # A plain phone: one event, no spool, no admin server.
+    small = f"{d}/small.json"
+    with open(small, "w") as f:
+        f.write(f"""{{"events": {{"incoming_call": "127.0.0.1:{plain}/in?n=$call_id&from=$remote"}},
+ "device": {{"interface": "lo"}}}}""")
+    p, out = callgrind("plain", small, f"{d}/plain.sock")
+    time.sleep(3)
+    dump(p, out, 1)
+    stop(p, out)
+
+    sock = f"{d}/sock"
+    vg, out = callgrind("full", cfg, sock, "--admin", f"127.0.0.1:{admin}",
+                        "--admin-credentials", cred)
 
     def emit(*args):
         run("emit", *args, "--socket", sock)
 
-    for _ in range(600):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.1)
     time.sleep(3)
-    dump()  # 1: start-up and idle
+    dump(vg, out, 1)
 
     emit("register", "state=ok", "active_user=1001", "active_host=pbx.example")
     for i in range(10):
@@ -137,13 +166,13 @@ def main():
     time.sleep(2)
     emit("incoming_call", "call_id=after-reload", "remote=1005")
     time.sleep(2)
-    dump()  # 2: plain HTTP, status, reload
+    dump(vg, out, 2)
 
     for i in range(5):
         emit("dnd", "state=on")
         emit("dnd", "state=off")
     time.sleep(4)
-    dump()  # 3: HTTPS
+    dump(vg, out, 3)
 
     base = f"http://127.0.0.1:{admin}"
     auth = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
@@ -152,10 +181,12 @@ def main():
         urllib.request.urlopen(req, timeout=60).read()
     urllib.request.urlopen(base + "/", timeout=60).read()
     time.sleep(1)
-    dump()  # 4: admin server
+    dump(vg, out, 4)
 
-    vg.send_signal(signal.SIGTERM)
-    vg.wait(timeout=120)
+    stop(vg, out)
+    with open(f"{OUT}.phases", "w") as f:
+        for phase, path in phases:
+            f.write(f"{phase} {path}\n")
 
 
 main()
