@@ -306,14 +306,14 @@ fn socket_send(c: &mut SockClient, line: &str) -> Result<(), String> {
 /// daemon's). Keys `{key}.kernel.*` and `{key}.wake.*`; none where the kernel's times are
 /// missing (HTTPS).
 #[derive(Default)]
-struct Split {
+pub(crate) struct Split {
     kernel: Vec<u64>,
     wake: Vec<u64>,
 }
 
 impl Split {
     /// Event `id`, handed over at `t0`, stamped by the receiver's thread at `t1`.
-    fn add(&mut self, rx: &Receiver, id: usize, t0: Instant, t1: Instant) {
+    pub(crate) fn add(&mut self, rx: &Receiver, id: usize, t0: Instant, t1: Instant) {
         if let Some(k) = rx.arrived_kernel(id) {
             self.kernel
                 .push(k.saturating_duration_since(t0).as_nanos() as u64);
@@ -322,7 +322,7 @@ impl Split {
         }
     }
 
-    fn push(self, r: &mut Runs, key: &str) {
+    pub(crate) fn push(self, r: &mut Runs, key: &str) {
         if !self.kernel.is_empty() {
             push_lat(r, &format!("{key}.kernel"), self.kernel);
             push_lat(r, &format!("{key}.wake"), self.wake);

@@ -47,10 +47,14 @@ const HANDOVER: [Spec; 4] = [
 /// the request (`SO_TIMESTAMPNS`), before the receiver's thread is scheduled to read it.
 #[rustfmt::skip]
 const KERNEL: [Spec; 4] = [
-    ("latency.socket.kernel.p50", "socket client: request at the receiver's socket (kernel time) p50", Us, Lower, "latency.socket", G::No, &[]),
-    ("latency.socket.kernel.p99", "socket client: request at the receiver's socket (kernel time) p99", Us, Lower, "latency.socket", G::No, &[]),
-    ("latency.socket.wake.p50", "  then the receiver's thread wakes to read it (bench, not daemon) p50", Us, Lower, "latency.socket", G::No, &[]),
-    ("latency.socket.wake.p99", "  then the receiver's thread wakes to read it (bench, not daemon) p99", Us, Lower, "latency.socket", G::No, &[]),
+    ("latency.socket.kernel.p50", "socket client: request at the receiver's socket (kernel time) p50", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.kernel.p50", "latency.libcurl")]),
+    ("latency.socket.kernel.p99", "socket client: request at the receiver's socket (kernel time) p99", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.kernel.p99", "latency.libcurl")]),
+    ("latency.socket.wake.p50", "  then the receiver's thread wakes to read it (bench, not daemon) p50", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.wake.p50", "latency.libcurl")]),
+    ("latency.socket.wake.p99", "  then the receiver's thread wakes to read it (bench, not daemon) p99", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.wake.p99", "latency.libcurl")]),
 ];
 
 pub(crate) fn handover_rows(rep: &mut Report, r: &Runs) {
