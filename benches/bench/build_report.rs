@@ -80,9 +80,17 @@ const RECEIVERS: [Spec; 2] = [
 ];
 
 #[rustfmt::skip]
-const HOSTNAME: [Spec; 3] = [
-    ("hostname.latency.p50", "latency p50 by name (IP literal: the socket row above)", Us, Lower, "hostname", G::Lt(250.0, "< 250 µs"), &[]),
+const HOSTNAME: [Spec; 11] = [
+    ("hostname.latency.p50", "latency p50 by name", Us, Lower, "hostname", G::Lt(250.0, "< 250 µs"), &[]),
+    ("hostname.latency.ip.p50", "  same daemon and receiver, by IP literal, alternating: p50", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.latency.ratio.p50", "  by name / by IP literal, p50", Ratio, Lower, "hostname", G::Lt(1.2, "< 1.20"), &[]),
     ("hostname.latency.p99", "latency p99 by name", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.latency.ip.p99", "  same daemon and receiver, by IP literal, alternating: p99", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.latency.ratio.p99", "  by name / by IP literal, p99 (the machine's tails)", Ratio, Lower, "hostname", G::No, &[]),
+    ("hostname.latency.kernel.p50", "request at the receiver's socket (kernel time) p50 by name", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.latency.ip.kernel.p50", "  same, by IP literal: p50", Us, Lower, "hostname", G::No, &[]),
+    ("hostname.kernel.ratio.p50", "  by name / by IP literal at the receiver's socket, p50", Ratio, Lower, "hostname", G::No, &[]),
+    ("hostname.connections", "TCP connections at the receiver (one per destination: 2)", Count, Lower, "hostname", G::Eq(2.0, "2"), &[]),
     ("hostname.threads_per_event", "threads started per notification (PID namespace count)", Ratio, Lower, "hostname", G::Lt(0.001, "0"), &[]),
 ];
 
@@ -205,7 +213,7 @@ pub(crate) fn build_report(p: &Plan, r: &Runs, sz: &[sizes::Size], took: Duratio
     report15::https_rows(&mut rep, p, r);
 
     rep.section(&format!(
-        "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace), socket client, {} events",
+        "2b. host name: destination `{BENCH_HOST}` (hosts file in the daemon's mount namespace) and the same receiver by IP literal, one daemon, events alternating; socket client, {} events each",
         p.lat_n
     ));
     spec_rows(&mut rep, r, &HOSTNAME);

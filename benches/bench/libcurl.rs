@@ -293,17 +293,20 @@ pub(crate) fn bench_libcurl(
     }
     let mut lat = Vec::with_capacity(n);
     let mut blocked = Vec::with_capacity(n);
+    let mut split = crate::Split::default();
     for i in 0..n {
         let t0 = Instant::now();
         peer.send(i)?;
         let t1 = wait(&rx, i, "libcurl peer")?;
         lat.push(t1.duration_since(t0).as_nanos() as u64);
+        split.add(&rx, i, t0, t1);
         // Its acknowledgement: curl_easy_perform has returned (the response read).
         peer.wait_acks(1 + WARM + i + 1, PATIENCE)?;
         blocked.push(t0.elapsed().as_nanos() as u64);
     }
     push_lat(r, &format!("latency.{key}"), lat);
     push_lat(r, &format!("handover.{key}"), blocked);
+    split.push(r, &format!("latency.{key}"));
     peer.finish()?;
 
     // The burst: a fresh receiver, the same pacing as the daemon's burst (at most `window`

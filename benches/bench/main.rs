@@ -247,17 +247,28 @@ fn push_lat(r: &mut Runs, key: &str, mut ns: Vec<u64>) {
     r.push(&format!("{key}.max"), pct(&ns, 100.0) / 1e3);
 }
 
+/// The bench's destination URL on `host` (an IP literal or a name) and `port`.
+fn url_for(host: &str, port: u16) -> String {
+    format!("{host}:{port}/in?n=$call_id&ev=$event&from=$remote&name=$display_remote&ip=$phone_ip&t=$timestamp")
+}
+
 fn config_for(port: u16) -> String {
     format!(
-        r#"{{"events": {{"incoming_call": "127.0.0.1:{port}/in?n=$call_id&ev=$event&from=$remote&name=$display_remote&ip=$phone_ip&t=$timestamp"}},
-           "device": {{"interface": "lo"}}}}"#
+        r#"{{"events": {{"incoming_call": "{}"}},
+           "device": {{"interface": "lo"}}}}"#,
+        url_for("127.0.0.1", port)
     )
 }
 
 fn line_for(id: usize) -> String {
+    line_of("incoming_call", id)
+}
+
+/// A socket line for `event` with request number `id`.
+fn line_of(event: &str, id: usize) -> String {
     let id = id.to_string();
     event_notify::client::request_line(
-        "incoming_call",
+        event,
         [
             ("call_id", id.as_str()),
             ("remote", "1002"),
@@ -286,6 +297,36 @@ fn socket_send(c: &mut SockClient, line: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("daemon refused the event: {reply}"))
+    }
+}
+
+/// A latency split where the request reached the receiver's socket (the kernel's receive time,
+/// [`Receiver::arrived_kernel`]): before it, the daemon's path; after it, the receiver's thread
+/// waking up to read it (on 2 CPUs, often a vCPU woken out of `hlt`: the bench's, not the
+/// daemon's). Keys `{key}.kernel.*` and `{key}.wake.*`; none where the kernel's times are
+/// missing (HTTPS).
+#[derive(Default)]
+pub(crate) struct Split {
+    kernel: Vec<u64>,
+    wake: Vec<u64>,
+}
+
+impl Split {
+    /// Event `id`, handed over at `t0`, stamped by the receiver's thread at `t1`.
+    pub(crate) fn add(&mut self, rx: &Receiver, id: usize, t0: Instant, t1: Instant) {
+        if let Some(k) = rx.arrived_kernel(id) {
+            self.kernel
+                .push(k.saturating_duration_since(t0).as_nanos() as u64);
+            self.wake
+                .push(t1.saturating_duration_since(k).as_nanos() as u64);
+        }
+    }
+
+    pub(crate) fn push(self, r: &mut Runs, key: &str) {
+        if !self.kernel.is_empty() {
+            push_lat(r, &format!("{key}.kernel"), self.kernel);
+            push_lat(r, &format!("{key}.wake"), self.wake);
+        }
     }
 }
 
@@ -377,6 +418,7 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
 
     let mut sockl = Vec::with_capacity(n);
     let mut handover = Vec::with_capacity(n);
+    let mut split = Split::default();
     for i in n..2 * n {
         let line = line_for(i);
         let t0 = Instant::now();
@@ -384,7 +426,9 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
         handover.push(t0.elapsed().as_nanos() as u64);
         let t1 = wait(&rx, i, "socket client")?;
         sockl.push(t1.duration_since(t0).as_nanos() as u64);
+        split.add(&rx, i, t0, t1);
     }
+    split.push(r, "latency.socket");
     push_lat(r, "latency.socket", sockl);
     push_lat(r, "handover.socket", handover);
     let st = d.drained(PATIENCE)?;
@@ -406,36 +450,92 @@ fn bench_latency_daemon(p: &Plan, r: &mut Runs) -> Result<(), String> {
 /// namespace (`DaemonProc::start_ns`).
 const BENCH_HOST: &str = "crm.bench.test";
 
-/// A destination given by name: the socket path's latency, and the threads the daemon starts
-/// per notification (counted by its PID namespace; goal 0). Root only (unshare).
+/// A destination given by name beside the same destination given by IP literal: one daemon
+/// (under `unshare`, the hosts file bind-mounted over /etc/hosts there), one receiver;
+/// `incoming_call` goes to `127.0.0.1:PORT`, `outgoing_call` to `crm.bench.test:PORT`, and the
+/// two alternate event by event (which goes first swapped each time), so both see the same
+/// daemon, receiver and moments of the machine's load. Rows `hostname.latency.*` (by name),
+/// `hostname.latency.ip.*`, their ratios (goal: within 20 %), the same split at the receiver's
+/// socket ([`Split`]), and the threads the daemon starts per notification (counted by its PID
+/// namespace; goal 0). Root only (unshare).
 fn bench_hostname(p: &Plan, r: &mut Runs) -> Result<(), String> {
     let n = p.lat_n;
-    let rx = Receiver::start(n + WARM)?;
-    let config = config_for(rx.port()).replace("127.0.0.1:", &format!("{BENCH_HOST}:"));
+    // Request numbers: by IP literal 0..n, by name n..2n, then the warm-up's.
+    let rx = Receiver::start(2 * n + 2 * WARM)?;
+    let config = format!(
+        r#"{{"events": {{"incoming_call": "{}", "outgoing_call": "{}"}},
+           "device": {{"interface": "lo"}}}}"#,
+        url_for("127.0.0.1", rx.port()),
+        url_for(BENCH_HOST, rx.port())
+    );
     let hosts = format!("127.0.0.1 {BENCH_HOST}\n");
     let (d, _) = DaemonProc::start_ns(&bin(), &config, &hosts)?;
     let mut c = d.client()?;
+    // [by IP literal, by name]: the event and the first request number.
+    let sides = [("incoming_call", 0), ("outgoing_call", n)];
     for i in 0..WARM {
-        socket_send(&mut c, &line_for(n + i))?;
-        wait(&rx, n + i, "warm-up by name")?;
+        for (j, (event, _)) in sides.iter().enumerate() {
+            let id = 2 * n + j * WARM + i;
+            socket_send(&mut c, &line_of(event, id))?;
+            wait(&rx, id, "warm-up, by IP literal and by name")?;
+        }
     }
     let before = d.ns_last_pid()?;
-    let mut lat = Vec::with_capacity(n);
+    let mut lat = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    let mut split = [Split::default(), Split::default()];
     for i in 0..n {
-        let line = line_for(i);
-        let t0 = Instant::now();
-        socket_send(&mut c, &line)?;
-        let t1 = wait(&rx, i, "socket client, by name")?;
-        lat.push(t1.duration_since(t0).as_nanos() as u64);
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for j in order {
+            let (event, first) = sides[j];
+            let line = line_of(event, first + i);
+            let t0 = Instant::now();
+            socket_send(&mut c, &line)?;
+            let what = ["socket client, by IP literal", "socket client, by name"][j];
+            let t1 = wait(&rx, first + i, what)?;
+            lat[j].push(t1.duration_since(t0).as_nanos() as u64);
+            split[j].add(&rx, first + i, t0, t1);
+        }
     }
     let after = d.ns_last_pid()?;
     // One PID is the second reader itself.
     let started = after.saturating_sub(before).saturating_sub(1);
     r.push("hostname.threads", started as f64);
-    r.push("hostname.threads_per_event", started as f64 / n as f64);
-    push_lat(r, "hostname.latency", lat);
+    r.push(
+        "hostname.threads_per_event",
+        started as f64 / (2 * n) as f64,
+    );
+    let [ip, name] = lat;
+    for (k, q) in [("p50", 50.0), ("p99", 99.0)] {
+        r.push(
+            &format!("hostname.latency.ratio.{k}"),
+            pct_of(&name, q) / pct_of(&ip, q),
+        );
+        if !split[0].kernel.is_empty() && !split[1].kernel.is_empty() {
+            r.push(
+                &format!("hostname.kernel.ratio.{k}"),
+                pct_of(&split[1].kernel, q) / pct_of(&split[0].kernel, q),
+            );
+        }
+    }
+    push_lat(r, "hostname.latency", name);
+    push_lat(r, "hostname.latency.ip", ip);
+    let [ip, name] = split;
+    name.push(r, "hostname.latency");
+    ip.push(r, "hostname.latency.ip");
+    r.push("hostname.connections", rx.connections() as f64);
+    let st = d.drained(PATIENCE)?;
+    if st.get("failed").is_some_and(|v| v != "0") {
+        return Err(format!("daemon counted failed {:?}", st.get("failed")));
+    }
     d.stop();
     Ok(())
+}
+
+/// Percentile `p` of unsorted latencies (ns).
+fn pct_of(v: &[u64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    pct(&s, p)
 }
 
 fn spawn_engine(port: u16) -> Result<(daemon::Handle, Scratch), String> {

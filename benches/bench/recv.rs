@@ -6,10 +6,17 @@
 //! asked to close. One thread per connection: the daemon uses one keep-alive connection, the
 //! per-event peers (curl, wget) open one each.
 //!
+//! A plain connection also keeps the kernel's receive time of each request (`SO_TIMESTAMPNS`:
+//! when the request's bytes reached the receiver's socket, in the sender's system call on
+//! loopback), before this receiver's thread is scheduled to read them: [`Receiver::arrived_kernel`].
+//! On 2 CPUs the thread's wake-up can wait behind the bench's own client thread, which the
+//! daemon's `OK` wakes at the same moment; the kernel's time does not wait (docs/PERFORMANCE.md,
+//! "Host names and latency, issue 15 (this session)").
+//!
 //! In TLS mode ([`Receiver::start_tls`]) the same receiver sits behind a rustls
 //! `ServerConnection` (`StreamOwned`): the stamp is taken once the decrypted head is complete.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,8 +30,13 @@ const OK_CLOSE: &[u8] =
 
 struct Shared {
     base: Instant,
+    /// `base` on the realtime clock (ns since the epoch), for the kernel's receive times.
+    base_rt: u64,
     /// Arrival of request `n` (the `n=` query value) in ns since `base`, plus one; 0 = not yet.
     stamps: Vec<AtomicU64>,
+    /// The kernel's receive time of request `n` in ns since `base`, plus one; 0 = not known
+    /// (TLS, or before `base`).
+    kstamps: Vec<AtomicU64>,
     count: AtomicUsize,
     connections: AtomicUsize,
     /// Requests without a usable `n=` (or beyond the capacity), and repeats of an `n`.
@@ -58,9 +70,13 @@ impl Receiver {
     ) -> Result<Receiver, String> {
         let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("receiver bind: {e}"))?;
         let addr = l.local_addr().map_err(|e| e.to_string())?;
+        keep_kernel_times_on();
+        let (base, base_rt) = clocks();
         let sh = Arc::new(Shared {
-            base: Instant::now(),
+            base,
+            base_rt,
             stamps: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            kstamps: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             unnumbered: AtomicUsize::new(0),
@@ -86,7 +102,7 @@ impl Receiver {
                         None => thread::Builder::new()
                             .name("recv-conn".into())
                             .stack_size(64 * 1024)
-                            .spawn(move || serve(c, &s3)),
+                            .spawn(move || serve(Stamped::new(c), &s3)),
                         Some(cfg) => {
                             let cfg = Arc::clone(cfg);
                             // The handshake (ring) needs more stack than plain HTTP.
@@ -95,7 +111,7 @@ impl Receiver {
                                 .stack_size(512 * 1024)
                                 .spawn(move || {
                                     if let Ok(conn) = rustls::ServerConnection::new(cfg) {
-                                        serve(rustls::StreamOwned::new(conn, c), &s3);
+                                        serve(Unstamped(rustls::StreamOwned::new(conn, c)), &s3);
                                     }
                                 })
                         }
@@ -134,6 +150,13 @@ impl Receiver {
     /// When request `n` arrived, if it has.
     pub fn arrived(&self, n: usize) -> Option<Instant> {
         let v = self.sh.stamps.get(n)?.load(Ordering::Acquire);
+        (v != 0).then(|| self.sh.base + Duration::from_nanos(v - 1))
+    }
+
+    /// When request `n` reached the receiver's socket by the kernel's clock (before the
+    /// receiver's thread read it), if it has and the connection is plain TCP.
+    pub fn arrived_kernel(&self, n: usize) -> Option<Instant> {
+        let v = self.sh.kstamps.get(n)?.load(Ordering::Acquire);
         (v != 0).then(|| self.sh.base + Duration::from_nanos(v - 1))
     }
 
@@ -213,7 +236,131 @@ fn number(target: &str) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-fn serve<S: Read + Write>(mut s: S, sh: &Shared) {
+/// Instant::now() and the realtime clock (ns since the epoch) at the same moment (the middle
+/// of two realtime readings around the monotonic one).
+fn clocks() -> (Instant, u64) {
+    let rt = || {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+            .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+            .unwrap_or(0)
+    };
+    let a = rt();
+    let mono = Instant::now();
+    let b = rt();
+    (mono, a / 2 + b / 2)
+}
+
+/// The kernel stamps received packets only while some socket asks for it, and turns that on
+/// and off in a work item after the first socket asks or the last one closes: one socket that
+/// asks for the whole run keeps it on, so no receiver's first requests go unstamped.
+fn keep_kernel_times_on() {
+    static ON: std::sync::OnceLock<Option<std::net::UdpSocket>> = std::sync::OnceLock::new();
+    ON.get_or_init(|| {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        setsockopt(&s, ReceiveTimestampns, &true).ok()?;
+        Some(s)
+    });
+}
+
+/// A connection that may know when the kernel received the bytes of its last read.
+trait Conn: Read + Write {
+    /// Realtime clock, ns since the epoch; 0 = not known.
+    fn kernel_ns(&self) -> u64;
+}
+
+struct Unstamped<S>(S);
+
+impl<S: Read> Read for Unstamped<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<S: Write> Write for Unstamped<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<S: Read + Write> Conn for Unstamped<S> {
+    fn kernel_ns(&self) -> u64 {
+        0
+    }
+}
+
+/// Plain TCP read with `recvmsg` and `SO_TIMESTAMPNS`: each read keeps the kernel's receive
+/// time of its bytes (of the last segment, for a read that takes several).
+struct Stamped {
+    s: TcpStream,
+    kernel_ns: u64,
+}
+
+impl Stamped {
+    fn new(s: TcpStream) -> Stamped {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
+        // Without it the reads still work: kernel times stay unknown.
+        let _ = setsockopt(&s, ReceiveTimestampns, &true);
+        Stamped { s, kernel_ns: 0 }
+    }
+}
+
+impl Read for Stamped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one timespec control message, aligned for cmsghdr.
+        let mut control = [0u64; 8];
+        // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: fd is open for the life of self.s; msg points at live buffers.
+        let n = unsafe { libc::recvmsg(self.s.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: walking the control messages the kernel wrote into `control`, with the
+        // macros' own bounds checks against msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    self.kernel_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok(n as usize)
+    }
+}
+
+impl Write for Stamped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.s.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.s.flush()
+    }
+}
+
+impl Conn for Stamped {
+    fn kernel_ns(&self) -> u64 {
+        self.kernel_ns
+    }
+}
+
+fn serve<S: Conn>(mut s: S, sh: &Shared) {
     let mut buf = vec![0u8; HEAD_CAP];
     let mut len = 0;
     loop {
@@ -246,9 +393,15 @@ fn serve<S: Read + Write>(mut s: S, sh: &Shared) {
                     Ok(k) => len += k,
                 }
             }
+            let kernel = s.kernel_ns();
             match n.and_then(|n| sh.stamps.get(n)) {
                 Some(slot) => {
                     let ns = now.duration_since(sh.base).as_nanos() as u64 + 1;
+                    if let Some(k) = n.and_then(|n| sh.kstamps.get(n)) {
+                        if kernel > sh.base_rt {
+                            k.store(kernel - sh.base_rt + 1, Ordering::Release);
+                        }
+                    }
                     if slot
                         .compare_exchange(0, ns, Ordering::AcqRel, Ordering::Relaxed)
                         .is_err()

@@ -43,7 +43,22 @@ const HANDOVER: [Spec; 4] = [
         &[(LIBCURL, "handover.libcurl_https.p99", "latency.libcurl_https")]),
 ];
 
+/// The socket client's latency split at the receiver's socket: the kernel's receive time of
+/// the request (`SO_TIMESTAMPNS`), before the receiver's thread is scheduled to read it.
+#[rustfmt::skip]
+const KERNEL: [Spec; 4] = [
+    ("latency.socket.kernel.p50", "socket client: request at the receiver's socket (kernel time) p50", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.kernel.p50", "latency.libcurl")]),
+    ("latency.socket.kernel.p99", "socket client: request at the receiver's socket (kernel time) p99", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.kernel.p99", "latency.libcurl")]),
+    ("latency.socket.wake.p50", "  then the receiver's thread wakes to read it (bench, not daemon) p50", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.wake.p50", "latency.libcurl")]),
+    ("latency.socket.wake.p99", "  then the receiver's thread wakes to read it (bench, not daemon) p99", Us, Lower, "latency.socket", G::No,
+        &[(LIBCURL, "latency.libcurl.wake.p99", "latency.libcurl")]),
+];
+
 pub(crate) fn handover_rows(rep: &mut Report, r: &Runs) {
+    spec_rows(rep, r, &KERNEL);
     spec_rows(rep, r, &HANDOVER);
 }
 

@@ -443,6 +443,130 @@ mod tests {
             .eq_ignore_ascii_case(IDEMPOTENCY_HEADER));
     }
 
+    /// A loopback HTTP server answering `200` to every request on kept connections; counts
+    /// the connections it accepted.
+    fn counting_server(addr: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind(addr).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(k @ 1..) = c.read(&mut chunk) {
+                        buf.extend_from_slice(&chunk[..k]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if c.write_all(ok).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    /// One attempt of the loop sender at daemon time `now`, driven with `poll` to its end.
+    fn loop_attempt(ls: &mut LoopSender, s: &Sender, url: &str, id: u64, now: u64) -> Start {
+        use nix::poll::{poll, PollFd, PollTimeout};
+        let mut n = Notification::empty();
+        n.url.push_str(url).unwrap();
+        let ticket = crate::core::outbox::Ticket { id, attempt: 1 };
+        let started = ls.start(s, ticket, &n, now, 0);
+        if !matches!(started, Start::Sent) {
+            return started;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Some((_, outcome, location)) = ls.take_finished() {
+                return Start::Done(outcome, location);
+            }
+            let (which, mut fds): (Vec<usize>, Vec<PollFd>) = ls
+                .poll_set()
+                .map(|(i, fd, flags)| (i, PollFd::new(fd, flags)))
+                .unzip();
+            let _ = poll(&mut fds, PollTimeout::from(100u16));
+            let ready: Vec<usize> = which
+                .iter()
+                .zip(&fds)
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(&i, _)| i)
+                .collect();
+            drop(fds);
+            ls.ready(s, &ready, now);
+        }
+        panic!("attempt {id} to {url} did not end");
+    }
+
+    #[test]
+    fn a_kept_connection_past_its_names_time_is_used_only_at_the_names_address() {
+        let (port, old) = counting_server("127.0.0.1:0");
+        let (_, new) = counting_server(&format!("127.0.0.2:{port}"));
+        let s = Sender::new(&Delivery::default()).unwrap();
+        let host = "svc.names.test";
+        let url = format!("http://{host}:{port}/x");
+        let at = |ip: [u8; 4]| vec![std::net::SocketAddr::from((ip, port))];
+        s.names.put(host, port, at([127, 0, 0, 1]));
+        let mut ls = LoopSender::new();
+        let delivered = |st: Start| matches!(st, Start::Done(Outcome::Delivered(200), _));
+        let count =
+            |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+        // Daemon times (ms): one attempt every 20 s keeps the connection from going idle
+        // (LOOP_IDLE_MS); the name was put in the cache just now, so its time ends at about
+        // 1 s + RESOLVE_TTL_MS by the daemon's clock.
+        let ttl = RESOLVE_TTL_MS;
+        for (id, now) in [(1, 1_000), (2, 21_000), (3, 41_000)] {
+            assert!(delivered(loop_attempt(&mut ls, &s, &url, id, now)));
+        }
+        // Past the name's time, the name has the same address: the connection is kept.
+        assert!(delivered(loop_attempt(
+            &mut ls,
+            &s,
+            &url,
+            4,
+            1_000 + ttl + 1
+        )));
+        assert_eq!((count(&old), count(&new)), (1, 0));
+        // The name moves, the old server still answers: within the time, the kept connection.
+        s.names.put(host, port, at([127, 0, 0, 2]));
+        assert!(delivered(loop_attempt(&mut ls, &s, &url, 5, 21_000 + ttl)));
+        assert!(delivered(loop_attempt(&mut ls, &s, &url, 6, 41_000 + ttl)));
+        assert_eq!((count(&old), count(&new)), (1, 0));
+        // Past it: the new address.
+        let later = 1_500 + 2 * ttl;
+        assert!(delivered(loop_attempt(&mut ls, &s, &url, 7, later)));
+        assert_eq!((count(&old), count(&new)), (1, 1));
+        // The name no longer in the cache: no lookup while the time lasts; past it, a worker
+        // looks the name up first.
+        s.names.forget(host, port);
+        assert!(delivered(loop_attempt(
+            &mut ls,
+            &s,
+            &url,
+            8,
+            later + 20_000
+        )));
+        assert!(delivered(loop_attempt(
+            &mut ls,
+            &s,
+            &url,
+            9,
+            later + 40_000
+        )));
+        assert!(matches!(
+            loop_attempt(&mut ls, &s, &url, 10, later + ttl + 1_000),
+            Start::NotMine
+        ));
+        assert_eq!((count(&old), count(&new)), (1, 1));
+    }
+
     #[test]
     fn location_loses_its_credentials() {
         assert_eq!(
@@ -460,7 +584,9 @@ pub const RESOLVE_CACHE_CAP: usize = 32;
 /// Addresses kept per name (the first ones the system resolver gives, in its order).
 pub const MAX_ADDRS_PER_NAME: usize = 4;
 /// How long a resolved name is used before it is looked up again, so a server that moves (DHCP,
-/// a DNS change) is followed within this time; at once when a connection to it fails.
+/// a DNS change) is followed within this time; at once when a connection to it fails. The loop
+/// sender's kept connection follows it too: past this time it is used again only if its address
+/// is still among the name's (otherwise the next notification opens one to the new address).
 pub const RESOLVE_TTL_MS: u64 = 60_000;
 
 /// One remembered name.
@@ -489,27 +615,23 @@ impl NameCache {
             .map(|r| r.addrs.clone())
     }
 
-    /// Like [`NameCache::get`], into `out` (no allocation): false when the name is not known
-    /// or too old.
+    /// Like [`NameCache::get`], into `out` (no allocation): how many more milliseconds the
+    /// addresses may be used (at least 1), or `None` when the name is not known or too old.
     fn get_into(
         &self,
         host: &str,
         port: u16,
         out: &mut heapless::Vec<std::net::SocketAddr, MAX_ADDRS_PER_NAME>,
-    ) -> bool {
-        let Ok(e) = self.entries.lock() else {
-            return false;
-        };
-        let Some(r) = e
+    ) -> Option<u64> {
+        let e = self.entries.lock().ok()?;
+        let r = e
             .iter()
-            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))
-            .filter(|r| r.at.elapsed() < Duration::from_millis(RESOLVE_TTL_MS))
-        else {
-            return false;
-        };
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))?;
+        let age = r.at.elapsed().as_millis() as u64;
+        let left = RESOLVE_TTL_MS.checked_sub(age).filter(|&l| l > 0)?;
         out.clear();
         out.extend(r.addrs.iter().copied().take(MAX_ADDRS_PER_NAME));
-        !out.is_empty()
+        (!out.is_empty()).then_some(left)
     }
 
     /// Looks `host` up with the system resolver (in the calling thread: `/etc/hosts` and DNS)

@@ -310,3 +310,76 @@ fn a_lookup_that_hangs_holds_only_its_own_destination() {
     );
     fast.stop();
 }
+
+/// `RESOLVE_TTL_MS` (src/daemon/deliver.rs): a resolved name is used this long.
+const RESOLVE_TTL: Duration = Duration::from_millis(60_000);
+
+#[test]
+fn a_name_is_looked_up_again_after_its_time_while_its_connection_is_in_use() {
+    // The name moves to another address while the old server keeps answering: no connection
+    // fails, and one notification every 5 s keeps the connection from going idle. Once the
+    // lookup is older than its time (60 s), the next notification must go to the new address.
+    let a = Recv::start("127.0.0.1:0");
+    let b = Recv::start(&format!("127.0.0.2:{}", a.port));
+    let dir = std::env::temp_dir().join(format!("en-names-ttl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 {NAME}\n")).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"events": {{"incoming_call": "http://{NAME}:{}/in?n=$call_id"}}}}"#,
+            a.port
+        ),
+    )
+    .unwrap();
+    let d = start_in_namespace(&dir, &config, &[(&hosts, "/etc/hosts")]);
+    // The lookup happens for the first notification, after this instant.
+    let looked_up = Instant::now();
+    emit(&d.socket, "0");
+    assert!(a.wait_for("0"), "not delivered by name to 127.0.0.1");
+    std::fs::write(&hosts, format!("127.0.0.2 {NAME}\n")).unwrap();
+
+    let mut k = 1;
+    // Well inside the name's time: the kept connection to the old address.
+    while looked_up.elapsed() < RESOLVE_TTL - Duration::from_secs(8) {
+        thread::sleep(Duration::from_secs(5));
+        emit(&d.socket, &k.to_string());
+        assert!(
+            a.wait_for(&k.to_string()),
+            "notification {k} ({:?} after the lookup) not at the old address",
+            looked_up.elapsed()
+        );
+        k += 1;
+    }
+    // Past it (and the daemon's lookup was no earlier than `looked_up`).
+    while looked_up.elapsed() < RESOLVE_TTL + Duration::from_secs(1) {
+        let left = (RESOLVE_TTL + Duration::from_secs(1)).saturating_sub(looked_up.elapsed());
+        thread::sleep(Duration::from_secs(3).min(left));
+        emit(&d.socket, &k.to_string());
+        k += 1;
+    }
+    let last = (k - 1).to_string();
+    assert!(
+        b.wait_for(&last),
+        "notification {last}, {:?} after the lookup, did not reach the name's new address (the kept connection was used past the name's time)",
+        looked_up.elapsed()
+    );
+    assert_eq!(
+        a.accepted.load(Ordering::SeqCst),
+        1,
+        "the old address: one kept connection, never reopened"
+    );
+    assert!(
+        !a.targets
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.ends_with(&format!("n={last}"))),
+        "the last notification also reached the old address"
+    );
+    a.stop();
+    b.stop();
+    drop(d);
+}

@@ -110,6 +110,11 @@ struct Conn {
     connect_end: u64,
     /// Addresses not tried yet for the connect in progress.
     addrs: heapless::Vec<SocketAddr, MAX_ADDRS_PER_NAME>,
+    /// The address connected to (or being connected to).
+    peer: Option<SocketAddr>,
+    /// Until when the name's lookup that gave `peer` may be used (daemon clock, ms; `u64::MAX`
+    /// for an IP literal): past it, the connection is kept only if the name still has `peer`.
+    name_until: u64,
     next_addr: usize,
     /// Idle since (daemon clock, ms).
     since: u64,
@@ -514,6 +519,7 @@ impl Conn {
             self.next_addr += 1;
             let share = (left / remaining.max(1)).max(MIN_PER_ADDRESS_MS).min(left);
             self.connect_until = now + share;
+            self.peer = Some(addr);
             let fam = if addr.is_ipv4() {
                 AddressFamily::Inet
             } else {
@@ -813,7 +819,9 @@ pub(super) fn wants_name<'n>(s: &Sender, n: &'n Notification) -> Option<(&'n str
         && loop_url(&n.url).is_some()
         && plain_headers(n)
         && host.parse::<IpAddr>().is_err()
-        && !s.names.get_into(host, d.port, &mut heapless::Vec::new());
+        && s.names
+            .get_into(host, d.port, &mut heapless::Vec::new())
+            .is_none();
     ok.then_some((host, d.port))
 }
 
@@ -863,17 +871,35 @@ impl LoopSender {
         if at.is_some_and(|i| self.conns[i].phase != Phase::Idle) {
             return Start::NotMine;
         }
-        let reuse = at.filter(|&i| {
+        let mut reuse = at.filter(|&i| {
             now.saturating_sub(self.conns[i].since) < LOOP_IDLE_MS && self.conns[i].still_open()
         });
+        let bare = d.host.trim_start_matches('[').trim_end_matches(']');
+        if let Some(i) = reuse.filter(|&i| now >= self.conns[i].name_until) {
+            // The name's lookup is over its time, the connection still in use: the name is
+            // looked up again (a worker's job when the cache has it no more), and the
+            // connection kept only if its address is still one of the name's.
+            let mut fresh = heapless::Vec::<SocketAddr, MAX_ADDRS_PER_NAME>::new();
+            let c = &mut self.conns[i];
+            match s.names.get_into(bare, d.port, &mut fresh) {
+                None => return Start::NotMine,
+                Some(left) if c.peer.is_some_and(|p| fresh.contains(&p)) => {
+                    c.name_until = now.saturating_add(left);
+                }
+                Some(_) => reuse = None,
+            }
+        }
         let mut addrs = heapless::Vec::<SocketAddr, MAX_ADDRS_PER_NAME>::new();
+        let mut name_until = u64::MAX;
         let mut session = None;
         if reuse.is_none() {
-            let bare = d.host.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = bare.parse::<IpAddr>() {
                 let _ = addrs.push(SocketAddr::new(ip, d.port));
-            } else if !s.names.get_into(bare, d.port, &mut addrs) {
-                return Start::NotMine;
+            } else {
+                match s.names.get_into(bare, d.port, &mut addrs) {
+                    Some(left) => name_until = now.saturating_add(left),
+                    None => return Start::NotMine,
+                }
             }
             if is_tls {
                 // A name rustls does not take is ureq's to refuse, with ureq's error.
@@ -909,6 +935,8 @@ impl LoopSender {
                 connect_until: 0,
                 connect_end: 0,
                 addrs: heapless::Vec::new(),
+                peer: None,
+                name_until: u64::MAX,
                 next_addr: 0,
                 since: now,
                 out: Vec::new(),
@@ -938,6 +966,7 @@ impl LoopSender {
         } else {
             c.tls = session;
             c.addrs = addrs;
+            c.name_until = name_until;
             c.next_addr = 0;
             c.connect_end = now
                 + s.connect_timeout_ms
