@@ -117,7 +117,9 @@ pub const HANDSETS: [Handset; 3] = [
     Handset {
         key: "static",
         triple: "x86_64-unknown-linux-gnu",
-        rustflags: "-C target-feature=+crt-static -C relocation-model=static",
+        // GNU ld as for armv7 (rustc's default on x86_64-linux-gnu is rust-lld), so that the
+        // code layout is made the same way (cross/hot/link-gcc).
+        rustflags: "-C target-feature=+crt-static -C relocation-model=static -C link-arg=-fuse-ld=bfd",
         label: "glibc static, as armv7; features tls, no import/listen",
         small: false,
     },
