@@ -309,20 +309,34 @@ fn socket_send(c: &mut SockClient, line: &str) -> Result<(), String> {
 pub(crate) struct Split {
     kernel: Vec<u64>,
     wake: Vec<u64>,
+    /// Samples left out: a kernel time outside [t0, t1] (a stale or missing stamp).
+    out_of_order: usize,
 }
 
 impl Split {
     /// Event `id`, handed over at `t0`, stamped by the receiver's thread at `t1`.
     pub(crate) fn add(&mut self, rx: &Receiver, id: usize, t0: Instant, t1: Instant) {
         if let Some(k) = rx.arrived_kernel(id) {
-            self.kernel
-                .push(k.saturating_duration_since(t0).as_nanos() as u64);
-            self.wake
-                .push(t1.saturating_duration_since(k).as_nanos() as u64);
+            if k < t0 || k > t1 {
+                self.out_of_order += 1;
+                return;
+            }
+            self.kernel.push(k.duration_since(t0).as_nanos() as u64);
+            self.wake.push(t1.duration_since(k).as_nanos() as u64);
         }
     }
 
     pub(crate) fn push(self, r: &mut Runs, key: &str) {
+        if self.out_of_order > 0 {
+            r.note(
+                &format!("{key}.kernel"),
+                format!(
+                    "{} sample(s) left out: the kernel's receive time was outside the event's \
+                     hand-over and the receiver's stamp",
+                    self.out_of_order
+                ),
+            );
+        }
         if !self.kernel.is_empty() {
             push_lat(r, &format!("{key}.kernel"), self.kernel);
             push_lat(r, &format!("{key}.wake"), self.wake);
@@ -500,10 +514,9 @@ fn bench_hostname(p: &Plan, r: &mut Runs) -> Result<(), String> {
     // One PID is the second reader itself.
     let started = after.saturating_sub(before).saturating_sub(1);
     r.push("hostname.threads", started as f64);
-    r.push(
-        "hostname.threads_per_event",
-        started as f64 / (2 * n) as f64,
-    );
+    // Per notification BY NAME (n of them): the by-IP ones can start no lookup, and counting them
+    // would halve the figure (one thread in 1,000 by name must fail the goal).
+    r.push("hostname.threads_per_event", started as f64 / n as f64);
     let [ip, name] = lat;
     for (k, q) in [("p50", 50.0), ("p99", 99.0)] {
         r.push(

@@ -325,6 +325,8 @@ impl Read for Stamped {
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = std::mem::size_of_val(&control) as _;
         // SAFETY: fd is open for the life of self.s; msg points at live buffers.
+        // A read without a time of its own must not keep the previous request's.
+        self.kernel_ns = 0;
         let n = unsafe { libc::recvmsg(self.s.as_raw_fd(), &mut msg, 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());
@@ -366,6 +368,9 @@ fn serve<S: Conn>(mut s: S, sh: &Shared) {
     loop {
         if let Some(end) = find(&buf[..len], b"\r\n\r\n") {
             let now = Instant::now();
+            // The kernel's time of the read that completed the head, taken with `now` (not after
+            // a body's reads).
+            let kernel = s.kernel_ns();
             // No allocation per request: the bench counts the allocations of the whole process
             // while the in-process engine runs.
             let (n, body, close) = {
@@ -393,7 +398,6 @@ fn serve<S: Conn>(mut s: S, sh: &Shared) {
                     Ok(k) => len += k,
                 }
             }
-            let kernel = s.kernel_ns();
             match n.and_then(|n| sh.stamps.get(n)) {
                 Some(slot) => {
                     let ns = now.duration_since(sh.base).as_nanos() as u64 + 1;

@@ -14,7 +14,7 @@ pub mod auth;
 pub mod http;
 
 use crate::core::config::Board;
-use crate::daemon::{Inbox, WarnLimit};
+use crate::daemon::{Inbox, WarnLimit, WARN_WINDOW_MS};
 use auth::{AllowList, Credentials, Lockout, NonceKey, Sessions, Verdict};
 use http::{Request, Response};
 use serde_json::json;
@@ -269,6 +269,18 @@ impl Prepared {
 
 /// The connections being served: each one's client address (`None` when the socket could not
 /// say), at most [`MAX_CONNS`], at most [`MAX_CONNS_PER_ADDR`] of one address.
+/// How long the accept loop may sleep (ms; `None`: until a client comes): until the next warning
+/// window with a suppressed count ends (`due`), and while connections are open (`busy`) at
+/// most [`WARN_WINDOW_MS`], since their threads can start a suppressed count (failed logins)
+/// after the loop went to sleep. An idle admin server with nothing suppressed never wakes.
+fn accept_wait_ms(due: Option<u64>, now: u64, busy: bool) -> Option<u64> {
+    let cap = busy.then_some(WARN_WINDOW_MS);
+    match (due.map(|d| d.saturating_sub(now).min(WARN_WINDOW_MS)), cap) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Default)]
 struct Places(Mutex<heapless::Vec<Option<IpAddr>, MAX_CONNS>>);
 
@@ -411,10 +423,10 @@ impl Ctx {
                 })
                 .min()
         };
-        let timeout = match due {
+        let busy = !self.active.list().is_empty();
+        let timeout = match accept_wait_ms(due, now, busy) {
             None => PollTimeout::NONE,
-            Some(due) => PollTimeout::try_from(due.saturating_sub(now).min(60_000) as i32)
-                .unwrap_or(PollTimeout::MAX),
+            Some(ms) => PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX),
         };
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, timeout);
@@ -1002,6 +1014,19 @@ pub mod inflate;
 #[cfg(test)]
 mod page_tests {
     use super::*;
+
+    #[test]
+    fn the_accept_loop_sleeps_for_good_only_when_idle_with_nothing_suppressed() {
+        // Idle, nothing suppressed: no wake-up at all.
+        assert_eq!(accept_wait_ms(None, 5_000, false), None);
+        // A suppressed count due in 7 s: wake then, busy or not.
+        assert_eq!(accept_wait_ms(Some(12_000), 5_000, false), Some(7_000));
+        assert_eq!(accept_wait_ms(Some(12_000), 5_000, true), Some(7_000));
+        assert_eq!(accept_wait_ms(Some(1_000), 5_000, false), Some(0));
+        // Connections open, nothing suppressed yet: their threads may start a count (failed
+        // logins) after the loop went to sleep, so it looks again within a window.
+        assert_eq!(accept_wait_ms(None, 5_000, true), Some(WARN_WINDOW_MS));
+    }
 
     #[test]
     fn served_page_is_the_source_without_indentation_or_comment_lines() {

@@ -568,6 +568,40 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_lookup_keeps_a_names_last_addresses_for_a_while() {
+        let c = NameCache::default();
+        let old = "127.0.0.1:80".parse::<std::net::SocketAddr>().unwrap();
+        let new = "127.0.0.2:80".parse::<std::net::SocketAddr>().unwrap();
+        let down = || Err(std::io::Error::other("resolver down"));
+        // Never known: nothing to fall back on.
+        assert_eq!(c.lookup_with("crm.test", 80, down), None);
+        assert_eq!(
+            c.lookup_with("crm.test", 80, || Ok(vec![old])),
+            Some(vec![old])
+        );
+        // Past its time...
+        let age = Duration::from_millis(RESOLVE_TTL_MS + 1);
+        c.entries.lock().unwrap()[0].at = std::time::Instant::now().checked_sub(age).unwrap();
+        let mut out = heapless::Vec::new();
+        assert_eq!(c.get_into("crm.test", 80, &mut out), None);
+        // ...and the resolver fails: the last addresses, for RESOLVE_STALE_MS.
+        assert_eq!(c.lookup_with("crm.test", 80, down), Some(vec![old]));
+        let left = c.get_into("crm.test", 80, &mut out).expect("usable again");
+        assert!(
+            left <= RESOLVE_STALE_MS && left > RESOLVE_STALE_MS - 1_000,
+            "{left}"
+        );
+        assert_eq!(out.as_slice(), &[old]);
+        // An answer replaces them; a failed connection forgets them, and then nothing is left.
+        assert_eq!(
+            c.lookup_with("crm.test", 80, || Ok(vec![new])),
+            Some(vec![new])
+        );
+        c.forget("crm.test", 80);
+        assert_eq!(c.lookup_with("crm.test", 80, down), None);
+    }
+
+    #[test]
     fn location_loses_its_credentials() {
         assert_eq!(
             location_for_log("https://u:s3cret@crm.example/x?a=b@c"),
@@ -588,6 +622,11 @@ pub const MAX_ADDRS_PER_NAME: usize = 4;
 /// sender's kept connection follows it too: past this time it is used again only if its address
 /// is still among the name's (otherwise the next notification opens one to the new address).
 pub const RESOLVE_TTL_MS: u64 = 60_000;
+/// When a name's lookup fails (a DNS server restarting, a LAN hiccup) and the cache still has
+/// its last addresses (past their time, but no connection to them has failed: those are
+/// forgotten at once), they are used for this much longer, and the lookup tried again after it:
+/// a receiver that still answers at its address keeps getting its notifications.
+pub const RESOLVE_STALE_MS: u64 = 5_000;
 
 /// One remembered name.
 #[derive(Debug)]
@@ -635,19 +674,48 @@ impl NameCache {
     }
 
     /// Looks `host` up with the system resolver (in the calling thread: `/etc/hosts` and DNS)
-    /// and remembers the first [`MAX_ADDRS_PER_NAME`] addresses. `None` when it has none.
+    /// and remembers the first [`MAX_ADDRS_PER_NAME`] addresses. When it has none, the name's
+    /// last addresses for [`RESOLVE_STALE_MS`] if the cache still has them; else `None`.
     fn lookup(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
         use std::net::ToSocketAddrs;
-        let found: Vec<std::net::SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .ok()?
-            .take(MAX_ADDRS_PER_NAME)
-            .collect();
-        if found.is_empty() {
-            return None;
+        self.lookup_with(host, port, || {
+            (host, port)
+                .to_socket_addrs()
+                .map(|a| a.take(MAX_ADDRS_PER_NAME).collect())
+        })
+    }
+
+    /// [`NameCache::lookup`] with `resolve` as the resolver.
+    fn lookup_with(
+        &self,
+        host: &str,
+        port: u16,
+        resolve: impl FnOnce() -> std::io::Result<Vec<std::net::SocketAddr>>,
+    ) -> Option<Vec<std::net::SocketAddr>> {
+        match resolve() {
+            Ok(found) if !found.is_empty() => {
+                self.put(host, port, found.clone());
+                Some(found)
+            }
+            _ => self.stale(host, port),
         }
-        self.put(host, port, found.clone());
-        Some(found)
+    }
+
+    /// The last addresses of `host` after its lookup failed, made usable for
+    /// [`RESOLVE_STALE_MS`] more; `None` when the cache has them no more.
+    fn stale(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        let mut e = self.entries.lock().ok()?;
+        let r = e
+            .iter_mut()
+            .find(|r| r.port == port && r.host.eq_ignore_ascii_case(host))?;
+        let back = Duration::from_millis(RESOLVE_TTL_MS - RESOLVE_STALE_MS);
+        let now = std::time::Instant::now();
+        r.at = now.checked_sub(back).unwrap_or(now);
+        log::warn!(
+            "looking up {host} failed: its last addresses are used for {} s more",
+            RESOLVE_STALE_MS / 1000
+        );
+        Some(r.addrs.clone())
     }
 
     fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {

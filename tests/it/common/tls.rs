@@ -70,13 +70,13 @@ impl TestCa {
         }
     }
 
-    /// The CA certificate as a PEM file (for `delivery.ca_file`).
     /// The receiver's server configuration (a certificate for `127.0.0.1` and `localhost`), for
     /// tests that drive a rustls server themselves.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         Arc::clone(&self.server)
     }
 
+    /// The CA certificate as a PEM file (for `delivery.ca_file`).
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
     }
