@@ -30,9 +30,10 @@ pub const MAX_CONNS: usize = 8;
 /// Of the [`MAX_CONNS`], those one client address may hold at once (an IPv4-mapped IPv6
 /// address counts as its IPv4 address); one more from it is answered 503 and closed. A client
 /// that reconnects as fast as its connections time out (idle 5 s, or 13 s over HTTPS) cannot
-/// keep every place busy: half stay for the other addresses. The page needs three at most
-/// (page, script, style; its API calls one at a time).
-pub const MAX_CONNS_PER_ADDR: usize = 4;
+/// keep every place busy: two stay for the other addresses. Six, because a browser opens up to
+/// six connections to one server (all its tabs together), and the page's requests overlap
+/// (its API calls run side by side, with the status poll and the preview).
+pub const MAX_CONNS_PER_ADDR: usize = 6;
 /// Stack of each connection's thread (a validated config is large, and a test send runs ureq
 /// and rustls on it).
 pub const CONN_STACK: usize = 1024 * 1024;
@@ -411,6 +412,8 @@ impl Ctx {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
         use std::os::fd::AsFd;
         let now = crate::daemon::now().ms;
+        // Before the counts: a connection that starts one after this look keeps `busy` true.
+        let busy = !self.active.list().is_empty();
         let due = {
             let mut guard = self.tables();
             let t = &mut *guard;
@@ -423,7 +426,6 @@ impl Ctx {
                 })
                 .min()
         };
-        let busy = !self.active.list().is_empty();
         let timeout = match accept_wait_ms(due, now, busy) {
             None => PollTimeout::NONE,
             Some(ms) => PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX),

@@ -159,6 +159,11 @@ impl Sender {
         if let Some((host, port)) = direct::wants_name(self, n) {
             let started = std::time::Instant::now();
             return match self.names.lookup(host, port) {
+                // A failed lookup (up to the resolver's own timeouts, ~10 s for a DNS server that
+                // does not answer) that fell back on the name's last addresses is not charged to
+                // the attempt: it would time the attempt out before it starts, and a timeout
+                // forgets the name, stale addresses included.
+                Some(_) if self.names.is_stale(host, port) => Attempt::Resolved(0),
                 Some(_) => Attempt::Resolved(started.elapsed().as_millis() as u64),
                 None => Attempt::Done(
                     Outcome::Failed {
@@ -586,6 +591,7 @@ mod tests {
         assert_eq!(c.get_into("crm.test", 80, &mut out), None);
         // ...and the resolver fails: the last addresses, for RESOLVE_STALE_MS.
         assert_eq!(c.lookup_with("crm.test", 80, down), Some(vec![old]));
+        assert!(c.is_stale("crm.test", 80));
         let left = c.get_into("crm.test", 80, &mut out).expect("usable again");
         assert!(
             left <= RESOLVE_STALE_MS && left > RESOLVE_STALE_MS - 1_000,
@@ -597,6 +603,7 @@ mod tests {
             c.lookup_with("crm.test", 80, || Ok(vec![new])),
             Some(vec![new])
         );
+        assert!(!c.is_stale("crm.test", 80));
         c.forget("crm.test", 80);
         assert_eq!(c.lookup_with("crm.test", 80, down), None);
     }
@@ -635,6 +642,8 @@ struct Resolved {
     port: u16,
     addrs: Vec<std::net::SocketAddr>,
     at: std::time::Instant,
+    /// In use past its time because its lookups fail ([`RESOLVE_STALE_MS`]).
+    stale: bool,
 }
 
 /// Names resolved once per destination and kept for [`RESOLVE_TTL_MS`] (bounded:
@@ -711,11 +720,24 @@ impl NameCache {
         let back = Duration::from_millis(RESOLVE_TTL_MS - RESOLVE_STALE_MS);
         let now = std::time::Instant::now();
         r.at = now.checked_sub(back).unwrap_or(now);
-        log::warn!(
-            "looking up {host} failed: its last addresses are used for {} s more",
-            RESOLVE_STALE_MS / 1000
-        );
+        // Once per outage: the lookup is tried again every RESOLVE_STALE_MS meanwhile.
+        if !r.stale {
+            r.stale = true;
+            log::warn!(
+                "looking up {host} failed: its last addresses are used until it answers again \
+                 (tried every {} s)",
+                RESOLVE_STALE_MS / 1000
+            );
+        }
         Some(r.addrs.clone())
+    }
+
+    /// Whether `host`'s addresses are in use past their time ([`NameCache::stale`]).
+    fn is_stale(&self, host: &str, port: u16) -> bool {
+        self.entries.lock().is_ok_and(|e| {
+            e.iter()
+                .any(|r| r.stale && r.port == port && r.host.eq_ignore_ascii_case(host))
+        })
     }
 
     fn put(&self, host: &str, port: u16, addrs: Vec<std::net::SocketAddr>) {
@@ -738,6 +760,7 @@ impl NameCache {
             port,
             addrs,
             at: std::time::Instant::now(),
+            stale: false,
         });
     }
 

@@ -491,6 +491,8 @@ impl Daemon {
         }
         // What is still queued survives the restart.
         self.spooler.sync(&self.engine, true, t.ms);
+        // The counts of warnings still suppressed, whose windows would end after the stop.
+        self.flush_warnings(u64::MAX);
         let left = self.engine.pending();
         if left > 0 {
             log::warn!("stopping with {left} notification(s) not delivered");
