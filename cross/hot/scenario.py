@@ -4,10 +4,10 @@
 Runs the daemon BIN under valgrind's callgrind (instruction addresses recorded) on loopback,
 twice, and writes OUT.phases: one line `phase file` per callgrind output file.
 
-First run, a plain phone (one event, no spool, no admin server): start-up and 3 s idle
-(phase 1), the shutdown (phase 5). Second run, with a plain HTTP and an HTTPS receiver of its own
+First run, a plain phone (one event, no spool, no admin server): start-up, a client's `ping`
+on the socket and 3 s idle (phase 1), the shutdown (phase 5). Second run, with a plain HTTP and an HTTPS receiver of its own
 and the admin server on; callgrind's output is dumped after each phase:
-  1. start-up and idle (3 s: the loop's ticks)
+  1. start-up, a `ping` on the socket, and idle (3 s: the loop's ticks)
   2. events to a plain HTTP receiver: direct events and call transitions (GET, a POST with a JSON
      body, signed, an extra header), one destination that refuses connections (retries, the
      spool), `status`, a reload (SIGHUP)
@@ -19,6 +19,7 @@ Loopback only; everything lives in a temporary directory.
 import base64
 import http.server
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -70,8 +71,7 @@ def run(*args, stdin=None):
     subprocess.run([BIN, *args], input=stdin, check=True, capture_output=True, timeout=120)
 
 
-def main():
-    d = tempfile.mkdtemp(prefix="en-hot-")
+def main(d):
     cert, key = f"{d}/cert.pem", f"{d}/key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -111,11 +111,19 @@ def main():
              "--compress-pos=no", f"--callgrind-out-file={out}",
              BIN, "run", "--config", cfg, "--socket", sock, *extra],
             stdout=subprocess.DEVNULL, stderr=open(f"{d}/daemon-{name}.log", "w"))
+        DAEMONS.append(p)
         for _ in range(1200):
             if os.path.exists(sock):
                 break
             time.sleep(0.1)
         return p, out
+
+    def ping(sock):
+        # What a firmware's client does first, and the bench before it measures "idle".
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(sock)
+            c.sendall(b"EN1 ping\n")
+            c.recv(64)
 
     def dump(p, out, phase):
         subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True,
@@ -134,6 +142,7 @@ def main():
         f.write(f"""{{"events": {{"incoming_call": "127.0.0.1:{plain}/in?n=$call_id&from=$remote"}},
  "device": {{"interface": "lo"}}}}""")
     p, out = callgrind("plain", small, f"{d}/plain.sock")
+    ping(f"{d}/plain.sock")
     time.sleep(3)
     dump(p, out, 1)
     stop(p, out)
@@ -145,6 +154,7 @@ def main():
     def emit(*args):
         run("emit", *args, "--socket", sock)
 
+    ping(sock)
     time.sleep(3)
     dump(vg, out, 1)
 
@@ -189,4 +199,21 @@ def main():
             f.write(f"{phase} {path}\n")
 
 
-main()
+DAEMONS = []
+
+
+def run_main():
+    d = tempfile.mkdtemp(prefix="en-hot-")
+    try:
+        main(d)
+    finally:
+        # A daemon left by a failed step, then the directory (a private key, the admin's
+        # credentials file).
+        for p in DAEMONS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+run_main()
