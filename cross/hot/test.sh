@@ -139,7 +139,7 @@ done
 PATH=$t/bin hot "$t/p.o" -o "$t/noreadelf" -Wl,--gc-sections || true
 plain "readelf missing" "$t/noreadelf"
 # objcopy fails (a driver that names a failing objcopy).
-printf '#!/bin/sh\n[ "$1" = -print-prog-name=objcopy ] && { echo false; exit 0; }\nexec cc "$@"\n' > "$t/badcc"
+printf '#!/bin/sh\n[ "$1" = -print-prog-name=objcopy ] && { echo /bin/false; exit 0; }\nexec cc "$@"\n' > "$t/badcc"
 chmod +x "$t/badcc"
 EN_HOT_CC=$t/badcc hot "$t/p.o" -o "$t/badobjcopy" -Wl,--gc-sections || true
 plain "objcopy failing" "$t/badobjcopy"
@@ -178,6 +178,16 @@ if command -v $arm >/dev/null 2>&1; then
         fi
     else
         fail "armhf: the wrapped link failed"
+    fi
+    # A cross gcc that knows no objcopy of its own (binutils only on PATH): the target's
+    # objcopy from PATH, not the host's (which cannot read ARM objects).
+    mkdir "$t/bin2"
+    printf '#!/bin/sh\n[ "$1" = -print-prog-name=objcopy ] && { echo objcopy; exit 0; }\nexec %s "$@"\n' \
+        "$(command -v $arm)" > "$t/bin2/$arm"
+    chmod +x "$t/bin2/$arm"
+    if command -v arm-linux-gnueabihf-objcopy >/dev/null 2>&1 &&
+        PATH=$t/bin2:$PATH EN_HOT_CC=$arm hot -static "$t/arm.o" -o "$t/arm.path" -Wl,--gc-sections; then
+        layout $arm "$t/arm.path" "armhf, objcopy from PATH"
     fi
 else
     echo "cross/hot/test.sh: $arm missing: ARM checks skipped"
