@@ -173,7 +173,10 @@ impl Handset {
         // Linked as the handsets' builds are (`make cross`, cross/small.sh): through
         // cross/hot/link-gcc, which places the functions of cross/hot/functions.txt first
         // (docs/PERFORMANCE.md, "Code layout"), with this machine's gcc as the real driver.
-        let linker = format!("CARGO_TARGET_{}_LINKER", self.triple.replace('-', "_").to_uppercase());
+        let linker = format!(
+            "CARGO_TARGET_{}_LINKER",
+            self.triple.replace('-', "_").to_uppercase()
+        );
         cmd.env(linker, root().join("cross/hot/x86_64-linux-gnu-gcc"))
             .env("EN_HOT_REPORT", dir.join("hot.txt"));
         let _ = std::fs::remove_file(dir.join("hot.txt"));
