@@ -117,6 +117,17 @@ else
     fail "list with CRLF: the link failed"
 fi
 
+# The arguments in an @file, as rustc passes them when the command line is too long (one per
+# line, blanks escaped with a backslash): the same layout, passed on in a file again.
+mkdir "$t/o dir"
+cp "$t/p.o" "$t/o dir/p o.o"
+printf '%s\n' "$t/o dir/p o.o" -o "$t/rsp out" -Wl,--gc-sections | sed 's/[\\ ]/\\&/g' > "$t/link.rsp"
+if hot "@$t/link.rsp"; then
+    layout cc "$t/rsp out" "arguments in an @file"
+else
+    fail "arguments in an @file: the link failed"
+fi
+
 # Two links at once, into the same TMPDIR.
 hot "$t/p.o" -o "$t/two1" -Wl,--gc-sections &
 p1=$!
