@@ -128,6 +128,13 @@ else
     fail "arguments in an @file: the link failed"
 fi
 
+# A translated readelf (where binutils' French messages are installed): the same layout.
+if LANGUAGE=fr LANG=C.UTF-8 hot "$t/p.o" -o "$t/fr" -Wl,--gc-sections; then
+    layout cc "$t/fr" "LANGUAGE=fr"
+else
+    fail "LANGUAGE=fr: the link failed"
+fi
+
 # Two links at once, into the same TMPDIR.
 hot "$t/p.o" -o "$t/two1" -Wl,--gc-sections &
 p1=$!
