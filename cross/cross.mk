@@ -22,10 +22,10 @@ cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
 
 # `make test` (top-level Makefile) runs check-boards in its host lane (it reads the host's debug
 # build), test-arm and qemu-test in its ARM lane.
-EXTRA_TESTS += check-boards
+EXTRA_TESTS += check-boards test-hot
 EXTRA_TESTS_ARM += test-arm qemu-test
 
-.PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-arm qemu-test qemu-shell \
+.PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-hot test-arm qemu-test qemu-shell \
 	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
 
 cross-setup:
@@ -76,6 +76,11 @@ ARCH ?= armhf
 qemu-shell: cross-$(ARCH)
 	@sh cross/qemu/mkimage.sh $(ARCH) $(call cross_bin,$(ARCH)) $(call cross_image,$(ARCH),-shell) --shell
 	@sh cross/qemu/run.sh $(ARCH) $(call cross_image,$(ARCH),-shell) --shell
+
+# cross/hot/link-gcc (the handset builds' linker) on a small C program: layout, same behaviour as
+# a plain link, a plain link when its tools are missing or fail (seconds).
+test-hot:
+	@sh cross/hot/test.sh
 
 check-boards:
 	$(CARGO) build --quiet --bin event-notify
