@@ -8,6 +8,8 @@
 #   make qemu-test      boot the qemu-virt image per target and run the end-to-end test in it
 #   make qemu-shell ARCH=armhf|arm64   boot the image to a root shell (quit: Ctrl-A x)
 #   make check-boards   board/*: board.json accepted, sample configs valid, init files consistent
+#   make test-hot       cross/hot/link-gcc, the handset builds' linker, on a small program
+#   make hot-profile    make cross/hot/functions.txt again (the functions placed first)
 #   make cross-setup    install/fetch what all this needs (cross/setup.sh; idempotent)
 
 CARGO ?= cargo
@@ -25,7 +27,7 @@ cross_image = $(CROSS_TARGET_DIR)/qemu/$(1)/initramfs$(2).cpio.gz
 EXTRA_TESTS += check-boards test-hot
 EXTRA_TESTS_ARM += test-arm qemu-test
 
-.PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-hot test-arm qemu-test qemu-shell \
+.PHONY: cross cross-small cross-sizes cross-setup cross-ready check-boards test-hot hot-profile test-arm qemu-test qemu-shell \
 	$(foreach a,$(CROSS_ARCHES),test-arm-$(a) qemu-test-$(a) cross-$(a))
 
 cross-setup:
@@ -81,6 +83,11 @@ qemu-shell: cross-$(ARCH)
 # a plain link, a plain link when its tools are missing or fail (seconds).
 test-hot:
 	@sh cross/hot/test.sh
+
+# The list of functions the handset builds place first (cross/hot/functions.txt), made again
+# under valgrind from two x86_64 builds (about five minutes): after large code changes.
+hot-profile:
+	@sh cross/hot/profile.sh
 
 check-boards:
 	$(CARGO) build --quiet --bin event-notify

@@ -136,19 +136,28 @@ def main(d):
         p.wait(timeout=120)
         phases.append((5, out))
 
+    # The handset's identity, as every phone's init script passes it (board/*/board.json).
+    board = f"{d}/board.json"
+    with open(f"{d}/build.prop", "w") as f:
+        f.write("ro.build.version.incremental=1.0.0.42\n")
+    with open(board, "w") as f:
+        f.write(f"""{{"model": "profile", "product": "PROFILE", "hardware_version": "v1",
+ "program_version_file": "{d}/build.prop", "program_version_key": "ro.build.version.incremental",
+ "interface": "lo", "language": "en"}}""")
+
     # A plain phone: one event, no spool, no admin server.
     small = f"{d}/small.json"
     with open(small, "w") as f:
         f.write(f"""{{"events": {{"incoming_call": "127.0.0.1:{plain}/in?n=$call_id&from=$remote"}},
  "device": {{"interface": "lo"}}}}""")
-    p, out = callgrind("plain", small, f"{d}/plain.sock")
+    p, out = callgrind("plain", small, f"{d}/plain.sock", "--board", board)
     ping(f"{d}/plain.sock")
     time.sleep(3)
     dump(p, out, 1)
     stop(p, out)
 
     sock = f"{d}/sock"
-    vg, out = callgrind("full", cfg, sock, "--admin", f"127.0.0.1:{admin}",
+    vg, out = callgrind("full", cfg, sock, "--board", board, "--admin", f"127.0.0.1:{admin}",
                         "--admin-credentials", cred)
 
     def emit(*args):

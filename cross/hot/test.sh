@@ -3,7 +3,7 @@
 # test-hot`, in `make test`'s host lane). Linked through the wrapper with a small list, the
 # program must:
 #   - have the listed functions first in .text, in the list's order, and the read-only data a
-#     phase-1 function reads in .rodata1 (data no listed function reads stays in .rodata);
+#     phase-1 or phase-2 function reads in .rodata1 (other data stays in .rodata);
 #   - run exactly as the same program linked plainly; --gc-sections still drops unused code and
 #     the code does not grow;
 # and the wrapper must link plainly, never fail or hang, when: readelf is missing, objcopy fails,
@@ -50,9 +50,9 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-# `# phase 2`: later's table is not phase-1 data; it stays in .rodata.
-printf '# phase 1\nhot_one\nodd.name$1\nhot_two\nmain\nnot_in_the_program\n# phase 2\nlater\n' > "$t/list"
-printf '# phase 1\r\nhot_one\r\nodd.name$1  \r\n\r\nhot_two\r\nmain\r\n# phase 2\r\nlater\r\n' > "$t/list.crlf"
+# `# phase 3`: later's table is not data of phases 1 and 2; it stays in .rodata.
+printf '# phase 1\nhot_one\nodd.name$1\nhot_two\nmain\nnot_in_the_program\n# phase 3\nlater\n' > "$t/list"
+printf '# phase 1\r\nhot_one\r\nodd.name$1  \r\n\r\nhot_two\r\nmain\r\n# phase 3\r\nlater\r\n' > "$t/list.crlf"
 
 # layout CC OUT LABEL: the checks on a linked program
 layout() {
@@ -221,6 +221,27 @@ if command -v $arm >/dev/null 2>&1; then
     fi
 else
     echo "cross/hot/test.sh: $arm missing: ARM checks skipped"
+fi
+
+# A compile through the wrapper (cc-rs uses the target's linker as its compiler when no CC is
+# set): the object after -o is the output, written anew, never an old one rewritten in its place.
+cp "$t/p.o" "$t/out.o"
+printf 'int fresh_fn(void) { return 7; }\n' > "$t/fresh.c"
+if hot -c "$t/fresh.c" -o "$t/out.o" && nm "$t/out.o" | grep -q fresh_fn; then
+    ok "a compile writes its own output"
+else
+    fail "a compile through the wrapper left the old object at its -o"
+fi
+# A link it leaves as it is (more than two Rust objects: a test build) leaves no temporary
+# directory behind (its exec runs no EXIT trap).
+for k in 1 2 3; do cp "$t/p.o" "$t/k$k.rcgu.o"; done
+ls "$t/tmp" > "$t/tmp.before"
+hot "$t/k1.rcgu.o" "$t/k2.rcgu.o" "$t/k3.rcgu.o" -o "$t/k" -Wl,--allow-multiple-definition >/dev/null 2>&1 || :
+ls "$t/tmp" > "$t/tmp.after"
+if cmp -s "$t/tmp.before" "$t/tmp.after"; then
+    ok "a plain link leaves no temporary directory"
+else
+    fail "temporary directories left: $(tr '\n' ' ' < "$t/tmp.after")"
 fi
 
 if [ $failed -ne 0 ]; then
