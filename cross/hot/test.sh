@@ -135,6 +135,23 @@ else
     fail "LANGUAGE=fr: the link failed"
 fi
 
+# lld (rustc's own, through gcc): the order goes to it as a symbol ordering file, whose path
+# (in TMPDIR, with a comma) must reach it whole. Data is not moved there.
+gcc_ld=$(rustc --print sysroot 2>/dev/null)/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld
+if [ -x "$gcc_ld/ld.lld" ] && [ "$(uname -m)" = x86_64 ]; then
+    if hot "$t/p.o" -o "$t/lld" -Wl,--gc-sections "-B$gcc_ld" -fuse-ld=lld; then
+        order=$(nm -n "$t/lld" | awk '$2 ~ /^[Tt]$/ { print $3 }' |
+            grep -x -e hot_one -e 'odd.name$1' -e hot_two -e main -e cold_one | tr '\n' ' ')
+        case $order in
+        "hot_one odd.name\$1 hot_two main "*) ok "lld: listed functions first, in order" ;;
+        *) fail "lld: function order is '$order'" ;;
+        esac
+        same "" "$t/plain" "$t/lld" lld
+    else
+        fail "lld: the link failed"
+    fi
+fi
+
 # Two links at once, into the same TMPDIR.
 hot "$t/p.o" -o "$t/two1" -Wl,--gc-sections &
 p1=$!
