@@ -152,6 +152,21 @@ if [ -x "$gcc_ld/ld.lld" ] && [ "$(uname -m)" = x86_64 ]; then
     fi
 fi
 
+# A debug or test build's link (more than two Rust objects): linked as it is, nothing left in
+# TMPDIR.
+cp "$t/p.o" "$t/a.rcgu.o"
+printf 'int b_fn(void) { return 1; }\n' > "$t/b.c"
+printf 'int c_fn(void) { return 2; }\n' > "$t/c.c"
+cc -c "$t/b.c" -o "$t/b.rcgu.o"
+cc -c "$t/c.c" -o "$t/c.rcgu.o"
+mkdir "$t/tmp3"
+if TMPDIR_HOT=$t/tmp3 hot "$t/a.rcgu.o" "$t/b.rcgu.o" "$t/c.rcgu.o" -o "$t/debug" -Wl,--gc-sections; then
+    [ -z "$(ls -A "$t/tmp3")" ] && ok "debug link: nothing left in TMPDIR" ||
+        fail "debug link: left in TMPDIR: $(ls "$t/tmp3")"
+else
+    fail "debug link: failed"
+fi
+
 # Two links at once, into the same TMPDIR.
 hot "$t/p.o" -o "$t/two1" -Wl,--gc-sections &
 p1=$!
