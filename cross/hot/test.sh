@@ -264,18 +264,6 @@ if hot -c "$t/fresh.c" -o "$t/out.o" && nm "$t/out.o" | grep -q fresh_fn; then
 else
     fail "a compile through the wrapper left the old object at its -o"
 fi
-# A link it leaves as it is (more than two Rust objects: a test build) leaves no temporary
-# directory behind (its exec runs no EXIT trap).
-for k in 1 2 3; do cp "$t/p.o" "$t/k$k.rcgu.o"; done
-ls "$t/tmp" > "$t/tmp.before"
-hot "$t/k1.rcgu.o" "$t/k2.rcgu.o" "$t/k3.rcgu.o" -o "$t/k" -Wl,--allow-multiple-definition >/dev/null 2>&1 || :
-ls "$t/tmp" > "$t/tmp.after"
-if cmp -s "$t/tmp.before" "$t/tmp.after"; then
-    ok "a plain link leaves no temporary directory"
-else
-    fail "temporary directories left: $(tr '\n' ' ' < "$t/tmp.after")"
-fi
-
 if [ $failed -ne 0 ]; then
     echo "cross/hot/test.sh: $failed check(s) failed" >&2
     exit 1
