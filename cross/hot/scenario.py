@@ -10,7 +10,7 @@ and the admin server on; callgrind's output is dumped after each phase:
   1. start-up, a `ping` on the socket, and idle (3 s: the loop's ticks)
   2. events to a plain HTTP receiver: direct events and call transitions (GET, a POST with a JSON
      body, signed, an extra header), one destination that refuses connections (retries, the
-     spool), `status`, a reload (SIGHUP)
+     spool; a burst that fills the outbox, the oldest dropped), `status`, a reload (SIGHUP)
   3. events to an HTTPS receiver (the scenario's own CA in delivery.ca_file)
   4. the admin server: the page, the API's status and events, by Basic
   5. the shutdown (SIGTERM)
@@ -179,6 +179,13 @@ def main(d):
         emit("incoming_call", f"call_id=direct-{i}", "remote=1003")
     emit("call", "state=incoming", "call_id=missed-1", "remote=1004")
     emit("call", "state=ended", "call_id=missed-1")
+    # A busy phone whose server is down: a burst to the dead destination fills the outbox
+    # (OUTBOX_BYTES_CAP), and the oldest waiting notifications are dropped.
+    with socket.socket(socket.AF_UNIX) as c:
+        c.connect(sock)
+        for i in range(3000):
+            c.sendall(f"EN1 hold_call call_id=burst-{i}\n".encode())
+            c.recv(256)
     time.sleep(2)
     run("status", "--socket", sock)
     vg.send_signal(signal.SIGHUP)
