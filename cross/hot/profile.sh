@@ -28,11 +28,11 @@ rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
 dir=${CARGO_TARGET_DIR:-$here/target}/hot-profile
 mkdir -p "$dir"
 
-# profile NAME TOOLCHAIN RUSTFLAGS [cargo args]: builds into $dir/NAME, runs the scenario, writes
-# $dir/NAME.order: "phase<SPACE>name" for each function that ran, in placement order.
+# profile NAME TOOLCHAIN TRIPLE RUSTFLAGS [cargo args]: builds into $dir/NAME, runs the scenario,
+# writes $dir/NAME.order: "phase<SPACE>name" for each function that ran, in placement order.
 profile() {
-    name=$1 toolchain=$2 flags=$3
-    shift 3
+    name=$1 toolchain=$2 triple=$3 flags=$4
+    shift 4
     echo "profile: $name: building for $triple, symbols kept ($dir/$name)" >&2
     RUSTFLAGS="$flags -Crelocation-model=static" CARGO_PROFILE_RELEASE_STRIP=none \
         CARGO_TARGET_DIR=$dir/$name CC_x86_64_unknown_linux_musl=gcc \
@@ -42,16 +42,19 @@ profile() {
     out=$dir/$name.callgrind
     echo "profile: $name: the scenario under callgrind (about a minute)" >&2
     python3 cross/hot/scenario.py "$bin" "$out"
-    nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwW]$/ { print $1, $2, $4 }' > "$dir/$name.syms"
+    nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwWiI]$/ { print $1, $2, $4 }' > "$dir/$name.syms"
     python3 cross/hot/ranked.py "$dir/$name.syms" "$out.phases" > "$dir/$name.ranked"
     cut -d' ' -f1 "$dir/$name.ranked" > "$dir/$name.phases"
     cut -d' ' -f2 "$dir/$name.ranked" | c++filt | sed -E 's/\[[0-9a-f]+\]//g; s/::h[0-9a-f]{16}$//' |
         paste -d' ' "$dir/$name.phases" - > "$dir/$name.order"
 }
 
-profile small +nightly "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
+profile small +nightly $triple "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
     -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
-profile release +stable ""
+profile release +stable $triple ""
+# glibc, linked static as on armv7: its own start-up and idle (the C library's functions, which
+# link-gcc places by archive member, and the Rust code that differs: std's glibc paths)
+profile static +stable x86_64-unknown-linux-gnu "-Ctarget-feature=+crt-static -Clink-arg=-fuse-ld=bfd"
 
 list=cross/hot/functions.txt
 {
@@ -61,7 +64,7 @@ list=cross/hot/functions.txt
     echo "# reload, 3 HTTPS, 4 the admin server, 5 the shutdown. In each phase: the names of the"
     echo "# nightly build (v0 mangling), then those of the stable build (legacy mangling)."
     # A stable sort by phase keeps each build's layout order within a phase.
-    cat "$dir/small.order" "$dir/release.order" | sort -s -n -k1,1 |
+    cat "$dir/small.order" "$dir/release.order" "$dir/static.order" | sort -s -n -k1,1 |
         awk '{ p = $1; sub(/^[0-9]+ /, ""); if (seen[$0]++) next; if (p != last) { print "# phase " p; last = p }; print }'
 } > "$list"
 echo "profile: $(grep -vc '^#' "$list") functions in $list" >&2

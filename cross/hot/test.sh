@@ -60,7 +60,7 @@ layout() {
     label=$3
     nm -n "$out" > "$t/nm" 2>/dev/null || { fail "$label: nm $out"; return; }
     order=$(awk '$2 ~ /^[Tt]$/ { print $3 }' "$t/nm" |
-        grep -x -e hot_one -e 'odd.name$1' -e hot_two -e main -e later -e cold_one -e _start | tr '\n' ' ')
+        grep -x -e hot_one -e 'odd.name$1' -e hot_two -e main -e later -e cold_one | tr '\n' ' ')
     case $order in
     "hot_one odd.name\$1 hot_two main "*) ok "$label: listed functions first, in order" ;;
     *) fail "$label: function order is '$order', wanted hot_one odd.name\$1 hot_two main first" ;;
@@ -115,6 +115,46 @@ if EN_HOT_LIST=$t/list.crlf hot "$t/p.o" -o "$t/crlf" -Wl,--gc-sections; then
     layout cc "$t/crlf" "list with CRLF"
 else
     fail "list with CRLF: the link failed"
+fi
+
+# c_range OUT SECTION: "lo hi" of an output section, or nothing
+c_range() {
+    readelf -SW "$1" | awk -v s="$2" '{ sub(/^ *\[ *[0-9]+\] /, "") } $1 == s { print $3, $5 }'
+}
+# c_in OUT SECTION SYMBOL-REGEX: prints yes if each symbol matching lies in SECTION, no if one
+# does not, none if none matches
+c_in() {
+    set -- $(c_range "$1" "$2") "$1" "$3"
+    if [ $# -ne 4 ]; then echo none; return; fi
+    nm "$3" | awk -v lo=$((0x$1)) -v n=$((0x$2)) -v re="$4" '
+        function hex(h,  i, v) { v = 0; h = tolower(h); for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1; return v }
+        $3 ~ re { a = hex($1); seen = 1; if (a < lo || a >= lo + n) bad = 1 }
+        END { print (!seen ? "none" : bad ? "no" : "yes") }'
+}
+# A static link (glibc, as the armv7 build): the C library's members that define a listed
+# phase-1 or phase-2 function (printf), with an IFUNC's variants (strlen: __strlen_avx2, ...),
+# and the start-up code (_start) lie in .text.c_hot, before .text; a phase-3 one (exit) does not.
+# A dynamic link gets no such section.
+printf '# phase 1\nhot_one\nmain\nprintf\n__vfprintf_internal\nstrlen\n# phase 3\nexit\n' > "$t/list.c"
+if [ -f "$(cc -print-file-name=libc.a)" ]; then
+    cc -static "$t/p.o" -o "$t/static.plain" -Wl,--gc-sections
+    if EN_HOT_LIST=$t/list.c hot -static "$t/p.o" -o "$t/static.hot" -Wl,--gc-sections; then
+        same "" "$t/static.plain" "$t/static.hot" "static glibc"
+        for want in "printf yes" "_start yes" "exit no" "hot_one no"; do
+            set -- $want
+            got=$(c_in "$t/static.hot" .text.c_hot "^$1\$")
+            [ "$got" = "$2" ] || fail "static glibc: $1 in .text.c_hot: $got, wanted $2"
+        done
+        if [ "$(uname -m)" = x86_64 ]; then
+            got=$(c_in "$t/static.hot" .text.c_hot '^__strlen_(sse2|avx2|evex)$')
+            [ "$got" = yes ] || fail "static glibc: strlen's variants in .text.c_hot: $got"
+        fi
+        [ -n "$(c_range "$t/static.hot" .rodata.c_hot)" ] || fail "static glibc: no .rodata.c_hot"
+        ok "static glibc: the C library's hot members first"
+    else
+        fail "static glibc: the wrapped link failed"
+    fi
+    [ -z "$(c_range "$t/hot" .text.c_hot)" ] || fail "dynamic link: a .text.c_hot section"
 fi
 
 # The arguments in an @file, as rustc passes them when the command line is too long (one per
@@ -233,6 +273,16 @@ if command -v $arm >/dev/null 2>&1; then
     $arm -static "$t/arm.o" -o "$t/arm.plain" -Wl,--gc-sections
     if EN_HOT_CC=$arm hot -static "$t/arm.o" -o "$t/arm.hot" -Wl,--gc-sections; then
         layout $arm "$t/arm.hot" armhf
+        if EN_HOT_CC=$arm EN_HOT_LIST=$t/list.c hot -static "$t/arm.o" -o "$t/arm.c" -Wl,--gc-sections; then
+            for want in "printf yes" "_start yes" "exit no"; do
+                set -- $want
+                got=$(c_in "$t/arm.c" .text.c_hot "^$1\$")
+                [ "$got" = "$2" ] || fail "armhf static: $1 in .text.c_hot: $got, wanted $2"
+            done
+            ok "armhf static: the C library's hot members first"
+        else
+            fail "armhf static: the wrapped link failed"
+        fi
         if command -v qemu-arm >/dev/null 2>&1; then
             same qemu-arm "$t/arm.plain" "$t/arm.hot" armhf
         else
