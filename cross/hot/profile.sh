@@ -3,15 +3,16 @@
 # first (cross/hot/link-gcc). Run it when the code has changed a lot (`make hot-profile`); the
 # builds stay correct with any list, an old list only leaves more code resident.
 #
-# Builds the daemon for x86_64 (musl, the handset's features, symbols kept) twice: as the
+# Builds the daemon for x86_64 (the handset's features, symbols kept) three times: musl as the
 # flash-size build (nightly, std rebuilt) and as the release build (stable), because the two
-# spell generic functions' names differently (v0 and legacy symbol mangling). Runs each under
+# spell generic functions' names differently (v0 and legacy symbol mangling); and glibc linked
+# static (stable), as the armv7 build, for the C library's own functions and std's glibc paths. Runs each under
 # valgrind's callgrind through cross/hot/scenario.py (start-up and idle; plain HTTP events,
 # retries, the spool, status, a reload; HTTPS; the admin server; the shutdown) and lists every
 # function that ran, phase by phase: a function goes in the first phase that ran it; in a phase,
 # in the order of the ordinary build's layout. Names are demangled without crate hashes, as
-# link-gcc matches them. The C library's functions are listed too (`main` and the allocator's
-# shims are C names in the Rust object); they match nothing in libc's own archive.
+# link-gcc matches them. The C library's functions are listed too: link-gcc places the archive
+# members that define them (phases 1 and 2). ARM's EABI helpers end the list, by hand.
 # Needs: valgrind, openssl, python3, c++filt and nm (installed here if missing, as root), the
 # nightly toolchain with rust-src, the x86_64-unknown-linux-musl target.
 set -eu
@@ -62,9 +63,25 @@ list=cross/hot/functions.txt
     echo "# read by cross/hot/link-gcc. One function per line, demangled without crate hashes, in"
     echo "# placement order: phase 1 start-up and idle, 2 plain HTTP events, retries, status and a"
     echo "# reload, 3 HTTPS, 4 the admin server, 5 the shutdown. In each phase: the names of the"
-    echo "# nightly build (v0 mangling), then those of the stable build (legacy mangling)."
+    echo "# nightly build (v0 mangling), then those of the stable musl and glibc builds (legacy mangling)."
     # A stable sort by phase keeps each build's layout order within a phase.
     cat "$dir/small.order" "$dir/release.order" "$dir/static.order" | sort -s -n -k1,1 |
         awk '{ p = $1; sub(/^[0-9]+ /, ""); if (seen[$0]++) next; if (p != last) { print "# phase " p; last = p }; print }'
+    # By hand, what no x86_64 profile under valgrind can see. glibc's start-up sets the vDSO up
+    # (valgrind gives the program none), looking its symbols up with strcmp. ARM's run-time
+    # helpers: the division and 64-bit helpers (compiler-builtins, libgcc) the armv7 code calls
+    # everywhere, the EABI's memory functions, and glibc's ARM variants of memcpy and memchr (one
+    # listed brings the others).
+    echo "# phase 1"
+    echo "# (by hand: glibc's vDSO set-up; ARM's helpers and variants)"
+    for f in _dl_new_object _dl_add_to_namespace_list _dl_setup_hash strcmp __strcmp_sse2 \
+        __aeabi_uldivmod __aeabi_uidivmod __aeabi_uidiv __udivsi3 __aeabi_idivmod \
+        __aeabi_idiv __divsi3 __udivmoddi4 __aeabi_ul2d __aeabi_ul2f __aeabi_llsr __aeabi_llsl \
+        __ctzdi2 __aeabi_memcpy __aeabi_memcpy4 __aeabi_memcpy8 __aeabi_memmove \
+        __aeabi_memmove4 __aeabi_memmove8 __aeabi_memset __aeabi_memset4 __aeabi_memset8 \
+        __aeabi_memclr __aeabi_memclr4 __aeabi_memclr8 __aeabi_read_tp __memcpy_neon \
+        __memchr_neon; do
+        echo "$f"
+    done
 } > "$list"
 echo "profile: $(grep -vc '^#' "$list") functions in $list" >&2

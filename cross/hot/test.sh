@@ -132,10 +132,11 @@ c_in() {
         END { print (!seen ? "none" : bad ? "no" : "yes") }'
 }
 # A static link (glibc, as the armv7 build): the C library's members that define a listed
-# phase-1 or phase-2 function (printf), with an IFUNC's variants (strlen: __strlen_avx2, ...),
+# phase-1 or phase-2 function (printf), with all the variants of an IFUNC one of which is listed
+# (__strlen_sse2 brings __strlen_avx2, __strlen_evex, ...),
 # and the start-up code (_start) lie in .text.c_hot, before .text; a phase-3 one (exit) does not.
 # A dynamic link gets no such section.
-printf '# phase 1\nhot_one\nmain\nprintf\n__vfprintf_internal\nstrlen\n# phase 3\nexit\n' > "$t/list.c"
+printf '# phase 1\nhot_one\nmain\nprintf\n__vfprintf_internal\n__strlen_sse2\n# phase 3\nexit\n' > "$t/list.c"
 if [ -f "$(cc -print-file-name=libc.a)" ]; then
     cc -static "$t/p.o" -o "$t/static.plain" -Wl,--gc-sections
     if EN_HOT_LIST=$t/list.c hot -static "$t/p.o" -o "$t/static.hot" -Wl,--gc-sections; then
