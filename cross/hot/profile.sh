@@ -3,27 +3,33 @@
 # first (cross/hot/link-gcc). Run it when the code has changed a lot (`make hot-profile`); the
 # builds stay correct with any list, an old list only leaves more code resident.
 #
-# Builds the daemon for x86_64 (the handset's features, symbols kept) three times: musl as the
+# Builds the daemon (the handset's features, symbols kept) four times: for x86_64, musl as the
 # flash-size build (nightly, std rebuilt) and as the release build (stable), because the two
-# spell generic functions' names differently (v0 and legacy symbol mangling); and glibc linked
-# static (stable), as the armv7 build, for the C library's own functions and std's glibc paths. Runs each under
-# valgrind's callgrind through cross/hot/scenario.py (start-up and idle; plain HTTP events,
-# retries, the spool, status, a reload; HTTPS; the admin server; the shutdown) and lists every
-# function that ran, phase by phase: a function goes in the first phase that ran it; in a phase,
-# in the order of the ordinary build's layout. Names are demangled without crate hashes, as
-# link-gcc matches them. The C library's functions are listed too: link-gcc places the archive
-# members that define them (phases 1 and 2). ARM's EABI helpers end the list, by hand.
-# Needs: valgrind, openssl, python3, c++filt and nm (installed here if missing, as root), the
-# nightly toolchain with rust-src, the x86_64-unknown-linux-musl target.
+# spell generic functions' names differently (v0 and legacy symbol mangling), and glibc linked
+# static (stable), for the C library's own functions and std's glibc paths; and the armv7
+# release build itself, for what differs there (inlining, glibc's ARM code, the EABI helpers).
+# Runs each through cross/hot/scenario.py (start-up and idle; plain HTTP events, retries, the
+# spool, status, a reload; HTTPS; the admin server; the shutdown), the x86_64 builds under
+# valgrind's callgrind, the armv7 one under qemu-arm (EN_HOT_QEMU), and lists every function
+# that ran, phase by phase: a function goes in the first phase that ran it; in a phase, in the
+# order of the ordinary build's layout. Names are demangled without crate hashes, as link-gcc
+# matches them. The C library's functions are listed too: link-gcc places the archive members
+# that define them (phases 1 and 2). What no profile sees ends the list, by hand.
+# Needs (installed here if missing, as root): valgrind, openssl, python3, binutils, qemu-user,
+# the ARM cross gcc and binutils; the nightly toolchain with rust-src, the
+# x86_64-unknown-linux-musl and armv7-unknown-linux-gnueabihf targets.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
-sh scripts/ensure-apt.sh valgrind openssl python3 binutils
+sh scripts/ensure-apt.sh valgrind openssl python3 binutils qemu-user gcc-arm-linux-gnueabihf \
+    binutils-arm-linux-gnueabihf
 triple=x86_64-unknown-linux-musl
 for tc in stable nightly; do
     rustup target list --toolchain $tc --installed | grep -qx $triple ||
         rustup target add --toolchain $tc $triple
 done
+rustup target list --toolchain stable --installed | grep -qx armv7-unknown-linux-gnueabihf ||
+    rustup target add --toolchain stable armv7-unknown-linux-gnueabihf
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
     rustup component add rust-src --toolchain nightly
 dir=${CARGO_TARGET_DIR:-$here/target}/hot-profile
@@ -41,9 +47,25 @@ profile() {
         --features tls --target $triple "$@"
     bin=$dir/$name/$triple/release/event-notify
     out=$dir/$name.callgrind
-    echo "profile: $name: the scenario under callgrind (about a minute)" >&2
-    python3 cross/hot/scenario.py "$bin" "$out"
-    nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwWiI]$/ { print $1, $2, $4 }' > "$dir/$name.syms"
+    case $triple in
+    armv7-*)
+        # under qemu-user, which logs the code it runs; Thumb functions' symbols have bit 0 set
+        echo "profile: $name: the scenario under qemu-arm (half a minute)" >&2
+        EN_HOT_QEMU=qemu-arm python3 cross/hot/scenario.py "$bin" "$out"
+        nm=arm-linux-gnueabihf-nm
+        ;;
+    *)
+        echo "profile: $name: the scenario under callgrind (about a minute)" >&2
+        python3 cross/hot/scenario.py "$bin" "$out"
+        nm=nm
+        ;;
+    esac
+    $nm --defined-only -S "$bin" | awk 'NF == 4 && $3 ~ /^[tTwWiI]$/ { print $1, $2, $4 }' |
+        python3 -c 'import sys
+for l in sys.stdin:
+    a, s, n = l.split()
+    print("%x" % (int(a, 16) & ~1 if sys.argv[1] == "arm" else int(a, 16)), s, n)' \
+            "${triple%%v7-*}" > "$dir/$name.syms"
     python3 cross/hot/ranked.py "$dir/$name.syms" "$out.phases" > "$dir/$name.ranked"
     cut -d' ' -f1 "$dir/$name.ranked" > "$dir/$name.phases"
     cut -d' ' -f2 "$dir/$name.ranked" | c++filt | sed -E 's/\[[0-9a-f]+\]//g; s/::h[0-9a-f]{16}$//' |
@@ -56,6 +78,9 @@ profile release +stable $triple ""
 # glibc, linked static as on armv7: its own start-up and idle (the C library's functions, which
 # link-gcc places by archive member, and the Rust code that differs: std's glibc paths)
 profile static +stable x86_64-unknown-linux-gnu "-Ctarget-feature=+crt-static -Clink-arg=-fuse-ld=bfd"
+# the armv7 release build itself (glibc static, A32 code calling glibc's Thumb-2): what its
+# compiler inlines differently, its C library's functions, its helpers
+profile armv7 +stable armv7-unknown-linux-gnueabihf "-Ctarget-feature=+crt-static"
 
 list=cross/hot/functions.txt
 {
@@ -65,7 +90,8 @@ list=cross/hot/functions.txt
     echo "# reload, 3 HTTPS, 4 the admin server, 5 the shutdown. In each phase: the names of the"
     echo "# nightly build (v0 mangling), then those of the stable musl and glibc builds (legacy mangling)."
     # A stable sort by phase keeps each build's layout order within a phase.
-    cat "$dir/small.order" "$dir/release.order" "$dir/static.order" | sort -s -n -k1,1 |
+    cat "$dir/small.order" "$dir/release.order" "$dir/static.order" "$dir/armv7.order" |
+        sort -s -n -k1,1 |
         awk '{ p = $1; sub(/^[0-9]+ /, ""); if (seen[$0]++) next; if (p != last) { print "# phase " p; last = p }; print }'
     # By hand, what no x86_64 profile under valgrind can see. glibc's start-up sets the vDSO up
     # (valgrind gives the program none), looking its symbols up with strcmp. ARM's run-time

@@ -2,7 +2,8 @@
 """cross/hot/scenario.py BIN OUT: a handset's day, for cross/hot/profile.sh.
 
 Runs the daemon BIN under valgrind's callgrind (instruction addresses recorded) on loopback,
-twice, and writes OUT.phases: one line `phase file` per callgrind output file.
+twice, and writes OUT.phases: one line `phase file` per callgrind output file. (An ARM BIN runs
+under qemu-user instead: EN_HOT_QEMU, below.)
 
 First run, a plain phone (one event, no spool, no admin server): start-up, a client's `ping`
 on the socket and 3 s idle (phase 1), the shutdown (phase 5). Second run, with a plain HTTP and an HTTPS receiver of its own
@@ -32,6 +33,11 @@ import urllib.request
 
 BIN, OUT = sys.argv[1], sys.argv[2]
 PASSWORD = "profile-pass-1"
+# EN_HOT_QEMU=qemu-arm: BIN is an ARM build, run under qemu-user instead of valgrind; qemu logs
+# each block of code it translates (`-d in_asm`: once, when first run), and a phase's dump is the
+# log up to that moment. OUT.phases then names files of `0x<address> ` lines, as ranked.py reads.
+QEMU = os.environ.get("EN_HOT_QEMU", "")
+PREFIX = [QEMU] if QEMU else []
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -68,7 +74,8 @@ def free_port():
 
 
 def run(*args, stdin=None):
-    subprocess.run([BIN, *args], input=stdin, check=True, capture_output=True, timeout=120)
+    subprocess.run([*PREFIX, BIN, *args], input=stdin, check=True, capture_output=True,
+                   timeout=120)
 
 
 def main(d):
@@ -106,10 +113,14 @@ def main(d):
         for old in [out] + [f"{out}.{i}" for i in range(1, 10)]:
             if os.path.exists(old):
                 os.remove(old)
+        if QEMU:
+            tool = [QEMU, "-d", "in_asm", "-D", f"{out}.log"]
+            SEEN[out] = 0
+        else:
+            tool = ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-strings=no",
+                    "--compress-pos=no", f"--callgrind-out-file={out}"]
         p = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--compress-strings=no",
-             "--compress-pos=no", f"--callgrind-out-file={out}",
-             BIN, "run", "--config", cfg, "--socket", sock, *extra],
+            [*tool, BIN, "run", "--config", cfg, "--socket", sock, *extra],
             stdout=subprocess.DEVNULL, stderr=open(f"{d}/daemon-{name}.log", "w"))
         DAEMONS.append(p)
         for _ in range(1200):
@@ -126,14 +137,19 @@ def main(d):
             c.recv(64)
 
     def dump(p, out, phase):
-        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True,
-                       capture_output=True, timeout=120)
         dumps[out] = dumps.get(out, 0) + 1
+        if QEMU:
+            qemu_cut(out, f"{out}.{dumps[out]}")
+        else:
+            subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True,
+                           capture_output=True, timeout=120)
         phases.append((phase, f"{out}.{dumps[out]}"))
 
     def stop(p, out):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=120)
+        if QEMU:
+            qemu_cut(out, out)
         phases.append((5, out))
 
     # The handset's identity, as every phone's init script passes it (board/*/board.json).
@@ -216,6 +232,21 @@ def main(d):
 
 
 DAEMONS = []
+SEEN = {}
+
+
+def qemu_cut(out, dest):
+    """The addresses qemu's log OUT.log gained since the last cut, to DEST (whole lines only:
+    the log may end in the middle of one)."""
+    with open(f"{out}.log", "rb") as f:
+        f.seek(SEEN[out])
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    SEEN[out] += end
+    with open(dest, "w") as f:
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            if line.startswith("0x") and ":" in line:
+                f.write(line.split(":", 1)[0].lower() + " \n")
 
 
 def run_main():
