@@ -156,6 +156,18 @@ if [ -f "$(cc -print-file-name=libc.a)" ]; then
         fail "static glibc: the wrapped link failed"
     fi
     [ -z "$(c_range "$t/hot" .text.c_hot)" ] || fail "dynamic link: a .text.c_hot section"
+    # A link the script breaks (a build's own linker script, here a driver that refuses -T) is
+    # made again without it.
+    printf '#!/bin/sh\nfor a; do [ "$a" = -T ] && { echo "no -T here" >&2; exit 1; }; done\nexec cc "$@"\n' > "$t/no-t-cc"
+    chmod +x "$t/no-t-cc"
+    if EN_HOT_CC=$t/no-t-cc EN_HOT_REPORT=$t/rep.t EN_HOT_LIST=$t/list.c hot -static "$t/p.o" -o "$t/static.retry" \
+        -Wl,--gc-sections 2> "$t/retry.err"; then
+        same "" "$t/static.plain" "$t/static.retry" "static glibc, script refused"
+        grep -q "linked again without it" "$t/rep.t" || fail "static glibc, script refused: not reported"
+        ! grep -q "no -T here" "$t/retry.err" || fail "static glibc, script refused: the first link's error shown"
+    else
+        fail "static glibc, script refused: the link failed"
+    fi
 fi
 
 # The arguments in an @file, as rustc passes them when the command line is too long (one per
