@@ -44,6 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def answer(self):
+        port = self.server.server_address[1]
+        COUNTS[port] = COUNTS.get(port, 0) + 1
         n = int(self.headers.get("content-length") or 0)
         if n:
             self.rfile.read(n)
@@ -79,14 +81,23 @@ def run(*args, stdin=None):
 
 
 def main(d):
-    cert, key = f"{d}/cert.pem", f"{d}/key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True)
+    # A CA and the receiver's certificate signed by it, as a CRM's: a self-signed certificate
+    # (a CA's, as openssl makes it) is refused as the receiver's own, and the profile would
+    # then see a failing handshake instead of deliveries over TLS.
+    cert, key, leaf, leaf_key = (f"{d}/{n}" for n in ("ca.pem", "ca.key", "leaf.pem", "leaf.key"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=profile-ca"], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", *ec, "-keyout", leaf_key, "-out", f"{d}/leaf.csr",
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    with open(f"{d}/leaf.ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", f"{d}/leaf.csr", "-CA", cert, "-CAkey", key,
+                    "-CAcreateserial", "-out", leaf, "-days", "2", "-extfile", f"{d}/leaf.ext"],
+                   check=True, capture_output=True)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(leaf, leaf_key)
     plain, tls = receiver(), receiver(ctx)
     admin, dead = free_port(), free_port()
     cfg = f"{d}/event-notify.json"
@@ -215,6 +226,9 @@ def main(d):
         emit("dnd", "state=off")
     time.sleep(4)
     dump(vg, out, 3)
+    # A profile of failing handshakes would place the wrong code: the deliveries must be there.
+    if COUNTS.get(tls, 0) < 10:
+        raise SystemExit(f"scenario: the HTTPS receiver got {COUNTS.get(tls, 0)} of 10 requests")
 
     base = f"http://127.0.0.1:{admin}"
     auth = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
@@ -233,6 +247,7 @@ def main(d):
 
 DAEMONS = []
 SEEN = {}
+COUNTS = {}  # requests answered, by receiver port
 
 
 def qemu_cut(out, dest):

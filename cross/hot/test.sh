@@ -9,8 +9,10 @@
 # and the wrapper must link plainly, never fail or hang, when: readelf is missing, objcopy fails,
 # TMPDIR is missing, its directory is on PATH, gcc is told -fuse-ld=lld then -fuse-ld=bfd; it must
 # place the functions of a list with CRLF line ends, a function whose name has `.` and `$`, and
-# work with spaces and a comma in the paths and with two links at once. For the ARM cross gcc,
-# if installed (and qemu-arm, to run it), the same first checks.
+# work with spaces and a comma in the paths and with two links at once. A static link also places
+# the C library's hot members (.text.c_hot), but not when the link has a linker script of its
+# own or a dependency file. For the ARM cross gcc, if installed (and qemu-arm, to run it), the
+# same first checks.
 # Env: EN_HOT_WRAPPER (the wrapper to test; default link-gcc beside this script).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -156,6 +158,36 @@ if [ -f "$(cc -print-file-name=libc.a)" ]; then
         fail "static glibc: the wrapped link failed"
     fi
     [ -z "$(c_range "$t/hot" .text.c_hot)" ] || fail "dynamic link: a .text.c_hot section"
+    # A build with a linker script or a dependency file of its own gets no C placement (its
+    # script would be edited; the dependency file would name a deleted script).
+    # (-Xlinker: the directory's name has a comma)
+    for own in "-Xlinker --dependency-file=$t/dep.d" "-Wl,-Ttext-segment=0x800000" "-T $t/none.ld"; do
+        set -f
+        set -- $own
+        set +f
+        [ "$1" = -T ] && set -- -T "${own#-T }"
+        [ "$1" = -Xlinker ] && set -- -Xlinker "${own#-Xlinker }"
+        [ -f "$t/none.ld" ] || ld --verbose | sed -n '/^=====/,/^=====/p' | sed '1d;$d' > "$t/none.ld"
+        if EN_HOT_LIST=$t/list.c hot -static "$t/p.o" -o "$t/static.own" "$@"; then
+            [ -z "$(c_range "$t/static.own" .text.c_hot)" ] || fail "static glibc, $own: a .text.c_hot section"
+        else
+            fail "static glibc, $own: the link failed"
+        fi
+    done
+    ! grep -q "en-hot\." "$t/dep.d" 2>/dev/null || fail "static glibc: the dependency file names the wrapper's files"
+    # A library directory with a blank (nm's output is parsed by the archive's path), and a
+    # TMPDIR whose name holds "crtbegin" (only the start-up files themselves go first).
+    mkdir -p "$t/sp ace" "$t/crtbegin-tmp"
+    cp "$(cc -print-file-name=libc.a)" "$t/sp ace/"
+    if EN_HOT_LIST=$t/list.c TMPDIR_HOT=$t/crtbegin-tmp hot -static "$t/p.o" -o "$t/static.sp" "-L$t/sp ace"; then
+        for want in "printf yes" "hot_one no"; do
+            set -- $want
+            got=$(c_in "$t/static.sp" .text.c_hot "^$1\$")
+            [ "$got" = "$2" ] || fail "static glibc, -L with a blank, TMPDIR crtbegin-tmp: $1 in .text.c_hot: $got, wanted $2"
+        done
+    else
+        fail "static glibc, -L with a blank: the link failed"
+    fi
     # A link the script breaks (a build's own linker script, here a driver that refuses -T) is
     # made again without it.
     printf '#!/bin/sh\nfor a; do [ "$a" = -T ] && { echo "no -T here" >&2; exit 1; }; done\nexec cc "$@"\n' > "$t/no-t-cc"
