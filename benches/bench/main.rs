@@ -40,9 +40,18 @@ use std::time::{Duration, Instant};
 
 const BUILT_BIN: &str = env!("CARGO_BIN_EXE_event-notify");
 
-/// The binary under test: the one cargo built, or `$BENCH_BIN` (e.g. an unstripped copy to profile).
+/// The daemon the full bench measures, when it built one ([`sizes::build_pc`]).
+static PC_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The binary under test: `$BENCH_BIN` (e.g. an unstripped copy to profile); else, in a full run,
+/// the PC build as users make it (`cargo build --release`, [`sizes::build_pc`]); else (smoke,
+/// or that build failed) the one cargo built for the bench, whose dependencies carry the
+/// features the dev-dependencies turn on.
 fn bin() -> PathBuf {
-    std::env::var_os("BENCH_BIN").map_or_else(|| PathBuf::from(BUILT_BIN), PathBuf::from)
+    std::env::var_os("BENCH_BIN")
+        .map(PathBuf::from)
+        .or_else(|| PC_BIN.get().cloned())
+        .unwrap_or_else(|| PathBuf::from(BUILT_BIN))
 }
 const PATIENCE: Duration = Duration::from_secs(10);
 const DISPLAY: &str = "Bob & Alice";
@@ -1045,6 +1054,17 @@ fn main() {
     };
     let started = Instant::now();
     let mut r = Runs::default();
+    if !p.smoke && std::env::var_os("BENCH_BIN").is_none() {
+        match sizes::build_pc() {
+            Ok(b) => {
+                let _ = PC_BIN.set(b);
+            }
+            Err(e) => r.note(
+                "binary",
+                format!("the release build failed ({e}): the bench's own build measured"),
+            ),
+        }
+    }
 
     let load0 = procs::loadavg();
     eprintln!("bench: heap allocations on the engine path");

@@ -77,6 +77,24 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
     Ok(dir.join(triple).join("release/event-notify"))
 }
 
+/// The PC build as `make build` and `make demo` make it (`cargo build --release`, default
+/// features), into target/bench-pc: the daemon the bench measures. Not the binary `cargo bench`
+/// builds beside the bench, whose dependencies are compiled with the features the
+/// dev-dependencies turn on (rcgen's and the tests' rustls and ring): a larger program no user
+/// runs (docs/PERFORMANCE.md, "The daemon the bench measures").
+pub fn build_pc() -> Result<PathBuf, String> {
+    let dir = target_dir().join("bench-pc");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("bench: building the daemon as users do: cargo build --release (target/bench-pc)");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .env("CARGO_TARGET_DIR", &dir)
+        .args(["build", "--release", "--bin", "event-notify"])
+        .stdin(Stdio::null());
+    cargo_build(cmd, &dir, "build-pc.log")?;
+    Ok(dir.join("release/event-notify"))
+}
+
 /// Runs a prepared `cargo build` command, writes its stderr to `dir/log_name` (whatever the
 /// outcome), and on failure says where the log is with its last two lines.
 fn cargo_build(mut cmd: Command, dir: &Path, log_name: &str) -> Result<(), String> {
