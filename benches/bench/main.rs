@@ -45,8 +45,7 @@ static PC_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// The binary under test: `$BENCH_BIN` (e.g. an unstripped copy to profile); else, in a full run,
 /// the PC build as users make it (`cargo build --release`, [`sizes::build_pc`]); else (smoke,
-/// or that build failed) the one cargo built for the bench, whose dependencies carry the
-/// features the dev-dependencies turn on.
+/// or that build failed) the one cargo built for the bench (panics unwinding).
 fn bin() -> PathBuf {
     std::env::var_os("BENCH_BIN")
         .map(PathBuf::from)

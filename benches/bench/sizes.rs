@@ -78,10 +78,10 @@ fn build(triple: &str, tls: bool) -> Result<PathBuf, String> {
 }
 
 /// The PC build as `make build` and `make demo` make it (`cargo build --release`, default
-/// features), into target/bench-pc: the daemon the bench measures. Not the binary `cargo bench`
-/// builds beside the bench, whose dependencies are compiled with the features the
-/// dev-dependencies turn on (rcgen's and the tests' rustls and ring): a larger program no user
-/// runs (docs/PERFORMANCE.md, "The daemon the bench measures").
+/// features, panics abort), into target/bench-pc: the daemon the bench measures. Not the binary
+/// `cargo bench` builds beside the bench: cargo builds the library for a bench with panics
+/// unwinding, and that binary links it (about 230 KB more code, landing pads and unwind tables):
+/// a program no user runs (docs/PERFORMANCE.md, "The daemon the bench measures").
 pub fn build_pc() -> Result<PathBuf, String> {
     let dir = target_dir().join("bench-pc");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
